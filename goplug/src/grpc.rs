@@ -1,0 +1,19 @@
+//! go-plugin's internal gRPC services (proto package `plugin`) and the
+//! pieces of the gRPC transport shared by both sides.
+
+/// Generated messages, clients and servers of proto package `plugin`:
+/// `GRPCController`, `GRPCStdio` and `GRPCBroker`.
+#[allow(missing_docs, missing_debug_implementations, unreachable_pub, clippy::all, clippy::pedantic)]
+pub mod pb {
+    tonic::include_proto!("plugin");
+}
+
+/// The health-check service name go-plugin hosts ping (`GRPCServiceName`).
+pub const HEALTH_SERVICE_NAME: &str = "plugin";
+
+/// go-plugin hosts send and accept messages up to `math.MaxInt32` bytes.
+pub const HOST_MAX_MESSAGE_SIZE: usize = i32::MAX as usize;
+
+/// The encoded file descriptor set of the `plugin` protos, for reflection.
+pub(crate) const PLUGIN_FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/plugin_descriptor.bin"));

@@ -1,0 +1,644 @@
+//! The host side: launch a plugin, negotiate, connect, dispense typed
+//! clients, and shut it down.
+//!
+//! ```no_run
+//! # async fn example() -> goplug::Result<()> {
+//! use goplug::host::{Client, PluginSet};
+//! use goplug::{HandshakeConfig, Protocol};
+//! use tonic_health::pb::health_client::HealthClient;
+//!
+//! const HANDSHAKE: HandshakeConfig = HandshakeConfig::new(1, "BASIC_PLUGIN", "hello");
+//!
+//! let client = Client::builder(HANDSHAKE)
+//!     // A generated client such as `KvClient<Channel>`; see `grpc_client!`.
+//!     .plugins(PluginSet::new().grpc_with("health", HealthClient::new))
+//!     .command(std::process::Command::new("./kv-plugin"))
+//!     .start()
+//!     .await?;
+//! let mut health: HealthClient<goplug::host::Channel> = client.dispense("health")?;
+//! client.ping().await?;
+//! let report = client.shutdown().await;
+//! assert!(report.graceful);
+//! # let _ = health; Ok(()) }
+//! ```
+
+mod connect;
+mod process;
+
+use std::any::{Any, TypeId, type_name};
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::fmt;
+use std::path::PathBuf;
+use std::process::ExitStatus;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::io::AsyncWrite;
+pub use tonic::transport::Channel;
+
+use crate::env;
+use crate::error::{Error, HandshakeError, Result, quote};
+use crate::grpc::{HEALTH_SERVICE_NAME, pb};
+use crate::handshake::{HandshakeConfig, HandshakeLine, PluginAddress, Protocol, format_versions};
+use process::{Line, PluginProcess, ProcessState};
+
+/// go-plugin's default start timeout.
+pub const DEFAULT_START_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a plugin has to exit after a shutdown request (go-plugin: 2 s).
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+/// Longest handshake line accepted. A line with an AutoMTLS certificate is
+/// about 1.3 KiB; go-plugin's scanner stops at 64 KiB.
+pub const HANDSHAKE_LINE_LIMIT: usize = 16 * 1024;
+/// How long to look for a handshake line after stdout noise, to say so in
+/// the error.
+const NOISE_PEEK: Duration = Duration::from_millis(250);
+/// Bound on a health check.
+const PING_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A generated tonic client that goplug can build on the plugin's channel.
+///
+/// Implement it with [`grpc_client!`](crate::grpc_client), which also lifts
+/// tonic's 4 MiB message limit to go-plugin's `MaxInt32`, as a Go host does.
+pub trait GrpcClient: Send + 'static {
+    /// Builds the client on the plugin's connection.
+    fn from_channel(channel: Channel) -> Self;
+}
+
+/// Implements [`GrpcClient`](crate::host::GrpcClient) for tonic-generated
+/// clients, with go-plugin's host message limits (`MaxInt32` both ways).
+///
+/// ```
+/// # mod pb { #[derive(Debug, Clone)] pub struct KvClient<T>(T);
+/// #   impl<T> KvClient<T> { pub fn new(t: T) -> Self { Self(t) }
+/// #     pub fn max_decoding_message_size(self, _: usize) -> Self { self }
+/// #     pub fn max_encoding_message_size(self, _: usize) -> Self { self } } }
+/// goplug::grpc_client!(pb::KvClient);
+/// ```
+#[macro_export]
+macro_rules! grpc_client {
+    ($($($segment:ident)::+),+ $(,)?) => {
+        $(
+            impl $crate::host::GrpcClient for $($segment)::+<$crate::host::Channel> {
+                fn from_channel(channel: $crate::host::Channel) -> Self {
+                    $($segment)::+::new(channel)
+                        .max_decoding_message_size($crate::grpc::HOST_MAX_MESSAGE_SIZE)
+                        .max_encoding_message_size($crate::grpc::HOST_MAX_MESSAGE_SIZE)
+                }
+            }
+        )+
+    };
+}
+
+type MakeClient = Arc<dyn Fn(Channel) -> Box<dyn Any + Send> + Send + Sync>;
+
+#[derive(Clone)]
+struct Entry {
+    type_id: TypeId,
+    type_name: &'static str,
+    make: MakeClient,
+}
+
+/// The plugins a host can dispense for one app protocol version: name to
+/// client type. go-plugin's `PluginSet`, host half.
+#[derive(Clone, Default)]
+pub struct PluginSet {
+    entries: BTreeMap<String, Entry>,
+}
+
+impl fmt::Debug for PluginSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut map = f.debug_map();
+        for (name, entry) in &self.entries {
+            map.entry(name, &entry.type_name);
+        }
+        map.finish()
+    }
+}
+
+impl PluginSet {
+    /// An empty set.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a plugin dispensed as the gRPC client `C`.
+    #[must_use]
+    pub fn grpc<C: GrpcClient>(self, name: impl Into<String>) -> Self {
+        self.grpc_with(name, C::from_channel)
+    }
+
+    /// Adds a plugin dispensed as whatever `make` builds on the channel,
+    /// such as your own wrapper around a generated client.
+    #[must_use]
+    pub fn grpc_with<C: Send + 'static>(
+        mut self,
+        name: impl Into<String>,
+        make: impl Fn(Channel) -> C + Send + Sync + 'static,
+    ) -> Self {
+        self.entries.insert(
+            name.into(),
+            Entry {
+                type_id: TypeId::of::<C>(),
+                type_name: type_name::<C>(),
+                make: Arc::new(move |channel| Box::new(make(channel))),
+            },
+        );
+        self
+    }
+
+    /// The plugin names in this set.
+    pub fn names(&self) -> Vec<String> {
+        self.entries.keys().cloned().collect()
+    }
+}
+
+/// Configures and starts a plugin: go-plugin's `ClientConfig`.
+#[must_use = "a builder does nothing until `start` is awaited"]
+pub struct ClientBuilder {
+    handshake: HandshakeConfig,
+    versions: BTreeMap<u32, PluginSet>,
+    command: Option<std::process::Command>,
+    allowed_protocols: Vec<Protocol>,
+    start_timeout: Duration,
+    shutdown_grace: Duration,
+    skip_host_env: bool,
+    port_range: (u16, u16),
+    stderr: Option<process::StderrSink>,
+    unix_socket_dir: Option<PathBuf>,
+    unix_socket_group: Option<String>,
+}
+
+impl fmt::Debug for ClientBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientBuilder")
+            .field("handshake", &self.handshake)
+            .field("versions", &self.versions)
+            .field("command", &self.command)
+            .field("allowed_protocols", &self.allowed_protocols)
+            .field("start_timeout", &self.start_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientBuilder {
+    /// Serves `plugins` at the handshake's protocol version (go-plugin's
+    /// `Plugins`); a set given with [`version`](Self::version) wins.
+    pub fn plugins(mut self, plugins: PluginSet) -> Self {
+        self.versions
+            .entry(self.handshake.protocol_version)
+            .or_insert(plugins);
+        self
+    }
+
+    /// Offers app protocol `version` with `plugins` (go-plugin's
+    /// `VersionedPlugins`). All offered versions go to the plugin in
+    /// `PLUGIN_PROTOCOL_VERSIONS`; it picks the highest it supports.
+    pub fn version(mut self, version: u32, plugins: PluginSet) -> Self {
+        self.versions.insert(version, plugins);
+        self
+    }
+
+    /// The plugin command. Its environment is rebuilt as go-plugin does:
+    /// the variables set on `command`, then this process's environment
+    /// (see [`skip_host_env`](Self::skip_host_env)), then go-plugin's
+    /// variables; the last value of a name wins. Stdin is inherited.
+    pub fn command(mut self, command: std::process::Command) -> Self {
+        self.command = Some(command);
+        self
+    }
+
+    /// Protocols the host accepts (default: gRPC only; go-plugin's default
+    /// is net/rpc only, which goplug does not speak yet).
+    pub fn allowed_protocols(mut self, protocols: impl IntoIterator<Item = Protocol>) -> Self {
+        self.allowed_protocols = protocols.into_iter().collect();
+        self
+    }
+
+    /// How long the plugin has to print its handshake line and accept the
+    /// connection (default 1 minute). Past it the plugin is killed.
+    pub fn start_timeout(mut self, timeout: Duration) -> Self {
+        self.start_timeout = timeout;
+        self
+    }
+
+    /// How long [`Client::shutdown`] waits for a graceful exit before it
+    /// kills (default 2 s, as go-plugin).
+    pub fn shutdown_grace(mut self, grace: Duration) -> Self {
+        self.shutdown_grace = grace;
+        self
+    }
+
+    /// Do not pass this process's environment to the plugin.
+    pub fn skip_host_env(mut self, skip: bool) -> Self {
+        self.skip_host_env = skip;
+        self
+    }
+
+    /// The TCP port range sent as `PLUGIN_MIN_PORT`/`PLUGIN_MAX_PORT`
+    /// (default 10000-25000).
+    pub fn port_range(mut self, min: u16, max: u16) -> Self {
+        self.port_range = (min, max);
+        self
+    }
+
+    /// Copies every line the plugin writes to stderr (with its newline) to
+    /// `writer`, as go-plugin's `Stderr`.
+    pub fn stderr(mut self, writer: impl AsyncWrite + Send + Unpin + 'static) -> Self {
+        self.stderr = Some(Box::new(writer));
+        self
+    }
+
+    /// Directory the plugin creates its socket in (`PLUGIN_UNIX_SOCKET_DIR`).
+    pub fn unix_socket_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.unix_socket_dir = Some(dir.into());
+        self
+    }
+
+    /// Group given access to the plugin's socket (`PLUGIN_UNIX_SOCKET_GROUP`),
+    /// a name or a numeric gid.
+    pub fn unix_socket_group(mut self, group: impl Into<String>) -> Self {
+        self.unix_socket_group = Some(group.into());
+        self
+    }
+
+    /// Launches the plugin, reads and checks its handshake, and connects.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] without a command; [`Error::Spawn`];
+    /// [`Error::StartTimeout`]; [`Error::ExitedBeforeHandshake`];
+    /// [`Error::Handshake`] for every malformed or incompatible line;
+    /// [`Error::ProtocolNotImplemented`]; [`Error::Connect`]. In every
+    /// error case the plugin process has been killed and reaped.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future kills the plugin.
+    pub async fn start(self) -> Result<Client> {
+        let Self {
+            handshake,
+            mut versions,
+            command,
+            allowed_protocols,
+            start_timeout,
+            shutdown_grace,
+            skip_host_env,
+            port_range,
+            stderr,
+            unix_socket_dir,
+            unix_socket_group,
+        } = self;
+        let command = command.ok_or_else(|| Error::Config("no plugin command was given".to_owned()))?;
+        if versions.is_empty() {
+            versions.insert(handshake.protocol_version, PluginSet::new());
+        }
+        let offered: Vec<u32> = versions.keys().copied().collect();
+
+        let mut plugin_vars = vec![
+            process::os_pair(&handshake.magic_cookie_key, handshake.magic_cookie_value.as_ref()),
+            process::os_pair(env::PLUGIN_MIN_PORT, port_range.0.to_string()),
+            process::os_pair(env::PLUGIN_MAX_PORT, port_range.1.to_string()),
+            process::os_pair(env::PLUGIN_PROTOCOL_VERSIONS, format_versions(&offered)),
+        ];
+        if let Some(group) = &unix_socket_group {
+            plugin_vars.push(process::os_pair(env::PLUGIN_UNIX_SOCKET_GROUP, group));
+        }
+        if let Some(dir) = &unix_socket_dir {
+            plugin_vars.push(process::os_pair(env::PLUGIN_UNIX_SOCKET_DIR, dir.as_os_str()));
+        }
+        let environment = process::assemble_env(
+            process::caller_env(&command),
+            (!skip_host_env).then(std::env::vars_os),
+            plugin_vars,
+        );
+
+        let started = Instant::now();
+        let deadline = tokio::time::Instant::now() + start_timeout;
+        tracing::debug!(path = %process::program_of(&command).display(), "starting plugin");
+        let (mut process, mut stdout) = PluginProcess::spawn(command, environment, stderr)?;
+        tracing::debug!(pid = process.pid, "plugin started");
+
+        let line = match read_handshake(&mut process, &mut stdout, deadline, start_timeout).await {
+            Ok(line) => line,
+            Err(e) => {
+                process.kill().await;
+                process.finish_readers(Duration::from_millis(500)).await;
+                return Err(with_tail(e, &process));
+            }
+        };
+        let checked = line
+            .check(&offered, &allowed_protocols, false)
+            .map_err(Error::from)
+            .and_then(|()| match line.protocol {
+                Protocol::Grpc => Ok(()),
+                other => Err(Error::ProtocolNotImplemented(other)),
+            });
+        if let Err(e) = checked {
+            process.kill().await;
+            return Err(e);
+        }
+        tracing::debug!(version = line.app_version, "using plugin version");
+        process.discard_stdout(stdout);
+
+        let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let channel = match connect::connect(&line.address, remaining).await {
+            Ok(channel) => channel,
+            Err(e) => {
+                process.kill().await;
+                return Err(e);
+            }
+        };
+        let plugins = versions.remove(&line.app_version).unwrap_or_default();
+        Ok(Client {
+            channel,
+            plugins,
+            protocol: line.protocol,
+            version: line.app_version,
+            address: line.address,
+            shutdown_grace,
+            start_duration: started.elapsed(),
+            process,
+        })
+    }
+}
+
+/// Adds the stderr tail to errors that are about the plugin failing.
+fn with_tail(error: Error, process: &PluginProcess) -> Error {
+    match error {
+        Error::StartTimeout { timeout, .. } => Error::StartTimeout {
+            timeout,
+            stderr: process.stderr_tail(),
+        },
+        Error::ExitedBeforeHandshake { .. } => Error::ExitedBeforeHandshake {
+            status: process.exit_status(),
+            stderr: process.stderr_tail(),
+        },
+        other => other,
+    }
+}
+
+async fn read_handshake(
+    process: &mut PluginProcess,
+    stdout: &mut tokio::io::BufReader<tokio::process::ChildStdout>,
+    deadline: tokio::time::Instant,
+    start_timeout: Duration,
+) -> Result<HandshakeLine> {
+    let timed_out = || Error::StartTimeout {
+        timeout: start_timeout,
+        stderr: Default::default(),
+    };
+    let first = tokio::time::timeout_at(deadline, process::read_line(stdout, HANDSHAKE_LINE_LIMIT))
+        .await
+        .map_err(|_| timed_out())?
+        .map_err(|source| Error::Io {
+            context: "reading the plugin's stdout",
+            source,
+        })?;
+    let raw = match first {
+        Line::Complete(raw) => raw,
+        Line::Eof(rest) if !rest.is_empty() => rest,
+        Line::Eof(_) => {
+            // No line at all: the plugin is exiting (or closed stdout).
+            let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+            process.wait_gone(remaining.min(Duration::from_secs(2))).await;
+            return Err(Error::ExitedBeforeHandshake {
+                status: None,
+                stderr: Default::default(),
+            });
+        }
+        Line::TooLong(prefix) => {
+            return Err(HandshakeError::LineTooLong {
+                limit: HANDSHAKE_LINE_LIMIT,
+                prefix: quote(&String::from_utf8_lossy(&prefix)),
+            }
+            .into());
+        }
+    };
+    let text = String::from_utf8(raw).map_err(|e| HandshakeError::NotText {
+        line: quote(&String::from_utf8_lossy(e.as_bytes())),
+    })?;
+    match HandshakeLine::parse(&text) {
+        Ok(line) => Ok(line),
+        Err(HandshakeError::StdoutNoise { line, .. }) => {
+            // Say whether a handshake followed the noise: the usual cause is
+            // a plugin printing before it serves.
+            let peek_until = deadline.min(tokio::time::Instant::now() + NOISE_PEEK);
+            let following = match tokio::time::timeout_at(peek_until, process::read_line(stdout, HANDSHAKE_LINE_LIMIT)).await {
+                Ok(Ok(Line::Complete(next) | Line::Eof(next))) => String::from_utf8(next)
+                    .ok()
+                    .filter(|next| HandshakeLine::parse(next).is_ok())
+                    .map(|next| quote(next.trim())),
+                _ => None,
+            };
+            Err(HandshakeError::StdoutNoise { line, following }.into())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// How [`Client::shutdown`] went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ShutdownReport {
+    /// True when the plugin exited on its own within the grace period.
+    pub graceful: bool,
+    /// Its exit status, when it could be collected.
+    pub status: Option<ExitStatus>,
+    /// Time from the shutdown request to the process being reaped.
+    pub elapsed: Duration,
+}
+
+/// A running plugin: go-plugin's `Client` plus its `ClientProtocol`.
+///
+/// Dropping a `Client` kills the plugin without blocking; call
+/// [`shutdown`](Self::shutdown) for a graceful exit.
+pub struct Client {
+    channel: Channel,
+    plugins: PluginSet,
+    protocol: Protocol,
+    version: u32,
+    address: PluginAddress,
+    shutdown_grace: Duration,
+    start_duration: Duration,
+    process: PluginProcess,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("pid", &self.process.pid)
+            .field("program", &self.process.program)
+            .field("protocol", &self.protocol)
+            .field("version", &self.version)
+            .field("address", &self.address)
+            .field("plugins", &self.plugins)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// A builder for a plugin with this handshake.
+    pub fn builder(handshake: HandshakeConfig) -> ClientBuilder {
+        ClientBuilder {
+            handshake,
+            versions: BTreeMap::new(),
+            command: None,
+            allowed_protocols: vec![Protocol::Grpc],
+            start_timeout: DEFAULT_START_TIMEOUT,
+            shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            skip_host_env: false,
+            port_range: (env::DEFAULT_MIN_PORT, env::DEFAULT_MAX_PORT),
+            stderr: None,
+            unix_socket_dir: None,
+            unix_socket_group: None,
+        }
+    }
+
+    /// The negotiated protocol.
+    pub fn protocol(&self) -> Protocol {
+        self.protocol
+    }
+
+    /// The negotiated app protocol version.
+    pub fn negotiated_version(&self) -> u32 {
+        self.version
+    }
+
+    /// Where the plugin listens.
+    pub fn address(&self) -> &PluginAddress {
+        &self.address
+    }
+
+    /// The plugin's process id.
+    pub fn pid(&self) -> u32 {
+        self.process.pid
+    }
+
+    /// Time from launch to a connected client.
+    pub fn start_duration(&self) -> Duration {
+        self.start_duration
+    }
+
+    /// The plugin's gRPC channel, for services outside the plugin set.
+    pub fn channel(&self) -> Channel {
+        self.channel.clone()
+    }
+
+    /// Returns the client registered as `name` in the negotiated plugin set.
+    /// Like go-plugin's gRPC dispense this is local: no RPC is made.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnknownPlugin`] for a name the set lacks;
+    /// [`Error::DispenseType`] when `T` is not the registered client type.
+    pub fn dispense<T: 'static>(&self, name: &str) -> Result<T> {
+        let entry = self.plugins.entries.get(name).ok_or_else(|| Error::UnknownPlugin {
+            name: name.to_owned(),
+            available: self.plugins.names(),
+        })?;
+        if entry.type_id != TypeId::of::<T>() {
+            return Err(Error::DispenseType {
+                name: name.to_owned(),
+                registered: entry.type_name,
+                requested: type_name::<T>(),
+            });
+        }
+        (entry.make)(self.channel.clone())
+            .downcast::<T>()
+            .map(|client| *client)
+            .map_err(|_| Error::DispenseType {
+                name: name.to_owned(),
+                registered: entry.type_name,
+                requested: type_name::<T>(),
+            })
+    }
+
+    /// Health-checks the plugin (`grpc.health.v1` service `plugin`), as
+    /// go-plugin's `Ping`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Ping`] when the check fails or reports not serving,
+    /// [`Error::Timeout`] after 5 s.
+    pub async fn ping(&self) -> Result<()> {
+        let mut health = tonic_health::pb::health_client::HealthClient::new(self.channel.clone());
+        let request = tonic_health::pb::HealthCheckRequest {
+            service: HEALTH_SERVICE_NAME.to_owned(),
+        };
+        let response = tokio::time::timeout(PING_TIMEOUT, health.check(request))
+            .await
+            .map_err(|_| Error::Timeout {
+                operation: "plugin health check",
+                timeout: PING_TIMEOUT,
+            })?
+            .map_err(|status| Error::Ping(format!("{}: {}", status.code(), status.message())))?;
+        let serving = tonic_health::pb::health_check_response::ServingStatus::Serving as i32;
+        if response.get_ref().status == serving {
+            Ok(())
+        } else {
+            Err(Error::Ping(format!("status {}", response.get_ref().status)))
+        }
+    }
+
+    /// Whether the plugin process has exited.
+    pub fn exited(&self) -> bool {
+        self.process.state() != ProcessState::Running
+    }
+
+    /// The exit status, once the process has exited.
+    pub fn exit_status(&self) -> Option<ExitStatus> {
+        self.process.exit_status()
+    }
+
+    /// Waits until the plugin process exits, or `timeout`; returns whether it did.
+    pub async fn wait_exit(&self, timeout: Duration) -> bool {
+        self.process.wait_gone(timeout).await
+    }
+
+    /// Stops the plugin as go-plugin's `Kill` does, with every step bounded:
+    /// asks it to shut down (`GRPCController.Shutdown`), waits up to the
+    /// grace period (2 s) for it to exit, then kills it. Never fails: a
+    /// plugin that cannot be asked is killed.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future kills the plugin.
+    pub async fn shutdown(self) -> ShutdownReport {
+        let Self {
+            channel,
+            shutdown_grace,
+            mut process,
+            ..
+        } = self;
+        let started = Instant::now();
+        let deadline = tokio::time::Instant::now() + shutdown_grace;
+        if !process.wait_gone(Duration::ZERO).await {
+            let mut controller = pb::grpc_controller_client::GrpcControllerClient::new(channel);
+            // The outcome is ignored, as go-plugin does: the plugin may stop
+            // before its reply is sent.
+            let _ = tokio::time::timeout_at(deadline, controller.shutdown(pb::Empty {})).await;
+        }
+        let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let graceful = process.wait_gone(remaining).await;
+        if !graceful {
+            tracing::warn!(pid = process.pid, "plugin failed to exit gracefully");
+            process.kill().await;
+        } else {
+            tracing::debug!(pid = process.pid, "plugin exited");
+        }
+        process.finish_readers(Duration::from_secs(1)).await;
+        ShutdownReport {
+            graceful,
+            status: process.exit_status(),
+            elapsed: started.elapsed(),
+        }
+    }
+}
+
+/// Builds the command go-plugin's example hosts use: `sh -c <line>`.
+pub fn shell_command(line: impl Into<OsString>) -> std::process::Command {
+    let mut command = std::process::Command::new("sh");
+    command.arg("-c").arg(line.into());
+    command
+}

@@ -1,0 +1,394 @@
+//! The plugin process: environment, spawning, the handshake line on stdout,
+//! stderr draining, exit watching and killing.
+
+use std::collections::VecDeque;
+use std::ffi::{OsStr, OsString};
+use std::io;
+use std::path::PathBuf;
+use std::process::{ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::process::{ChildStderr, ChildStdout};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::{Error, Result, StderrTail};
+
+/// Longest stderr line handled as one line; longer ones are split, as
+/// go-plugin's `PluginLogBufferSize` does.
+const STDERR_LINE_LIMIT: usize = 64 * 1024;
+/// Stderr lines kept for error messages.
+const TAIL_LINES: usize = 20;
+/// Bytes of each kept stderr line.
+const TAIL_LINE_BYTES: usize = 512;
+/// How long a reaped-or-killed process may take to be reaped.
+pub(crate) const REAP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A writer the host copies the plugin's raw stderr to.
+pub(crate) type StderrSink = Box<dyn AsyncWrite + Send + Unpin>;
+
+/// Where the plugin process is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ProcessState {
+    Running,
+    Exited(ExitStatus),
+    /// Waiting on the child failed; it is gone but its status is unknown.
+    Lost,
+}
+
+/// Builds the plugin's environment as go-plugin does: the caller's
+/// variables, then the host's own (unless skipped), then go-plugin's; the
+/// last value of a name wins.
+pub(crate) fn assemble_env(
+    caller: impl IntoIterator<Item = (OsString, OsString)>,
+    host: Option<impl IntoIterator<Item = (OsString, OsString)>>,
+    plugin_vars: impl IntoIterator<Item = (OsString, OsString)>,
+) -> Vec<(OsString, OsString)> {
+    let mut env: Vec<(OsString, OsString)> = Vec::new();
+    let mut set = |key: OsString, value: OsString| {
+        if let Some(slot) = env.iter_mut().find(|(k, _)| *k == key) {
+            slot.1 = value;
+        } else {
+            env.push((key, value));
+        }
+    };
+    for (k, v) in caller {
+        set(k, v);
+    }
+    for (k, v) in host.into_iter().flatten() {
+        set(k, v);
+    }
+    for (k, v) in plugin_vars {
+        set(k, v);
+    }
+    env
+}
+
+/// The last stderr lines of the plugin.
+#[derive(Debug, Default)]
+pub(crate) struct Tail {
+    lines: VecDeque<String>,
+}
+
+impl Tail {
+    fn push(&mut self, line: &[u8]) {
+        let text = String::from_utf8_lossy(&line[..line.len().min(TAIL_LINE_BYTES)]).into_owned();
+        if self.lines.len() == TAIL_LINES {
+            self.lines.pop_front();
+        }
+        self.lines.push_back(text);
+    }
+
+    fn snapshot(&self) -> StderrTail {
+        StderrTail(self.lines.iter().cloned().collect::<Vec<_>>().join("\n"))
+    }
+}
+
+/// A started plugin process and the tasks that watch it.
+#[derive(Debug)]
+pub(crate) struct PluginProcess {
+    pub(crate) pid: u32,
+    pub(crate) program: PathBuf,
+    state: watch::Receiver<ProcessState>,
+    kill: CancellationToken,
+    tail: Arc<Mutex<Tail>>,
+    stderr_task: Option<JoinHandle<()>>,
+    stdout_task: Option<JoinHandle<()>>,
+}
+
+impl PluginProcess {
+    /// Spawns the plugin with stdin inherited and stdout/stderr piped.
+    pub(crate) fn spawn(
+        command: std::process::Command,
+        env: Vec<(OsString, OsString)>,
+        stderr_sink: Option<StderrSink>,
+    ) -> Result<(Self, BufReader<ChildStdout>)> {
+        let program = PathBuf::from(command.get_program());
+        let mut command = tokio::process::Command::from(command);
+        command
+            .env_clear()
+            .envs(env)
+            .stdin(Stdio::inherit())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = command.spawn().map_err(|source| Error::Spawn {
+            program: program.clone(),
+            source,
+        })?;
+        let pid = child.id().unwrap_or_default();
+        let (stdout, stderr) = match (child.stdout.take(), child.stderr.take()) {
+            (Some(stdout), Some(stderr)) => (stdout, stderr),
+            // Unreachable with piped stdio; the child is killed on drop.
+            _ => {
+                return Err(Error::Spawn {
+                    program,
+                    source: io::Error::other("the child's stdout or stderr pipe is missing"),
+                });
+            }
+        };
+
+        let (state_tx, state) = watch::channel(ProcessState::Running);
+        let kill = CancellationToken::new();
+        let killer = kill.clone();
+        tokio::spawn(async move {
+            let status = tokio::select! {
+                status = child.wait() => status,
+                () = killer.cancelled() => {
+                    let _ = child.start_kill();
+                    child.wait().await
+                }
+            };
+            let state = match status {
+                Ok(status) => ProcessState::Exited(status),
+                Err(e) => {
+                    tracing::warn!("waiting for the plugin process failed: {e}");
+                    ProcessState::Lost
+                }
+            };
+            state_tx.send_replace(state);
+        });
+
+        let tail = Arc::new(Mutex::new(Tail::default()));
+        let plugin_name = program
+            .file_name()
+            .map_or_else(|| program.display().to_string(), |n| n.to_string_lossy().into_owned());
+        let stderr_task = tokio::spawn(drain_stderr(stderr, stderr_sink, tail.clone(), plugin_name));
+
+        Ok((
+            Self {
+                pid,
+                program,
+                state,
+                kill,
+                tail,
+                stderr_task: Some(stderr_task),
+                stdout_task: None,
+            },
+            BufReader::new(stdout),
+        ))
+    }
+
+    /// Keeps reading stdout after the handshake and discards it, as
+    /// go-plugin does, so a chatty plugin never blocks on a full pipe.
+    pub(crate) fn discard_stdout(&mut self, mut stdout: BufReader<ChildStdout>) {
+        self.stdout_task = Some(tokio::spawn(async move {
+            let _ = tokio::io::copy_buf(&mut stdout, &mut tokio::io::sink()).await;
+        }));
+    }
+
+    pub(crate) fn state(&self) -> ProcessState {
+        *self.state.borrow()
+    }
+
+    pub(crate) fn exit_status(&self) -> Option<ExitStatus> {
+        match self.state() {
+            ProcessState::Exited(status) => Some(status),
+            _ => None,
+        }
+    }
+
+    /// Waits until the process is gone, or `timeout`. Returns whether it is gone.
+    pub(crate) async fn wait_gone(&self, timeout: Duration) -> bool {
+        let mut state = self.state.clone();
+        matches!(
+            tokio::time::timeout(timeout, state.wait_for(|s| *s != ProcessState::Running)).await,
+            Ok(Ok(_))
+        )
+    }
+
+    /// Sends SIGKILL (once) and waits, bounded, for the process to be reaped.
+    pub(crate) async fn kill(&self) -> bool {
+        self.kill.cancel();
+        self.wait_gone(REAP_TIMEOUT).await
+    }
+
+    /// Waits (bounded) for the stdout and stderr readers to reach EOF, so
+    /// that every stderr line reached the sink and the tail.
+    pub(crate) async fn finish_readers(&mut self, timeout: Duration) {
+        let readers = async {
+            if let Some(task) = self.stderr_task.take() {
+                let _ = task.await;
+            }
+            if let Some(task) = self.stdout_task.take() {
+                let _ = task.await;
+            }
+        };
+        if tokio::time::timeout(timeout, readers).await.is_err() {
+            // A descendant of the plugin may hold the pipes open.
+            tracing::debug!("plugin output pipes still open after the plugin exited");
+        }
+    }
+
+    pub(crate) fn stderr_tail(&self) -> StderrTail {
+        self.tail
+            .lock()
+            .map(|tail| tail.snapshot())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for PluginProcess {
+    fn drop(&mut self) {
+        // Never blocks: the watcher task kills and reaps. If the runtime is
+        // gone, tokio's kill_on_drop sends the SIGKILL instead.
+        self.kill.cancel();
+        if let Some(task) = &self.stdout_task {
+            task.abort();
+        }
+    }
+}
+
+async fn drain_stderr(
+    stderr: ChildStderr,
+    mut sink: Option<StderrSink>,
+    tail: Arc<Mutex<Tail>>,
+    plugin: String,
+) {
+    let mut reader = BufReader::with_capacity(STDERR_LINE_LIMIT, stderr);
+    loop {
+        let line = match read_line(&mut reader, STDERR_LINE_LIMIT).await {
+            Ok(Line::Complete(line) | Line::TooLong(line)) => line,
+            Ok(Line::Eof(rest)) if !rest.is_empty() => rest,
+            Ok(Line::Eof(_)) => break,
+            Err(e) => {
+                tracing::error!(plugin, "reading plugin stderr: {e}");
+                break;
+            }
+        };
+        if let Ok(mut tail) = tail.lock() {
+            tail.push(&line);
+        }
+        tracing::debug!(target: "goplug::plugin_stderr", plugin, "{}", String::from_utf8_lossy(&line));
+        if let Some(writer) = sink.as_mut() {
+            let written = async {
+                writer.write_all(&line).await?;
+                writer.write_all(b"\n").await?;
+                writer.flush().await
+            };
+            if let Err(e) = written.await {
+                tracing::warn!(plugin, "copying plugin stderr failed, no longer copying: {e}");
+                sink = None;
+            }
+        }
+    }
+}
+
+/// One line read with a length cap.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Line {
+    /// A line without its `\n` (a `\r` before it is kept; the parser trims it).
+    Complete(Vec<u8>),
+    /// `limit` bytes without a newline; the rest of the line is still unread.
+    TooLong(Vec<u8>),
+    /// End of input; what was read after the last newline.
+    Eof(Vec<u8>),
+}
+
+/// Reads up to and excluding `\n`, never buffering more than `limit` bytes.
+pub(crate) async fn read_line<R: AsyncBufRead + Unpin>(reader: &mut R, limit: usize) -> io::Result<Line> {
+    let mut line = Vec::new();
+    loop {
+        let available = reader.fill_buf().await?;
+        if available.is_empty() {
+            return Ok(Line::Eof(line));
+        }
+        let room = limit - line.len();
+        let window = &available[..available.len().min(room)];
+        if let Some(pos) = window.iter().position(|&b| b == b'\n') {
+            line.extend_from_slice(&window[..pos]);
+            reader.consume(pos + 1);
+            return Ok(Line::Complete(line));
+        }
+        let taken = window.len();
+        line.extend_from_slice(window);
+        reader.consume(taken);
+        if line.len() >= limit {
+            return Ok(Line::TooLong(line));
+        }
+    }
+}
+
+/// The program name as a `PathBuf`, for messages.
+pub(crate) fn program_of(command: &std::process::Command) -> PathBuf {
+    PathBuf::from(command.get_program())
+}
+
+/// The caller's explicit variables of a command (removals are ignored: the
+/// environment is rebuilt from scratch).
+pub(crate) fn caller_env(command: &std::process::Command) -> Vec<(OsString, OsString)> {
+    command
+        .get_envs()
+        .filter_map(|(k, v)| v.map(|v| (k.to_os_string(), v.to_os_string())))
+        .collect()
+}
+
+/// `OsString` pairs from string pairs.
+pub(crate) fn os_pair(key: &str, value: impl AsRef<OsStr>) -> (OsString, OsString) {
+    (OsString::from(key), value.as_ref().to_os_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pairs(items: &[(&str, &str)]) -> Vec<(OsString, OsString)> {
+        items.iter().map(|(k, v)| os_pair(k, v)).collect()
+    }
+
+    #[test]
+    fn env_order_is_caller_then_host_then_plugin() {
+        let env = assemble_env(
+            pairs(&[("A", "caller"), ("B", "caller"), ("C", "caller")]),
+            Some(pairs(&[("B", "host"), ("PLUGIN_MIN_PORT", "1")])),
+            pairs(&[("C", "plugin"), ("PLUGIN_MIN_PORT", "10000")]),
+        );
+        assert_eq!(
+            env,
+            pairs(&[("A", "caller"), ("B", "host"), ("C", "plugin"), ("PLUGIN_MIN_PORT", "10000")])
+        );
+        let skipped = assemble_env(pairs(&[("B", "caller")]), None::<Vec<_>>, pairs(&[]));
+        assert_eq!(skipped, pairs(&[("B", "caller")]));
+    }
+
+    #[tokio::test]
+    async fn read_line_caps_and_splits() {
+        let cases: Vec<(&[u8], usize, Vec<Line>)> = vec![
+            (b"1|1|unix|/s|grpc|\n", 64, vec![Line::Complete(b"1|1|unix|/s|grpc|".to_vec()), Line::Eof(vec![])]),
+            (b"a\r\nb", 64, vec![Line::Complete(b"a\r".to_vec()), Line::Eof(b"b".to_vec())]),
+            (b"abcdefgh\n", 4, vec![Line::TooLong(b"abcd".to_vec()), Line::TooLong(b"efgh".to_vec()), Line::Complete(vec![]), Line::Eof(vec![])]),
+            (b"", 4, vec![Line::Eof(vec![])]),
+        ];
+        for (input, limit, want) in cases {
+            // A 2-byte buffer exercises lines that span reads.
+            let mut reader = BufReader::with_capacity(2, input);
+            let mut got = Vec::new();
+            loop {
+                let line = read_line(&mut reader, limit).await.unwrap();
+                let end = matches!(line, Line::Eof(_));
+                got.push(line);
+                if end {
+                    break;
+                }
+            }
+            assert_eq!(got, want, "input {input:?}");
+        }
+    }
+
+    #[test]
+    fn tail_keeps_the_last_lines_truncated() {
+        let mut tail = Tail::default();
+        for i in 0..30 {
+            tail.push(format!("line {i}").as_bytes());
+        }
+        tail.push(&[b'x'; 2000]);
+        let text = tail.snapshot().0;
+        assert!(!text.contains("line 10\n"));
+        assert!(text.contains("line 29"));
+        assert_eq!(text.lines().count(), TAIL_LINES);
+        assert_eq!(text.lines().last().unwrap().len(), TAIL_LINE_BYTES);
+    }
+}

@@ -1,0 +1,170 @@
+//! The plugin's listener: a Unix socket in a private directory (go-plugin's
+//! default everywhere but Windows) or TCP on 127.0.0.1 within the host's
+//! port range.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use tokio::net::{TcpListener, UnixListener};
+
+use crate::env;
+use crate::error::{Error, Result};
+use crate::handshake::PluginAddress;
+
+/// `sun_path` holds 108 bytes including the terminating NUL.
+const MAX_SOCKET_PATH: usize = 107;
+
+/// How a plugin listens for its host.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Transport {
+    /// A Unix socket in a private directory under `PLUGIN_UNIX_SOCKET_DIR`
+    /// (or `TMPDIR`). go-plugin's choice on every OS but Windows.
+    #[default]
+    Unix,
+    /// TCP on 127.0.0.1, on the first free port of
+    /// `PLUGIN_MIN_PORT..=PLUGIN_MAX_PORT` (`0..0` lets the OS choose).
+    /// go-plugin's choice on Windows.
+    Tcp,
+}
+
+/// A bound listener. For Unix sockets it owns the private directory, which
+/// is removed (with the socket) when this is dropped.
+#[derive(Debug)]
+pub(crate) enum BoundListener {
+    Unix {
+        listener: UnixListener,
+        path: PathBuf,
+        dir: tempfile::TempDir,
+    },
+    Tcp(TcpListener),
+}
+
+impl BoundListener {
+    pub(crate) async fn bind(transport: Transport) -> Result<Self> {
+        match transport {
+            Transport::Unix => bind_unix(),
+            Transport::Tcp => bind_tcp().await,
+        }
+    }
+
+    pub(crate) fn address(&self) -> Result<PluginAddress> {
+        match self {
+            Self::Unix { path, .. } => Ok(PluginAddress::Unix(path.clone())),
+            Self::Tcp(listener) => listener
+                .local_addr()
+                .map(PluginAddress::Tcp)
+                .map_err(|source| Error::Io {
+                    context: "reading the listener's address",
+                    source,
+                }),
+        }
+    }
+}
+
+fn bind_unix() -> Result<BoundListener> {
+    let base = std::env::var_os(env::PLUGIN_UNIX_SOCKET_DIR)
+        .filter(|dir| !dir.is_empty())
+        .map_or_else(std::env::temp_dir, PathBuf::from);
+    let group = std::env::var(env::PLUGIN_UNIX_SOCKET_GROUP)
+        .ok()
+        .filter(|g| !g.is_empty())
+        .map(|g| resolve_group(&g))
+        .transpose()?;
+
+    // tempfile creates the directory with mode 0700.
+    let dir = tempfile::Builder::new()
+        .prefix("plugin")
+        .tempdir_in(&base)
+        .map_err(|e| Error::Listen(format!("creating a socket directory in {}: {e}", base.display())))?;
+    let path = dir.path().join("plugin.sock");
+    let len = path.as_os_str().len();
+    if len > MAX_SOCKET_PATH {
+        return Err(Error::SocketPathTooLong {
+            path,
+            len,
+            limit: MAX_SOCKET_PATH,
+        });
+    }
+    let listener = UnixListener::bind(&path)
+        .map_err(|e| Error::Listen(format!("binding {}: {e}", path.display())))?;
+    if let Some(gid) = group {
+        share_with_group(dir.path(), 0o770, gid)?;
+        share_with_group(&path, 0o660, gid)?;
+    }
+    Ok(BoundListener::Unix {
+        listener,
+        path,
+        dir,
+    })
+}
+
+fn resolve_group(group: &str) -> Result<nix::unistd::Gid> {
+    if let Ok(gid) = group.parse::<u32>() {
+        return Ok(nix::unistd::Gid::from_raw(gid));
+    }
+    match nix::unistd::Group::from_name(group) {
+        Ok(Some(g)) => Ok(g.gid),
+        Ok(None) => Err(Error::Listen(format!(
+            "{} names group {group:?}, which does not exist",
+            env::PLUGIN_UNIX_SOCKET_GROUP
+        ))),
+        Err(e) => Err(Error::Listen(format!("looking up group {group:?}: {e}"))),
+    }
+}
+
+fn share_with_group(path: &Path, mode: u32, gid: nix::unistd::Gid) -> Result<()> {
+    nix::unistd::chown(path, None, Some(gid))
+        .map_err(|e| Error::Listen(format!("chown {} to gid {gid}: {e}", path.display())))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .map_err(|e| Error::Listen(format!("chmod {} {mode:o}: {e}", path.display())))
+}
+
+/// Parses `PLUGIN_MIN_PORT`/`PLUGIN_MAX_PORT` as go-plugin does: unset or
+/// empty is 0.
+fn port_from_env(name: &str) -> Result<u16> {
+    match std::env::var(name) {
+        Err(_) => Ok(0),
+        Ok(v) if v.is_empty() => Ok(0),
+        Ok(v) => v
+            .parse::<u16>()
+            .map_err(|e| Error::Listen(format!("couldn't get value from {name}: {v:?}: {e}"))),
+    }
+}
+
+async fn bind_tcp() -> Result<BoundListener> {
+    let min = port_from_env(env::PLUGIN_MIN_PORT)?;
+    let max = port_from_env(env::PLUGIN_MAX_PORT)?;
+    if min > max {
+        return Err(Error::Listen(format!(
+            "{} ({min}) must be less than or equal to {} ({max})",
+            env::PLUGIN_MIN_PORT,
+            env::PLUGIN_MAX_PORT
+        )));
+    }
+    for port in min..=max {
+        let addr = SocketAddr::new(Ipv4Addr::LOCALHOST.into(), port);
+        if let Ok(listener) = TcpListener::bind(addr).await {
+            return Ok(BoundListener::Tcp(listener));
+        }
+    }
+    Err(Error::Listen(format!(
+        "couldn't bind plugin TCP listener on 127.0.0.1 in ports {min}..={max}"
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn group_names_and_numbers_resolve() {
+        assert_eq!(resolve_group("0").unwrap().as_raw(), 0);
+        assert_eq!(resolve_group("root").unwrap().as_raw(), 0);
+        assert!(matches!(
+            resolve_group("no-such-group-goplug"),
+            Err(Error::Listen(_))
+        ));
+    }
+}

@@ -1,0 +1,414 @@
+//! The plugin side: serve tonic services to a go-plugin host.
+//!
+//! A plugin binary builds a [`ServeConfig`] and hands it to [`run`] (from a
+//! plain `main`) or awaits [`serve`] (inside a runtime). goplug then does
+//! what go-plugin's `plugin.Serve` does: checks the magic cookie, negotiates
+//! the app protocol version, listens on a Unix socket (or TCP), registers the
+//! health, reflection, controller and stdio services next to yours, prints
+//! the handshake line on stdout, ignores SIGINT, and serves until the host
+//! asks it to shut down.
+//!
+//! ```no_run
+//! # mod pb { pub mod kv_server { #[derive(Clone)] pub struct KvServer; } }
+//! use goplug::plugin::{PluginSet, ServeConfig};
+//! use goplug::HandshakeConfig;
+//!
+//! const HANDSHAKE: HandshakeConfig = HandshakeConfig::new(1, "BASIC_PLUGIN", "hello");
+//!
+//! fn main() -> std::process::ExitCode {
+//! #   let kv_server = tonic_health::server::health_reporter().1;
+//!     // kv_server = pb::kv_server::KvServer::new(MyKv::default());
+//!     goplug::plugin::run(ServeConfig::new(HANDSHAKE).plugins(PluginSet::new().grpc("kv", kv_server)))
+//! }
+//! ```
+
+mod listener;
+mod services;
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::fmt;
+use std::future::Future;
+use std::io::Write;
+use std::pin::Pin;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use tonic::body::Body;
+use tonic::server::NamedService;
+use tonic::service::{Routes, RoutesBuilder};
+use tonic::transport::Server;
+
+pub use listener::Transport;
+use listener::BoundListener;
+
+use crate::env;
+use crate::error::{Error, Result};
+use crate::grpc::{HEALTH_SERVICE_NAME, PLUGIN_FILE_DESCRIPTOR_SET, pb};
+use crate::handshake::{HandshakeConfig, HandshakeLine, Protocol, negotiate};
+
+/// How long in-flight requests may finish after a shutdown request. The Go
+/// host kills the plugin 2 s after asking, so stay well inside that.
+const SHUTDOWN_DRAIN: Duration = Duration::from_millis(500);
+
+type AddRoutes = Box<dyn FnOnce(&mut RoutesBuilder) + Send>;
+type ShutdownSignal = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// The services a plugin serves for one app protocol version: go-plugin's
+/// `PluginSet` (name to implementation), for gRPC plugins.
+///
+/// The names only matter to net/rpc hosts; a gRPC host dispenses locally
+/// and reaches every service of the negotiated set over one connection.
+#[derive(Default)]
+pub struct PluginSet {
+    plugins: Vec<(String, AddRoutes)>,
+}
+
+impl fmt::Debug for PluginSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PluginSet")
+            .field("plugins", &self.names())
+            .finish()
+    }
+}
+
+impl PluginSet {
+    /// An empty set.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a gRPC plugin: a tonic-generated server wrapping your
+    /// implementation, such as `KvServer::new(MyKv)`.
+    #[must_use]
+    pub fn grpc<S>(mut self, name: impl Into<String>, service: S) -> Self
+    where
+        S: tower::Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>
+            + NamedService
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        self.plugins.push((
+            name.into(),
+            Box::new(move |routes: &mut RoutesBuilder| {
+                routes.add_service(service);
+            }),
+        ));
+        self
+    }
+
+    /// The plugin names in this set.
+    pub fn names(&self) -> Vec<&str> {
+        self.plugins.iter().map(|(name, _)| name.as_str()).collect()
+    }
+}
+
+/// Everything [`serve`] needs: go-plugin's `ServeConfig`.
+pub struct ServeConfig {
+    handshake: HandshakeConfig,
+    versions: BTreeMap<u32, PluginSet>,
+    transport: Transport,
+    descriptor_sets: Vec<&'static [u8]>,
+    shutdown_signal: Option<ShutdownSignal>,
+}
+
+impl fmt::Debug for ServeConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServeConfig")
+            .field("handshake", &self.handshake)
+            .field("versions", &self.versions)
+            .field("transport", &self.transport)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServeConfig {
+    /// A config with the handshake (cookie and default version) and no plugins yet.
+    pub fn new(handshake: HandshakeConfig) -> Self {
+        Self {
+            handshake,
+            versions: BTreeMap::new(),
+            transport: Transport::default(),
+            descriptor_sets: Vec::new(),
+            shutdown_signal: None,
+        }
+    }
+
+    /// Serves `plugins` at the handshake's protocol version (go-plugin's
+    /// `Plugins`). A set given with [`version`](Self::version) for the same
+    /// number wins, as in go-plugin.
+    #[must_use]
+    pub fn plugins(mut self, plugins: PluginSet) -> Self {
+        self.versions
+            .entry(self.handshake.protocol_version)
+            .or_insert(plugins);
+        self
+    }
+
+    /// Serves `plugins` when the host negotiates `version` (go-plugin's
+    /// `VersionedPlugins`). The highest version both sides have wins.
+    #[must_use]
+    pub fn version(mut self, version: u32, plugins: PluginSet) -> Self {
+        self.versions.insert(version, plugins);
+        self
+    }
+
+    /// Chooses how to listen (default: a Unix socket).
+    #[must_use]
+    pub fn transport(mut self, transport: Transport) -> Self {
+        self.transport = transport;
+        self
+    }
+
+    /// Registers an encoded `FileDescriptorSet` of your services with the
+    /// reflection service, so tools such as `grpcurl` can describe them.
+    #[must_use]
+    pub fn file_descriptor_set(mut self, encoded: &'static [u8]) -> Self {
+        self.descriptor_sets.push(encoded);
+        self
+    }
+
+    /// Stops serving when `signal` completes, as a host's shutdown request does.
+    #[must_use]
+    pub fn with_graceful_shutdown(mut self, signal: impl Future<Output = ()> + Send + 'static) -> Self {
+        self.shutdown_signal = Some(Box::pin(signal));
+        self
+    }
+}
+
+/// Serves the plugin from a synchronous `main` and turns the outcome into
+/// the exit code go-plugin plugins have: 0 after a shutdown, 1 on error.
+///
+/// Errors are written to stderr (go-plugin's own texts for a missing cookie).
+pub fn run(config: ServeConfig) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            write_stderr(&format!("goplug: failed to start the async runtime: {e}\n"));
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(serve(config));
+    // Tasks still blocked on I/O must not keep the process alive.
+    runtime.shutdown_timeout(Duration::from_millis(200));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Error::NotLaunchedByHost { .. } | Error::MisconfiguredCookie) => ExitCode::FAILURE,
+        Err(e) => {
+            write_stderr(&format!("goplug: plugin failed: {e}\n"));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Serves the plugin until the host asks it to stop (or the config's
+/// shutdown signal fires). See the [module docs](self).
+///
+/// # Errors
+///
+/// [`Error::NotLaunchedByHost`] when the magic cookie is wrong (go-plugin's
+/// message has then been printed on stderr and nothing on stdout),
+/// [`Error::MisconfiguredCookie`], [`Error::Config`] when no plugin set was
+/// given, listener and server errors.
+///
+/// # Cancel safety
+///
+/// Dropping the future stops serving and removes the socket.
+pub async fn serve(config: ServeConfig) -> Result<()> {
+    let ServeConfig {
+        handshake,
+        mut versions,
+        transport,
+        descriptor_sets,
+        shutdown_signal,
+    } = config;
+
+    check_cookie(&handshake)?;
+
+    let plugin_versions: Vec<u32> = versions.keys().copied().collect();
+    let offer = std::env::var(env::PLUGIN_PROTOCOL_VERSIONS).ok();
+    let negotiated = negotiate(offer.as_deref(), &plugin_versions)
+        .ok_or_else(|| Error::Config("no plugin set was given to serve".to_owned()))?;
+    for entry in &negotiated.invalid {
+        tracing::warn!("server sent invalid plugin version {entry:?}");
+    }
+    if !negotiated.matched {
+        tracing::warn!(
+            host_versions = offer.as_deref().unwrap_or(""),
+            plugin_versions = ?plugin_versions,
+            "no common protocol version; announcing version {} so the host can report the mismatch",
+            negotiated.version
+        );
+    }
+    let plugins = versions
+        .remove(&negotiated.version)
+        .unwrap_or_default();
+
+    let listener = BoundListener::bind(transport).await?;
+    let address = listener.address()?;
+    let shutdown = CancellationToken::new();
+    let routes = build_routes(plugins, &descriptor_sets, &shutdown).await?;
+
+    // Before the handshake: a Ctrl-C in the host's terminal reaches every
+    // process of the foreground group, and the host owns plugin shutdown.
+    let _sigint = ignore_sigint(shutdown.clone())?;
+    if let Some(signal) = shutdown_signal {
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                () = signal => shutdown.cancel(),
+                () = shutdown.cancelled() => {}
+            }
+        });
+    }
+
+    let line = HandshakeLine::new(negotiated.version, address.clone(), Protocol::Grpc);
+    write_handshake(&line)?;
+    tracing::debug!(%address, "plugin address");
+
+    let server = Server::builder()
+        // tonic turns off hyper's HTTP/2 abuse guards by default; restore them.
+        .max_concurrent_streams(Some(128))
+        .http2_max_local_error_reset_streams(Some(1024))
+        .http2_max_pending_accept_reset_streams(Some(20))
+        .http2_max_header_list_size(Some(16 * 1024))
+        .concurrency_limit_per_connection(256)
+        .add_routes(routes);
+    let stopped = shutdown.clone().cancelled_owned();
+    let result = match listener {
+        BoundListener::Unix { listener, path, dir } => {
+            let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
+            let result = run_until_drained(server.serve_with_incoming_shutdown(incoming, stopped), &shutdown).await;
+            drop(path);
+            // Removes the socket and its private directory.
+            if let Err(e) = dir.close() {
+                tracing::debug!("removing the socket directory: {e}");
+            }
+            result
+        }
+        BoundListener::Tcp(listener) => {
+            let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+            run_until_drained(server.serve_with_incoming_shutdown(incoming, stopped), &shutdown).await
+        }
+    };
+    shutdown.cancel();
+    result
+}
+
+async fn run_until_drained(
+    server: impl Future<Output = std::result::Result<(), tonic::transport::Error>>,
+    shutdown: &CancellationToken,
+) -> Result<()> {
+    tokio::select! {
+        result = server => result.map_err(Error::Serve),
+        () = async {
+            shutdown.cancelled().await;
+            tokio::time::sleep(SHUTDOWN_DRAIN).await;
+        } => {
+            tracing::debug!("in-flight requests did not finish within {SHUTDOWN_DRAIN:?}; stopping anyway");
+            Ok(())
+        }
+    }
+}
+
+fn check_cookie(handshake: &HandshakeConfig) -> Result<()> {
+    if handshake.magic_cookie_key.is_empty() || handshake.magic_cookie_value.is_empty() {
+        write_stderr(env::MISCONFIGURED_COOKIE);
+        return Err(Error::MisconfiguredCookie);
+    }
+    let value = std::env::var_os(handshake.magic_cookie_key.as_ref());
+    if value.as_deref() != Some(std::ffi::OsStr::new(handshake.magic_cookie_value.as_ref())) {
+        write_stderr(env::NOT_LAUNCHED_BY_HOST);
+        return Err(Error::NotLaunchedByHost {
+            key: handshake.magic_cookie_key.to_string(),
+        });
+    }
+    Ok(())
+}
+
+async fn build_routes(
+    plugins: PluginSet,
+    descriptor_sets: &[&'static [u8]],
+    shutdown: &CancellationToken,
+) -> Result<Routes> {
+    let mut routes = RoutesBuilder::default();
+
+    let (health_reporter, health) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_service_status(HEALTH_SERVICE_NAME, tonic_health::ServingStatus::Serving)
+        .await;
+    routes.add_service(health);
+
+    let mut v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(PLUGIN_FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET);
+    let mut v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(PLUGIN_FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET);
+    for set in descriptor_sets {
+        v1 = v1.register_encoded_file_descriptor_set(set);
+        v1alpha = v1alpha.register_encoded_file_descriptor_set(set);
+    }
+    let reflection_error = |e: tonic_reflection::server::Error| Error::Config(format!("reflection: {e}"));
+    routes.add_service(v1.build_v1().map_err(reflection_error)?);
+    routes.add_service(v1alpha.build_v1alpha().map_err(reflection_error)?);
+
+    routes.add_service(pb::grpc_controller_server::GrpcControllerServer::new(
+        services::Controller {
+            shutdown: shutdown.clone(),
+        },
+    ));
+    routes.add_service(pb::grpc_stdio_server::GrpcStdioServer::new(services::Stdio {
+        shutdown: shutdown.clone(),
+    }));
+
+    for (_name, add) in plugins.plugins {
+        add(&mut routes);
+    }
+    Ok(routes.routes())
+}
+
+/// Writes the handshake line on fd 1: the only stdout write in the library.
+#[expect(clippy::disallowed_methods, reason = "the handshake is the one stdout write")]
+fn write_handshake(line: &HandshakeLine) -> Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{line}")
+        .and_then(|()| stdout.flush())
+        .map_err(|source| Error::Io {
+            context: "writing the handshake line to stdout",
+            source,
+        })
+}
+
+fn write_stderr(text: &str) {
+    // Nothing useful can be done if stderr is gone.
+    let _ = std::io::stderr().lock().write_all(text.as_bytes());
+}
+
+/// Keeps SIGINT from killing the plugin, as go-plugin does, while serving.
+fn ignore_sigint(shutdown: CancellationToken) -> Result<tokio::task::JoinHandle<()>> {
+    let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .map_err(|source| Error::Io {
+            context: "installing the SIGINT handler",
+            source,
+        })?;
+    Ok(tokio::spawn(async move {
+        let mut count = 0u64;
+        loop {
+            tokio::select! {
+                received = sigint.recv() => {
+                    if received.is_none() {
+                        return;
+                    }
+                    count += 1;
+                    tracing::trace!(count, "plugin received interrupt signal, ignoring");
+                }
+                () = shutdown.cancelled() => return,
+            }
+        }
+    }))
+}
