@@ -301,11 +301,13 @@ impl ClientBuilder {
             process::os_pair(env::PLUGIN_MAX_PORT, port_range.1.to_string()),
             process::os_pair(env::PLUGIN_PROTOCOL_VERSIONS, format_versions(&offered)),
         ];
+        // A private directory per plugin, removed when the plugin is gone:
+        // go-plugin plugins (>= 1.5) put their sockets there, so none is left
+        // behind even when the plugin is killed.
+        let socket_dir = SocketDir::create(unix_socket_dir.as_deref(), unix_socket_group.as_deref())?;
+        plugin_vars.push(process::os_pair(env::PLUGIN_UNIX_SOCKET_DIR, socket_dir.path()));
         if let Some(group) = &unix_socket_group {
             plugin_vars.push(process::os_pair(env::PLUGIN_UNIX_SOCKET_GROUP, group));
-        }
-        if let Some(dir) = &unix_socket_dir {
-            plugin_vars.push(process::os_pair(env::PLUGIN_UNIX_SOCKET_DIR, dir.as_os_str()));
         }
         let environment = process::assemble_env(
             process::caller_env(&command),
@@ -359,6 +361,7 @@ impl ClientBuilder {
             shutdown_grace,
             start_duration: started.elapsed(),
             process,
+            socket_dir,
         })
     }
 }
@@ -462,6 +465,8 @@ pub struct Client {
     shutdown_grace: Duration,
     start_duration: Duration,
     process: PluginProcess,
+    // Dropped after `process`, so the plugin is already being killed.
+    socket_dir: SocketDir,
 }
 
 impl fmt::Debug for Client {
@@ -609,6 +614,7 @@ impl Client {
             channel,
             shutdown_grace,
             mut process,
+            socket_dir,
             ..
         } = self;
         let started = Instant::now();
@@ -628,12 +634,58 @@ impl Client {
             tracing::debug!(pid = process.pid, "plugin exited");
         }
         process.finish_readers(Duration::from_secs(1)).await;
+        socket_dir.remove();
         ShutdownReport {
             graceful,
             status: process.exit_status(),
             elapsed: started.elapsed(),
         }
     }
+}
+
+/// The host's private directory for the plugin's sockets.
+#[derive(Debug)]
+struct SocketDir(Option<tempfile::TempDir>);
+
+impl SocketDir {
+    fn create(base: Option<&std::path::Path>, group: Option<&str>) -> Result<Self> {
+        let base = base.map_or_else(std::env::temp_dir, std::path::Path::to_path_buf);
+        let dir = tempfile::Builder::new()
+            .prefix("goplug-")
+            .tempdir_in(&base)
+            .map_err(|source| Error::Io {
+                context: "creating the plugin's socket directory",
+                source,
+            })?;
+        if let Some(group) = group {
+            share_with_group(dir.path(), group)?;
+        }
+        Ok(Self(Some(dir)))
+    }
+
+    fn path(&self) -> &std::path::Path {
+        self.0.as_ref().map_or(std::path::Path::new(""), |dir| dir.path())
+    }
+
+    fn remove(mut self) {
+        if let Some(dir) = self.0.take() {
+            if let Err(e) = dir.close() {
+                tracing::debug!("removing the plugin's socket directory: {e}");
+            }
+        }
+    }
+}
+
+/// Lets `group` into the socket directory (mode 0770), as go-plugin's host does.
+fn share_with_group(dir: &std::path::Path, group: &str) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let gid = crate::plugin::resolve_group(group)?;
+    nix::unistd::chown(dir, None, Some(gid))
+        .map_err(|e| Error::Config(format!("chown {} to group {group}: {e}", dir.display())))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o770)).map_err(|source| Error::Io {
+        context: "making the socket directory group-accessible",
+        source,
+    })
 }
 
 /// Builds the command go-plugin's example hosts use: `sh -c <line>`.

@@ -100,7 +100,7 @@ fn bind_unix() -> Result<BoundListener> {
     })
 }
 
-fn resolve_group(group: &str) -> Result<nix::unistd::Gid> {
+pub(crate) fn resolve_group(group: &str) -> Result<nix::unistd::Gid> {
     if let Ok(gid) = group.parse::<u32>() {
         return Ok(nix::unistd::Gid::from_raw(gid));
     }

@@ -42,6 +42,7 @@ use tonic::transport::Server;
 
 pub use listener::Transport;
 use listener::BoundListener;
+pub(crate) use listener::resolve_group;
 
 use crate::env;
 use crate::error::{Error, Result};

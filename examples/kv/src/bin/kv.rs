@@ -1,0 +1,71 @@
+//! The KV host: go-plugin's `examples/grpc/main.go`, in Rust.
+//!
+//! Same arguments and environment as the Go host, so either half can be
+//! swapped for the Go one:
+//!
+//! ```sh
+//! export KV_PROTO=grpc KV_PLUGIN=./kv-rust-grpc   # or go-plugin's ./kv-go-grpc
+//! ./kv put hello world
+//! ./kv get hello
+//! ```
+#![allow(clippy::print_stdout)] // a CLI's output, as the Go host's
+
+use std::process::ExitCode;
+
+use goplug::host::{Channel, Client, PluginSet, shell_command};
+use goplug::Protocol;
+use goplug_example_kv::{HANDSHAKE, PLUGIN_GRPC, PLUGIN_NETRPC, pb::kv_client::KvClient, pb};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let plugin_name = match std::env::var("KV_PROTO").as_deref() {
+        Ok("netrpc") => PLUGIN_NETRPC,
+        Ok("grpc") => PLUGIN_GRPC,
+        _ => {
+            println!("must set KV_PROTO to netrpc or grpc");
+            return ExitCode::FAILURE;
+        }
+    };
+    match run(plugin_name).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            println!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(plugin_name: &str) -> Result<(), Box<dyn std::error::Error>> {
+    let command = shell_command(std::env::var_os("KV_PLUGIN").unwrap_or_default());
+    let client = Client::builder(HANDSHAKE)
+        .plugins(PluginSet::new().grpc::<KvClient<Channel>>(PLUGIN_GRPC))
+        .command(command)
+        .allowed_protocols([Protocol::NetRpc, Protocol::Grpc])
+        .start()
+        .await?;
+    let result = use_kv(&client, plugin_name).await;
+    client.shutdown().await;
+    result
+}
+
+async fn use_kv(client: &Client, plugin_name: &str) -> Result<(), Box<dyn std::error::Error>> {
+    let mut kv: KvClient<Channel> = client.dispense(plugin_name)?;
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+        ["get", key, ..] => {
+            let response = kv.get(pb::GetRequest { key: (*key).to_owned() }).await?;
+            println!("{}", String::from_utf8_lossy(&response.get_ref().value));
+            Ok(())
+        }
+        ["put", key, value, ..] => {
+            kv.put(pb::PutRequest {
+                key: (*key).to_owned(),
+                value: value.as_bytes().to_vec(),
+            })
+            .await?;
+            Ok(())
+        }
+        [other, ..] => Err(format!("please only use 'get' or 'put', given: {other:?}").into()),
+        [] => Err("please only use 'get' or 'put', given no command".into()),
+    }
+}

@@ -1,0 +1,68 @@
+//! The host of go-plugin's `examples/negotiated`, in Rust: it launches
+//! `./kv-plugin` and offers only the version that `KV_PROTO` picks
+//! (`grpc`: version 3; `netrpc`: version 2), so the plugin must negotiate.
+//!
+//! ```sh
+//! cp negotiated-kv-plugin kv-plugin     # or go-plugin's Go plugin
+//! KV_PROTO=grpc ./negotiated put hello world
+//! KV_PROTO=grpc ./negotiated get hello
+//! ```
+#![allow(clippy::print_stdout)] // a CLI's output, as the Go host's
+
+use std::process::ExitCode;
+
+use goplug::Protocol;
+use goplug::host::{Channel, Client, PluginSet};
+use goplug_example_kv::{HANDSHAKE, pb, pb::kv_client::KvClient};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let version = match std::env::var("KV_PROTO").as_deref() {
+        Ok("netrpc") => 2,
+        Ok("grpc") => 3,
+        _ => {
+            println!("must set KV_PROTO to netrpc or grpc");
+            return ExitCode::FAILURE;
+        }
+    };
+    match run(version).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            println!("Error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(version: u32) -> Result<(), Box<dyn std::error::Error>> {
+    let client = Client::builder(HANDSHAKE)
+        .version(version, PluginSet::new().grpc::<KvClient<Channel>>("kv"))
+        .command(std::process::Command::new("./kv-plugin"))
+        .allowed_protocols([Protocol::NetRpc, Protocol::Grpc])
+        .start()
+        .await?;
+    let result = use_kv(&client).await;
+    client.shutdown().await;
+    result
+}
+
+async fn use_kv(client: &Client) -> Result<(), Box<dyn std::error::Error>> {
+    let mut kv: KvClient<Channel> = client.dispense("kv")?;
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+        ["get", key, ..] => {
+            let response = kv.get(pb::GetRequest { key: (*key).to_owned() }).await?;
+            println!("{}", String::from_utf8_lossy(&response.get_ref().value));
+            Ok(())
+        }
+        ["put", key, value, ..] => {
+            kv.put(pb::PutRequest {
+                key: (*key).to_owned(),
+                value: value.as_bytes().to_vec(),
+            })
+            .await?;
+            Ok(())
+        }
+        _ => Err("Please only use 'get' or 'put'".into()),
+    }
+}
