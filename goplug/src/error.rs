@@ -285,12 +285,14 @@ pub enum HandshakeError {
     },
 
     /// Field 5 names a protocol the host does not allow.
-    #[error("unsupported plugin protocol {:?}. Supported: [{}]", .protocol.as_str(), join(.allowed))]
+    #[error("unsupported plugin protocol {:?}. Supported: [{}] (line {line:?})", .protocol.as_str(), join(.allowed))]
     ProtocolNotAllowed {
         /// The plugin's protocol.
         protocol: Protocol,
         /// The host's allowed protocols.
         allowed: Vec<Protocol>,
+        /// The line.
+        line: String,
     },
 
     /// Field 6 carries a certificate although the host did not ask for TLS.
@@ -355,11 +357,11 @@ mod tests {
         let e = HandshakeError::ProtocolNotAllowed {
             protocol: Protocol::Grpc,
             allowed: vec![Protocol::NetRpc],
+            line: "1|1|unix|/s|grpc|".into(),
         };
-        assert_eq!(
-            e.to_string(),
-            "unsupported plugin protocol \"grpc\". Supported: [netrpc]"
-        );
+        assert!(e
+            .to_string()
+            .starts_with("unsupported plugin protocol \"grpc\". Supported: [netrpc]"));
         let e = Error::StartTimeout {
             timeout: Duration::from_millis(500),
             stderr: StderrTail::default(),

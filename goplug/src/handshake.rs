@@ -261,6 +261,7 @@ impl HandshakeLine {
             return Err(HandshakeError::ProtocolNotAllowed {
                 protocol: self.protocol,
                 allowed: allowed_protocols.to_vec(),
+                line: quote(&self.to_string()),
             });
         }
         if self.server_cert.is_some() && !expects_cert {

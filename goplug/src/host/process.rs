@@ -94,6 +94,8 @@ pub(crate) struct PluginProcess {
     pub(crate) program: PathBuf,
     state: watch::Receiver<ProcessState>,
     kill: CancellationToken,
+    /// Refers to exactly this process, even once its pid is recycled.
+    pidfd: Option<std::os::fd::OwnedFd>,
     tail: Arc<Mutex<Tail>>,
     stderr_task: Option<JoinHandle<()>>,
     stdout_task: Option<JoinHandle<()>>,
@@ -120,6 +122,9 @@ impl PluginProcess {
             source,
         })?;
         let pid = child.id().unwrap_or_default();
+        // Opened before anyone can reap the child, so it names this process.
+        let pidfd = rustix::process::Pid::from_raw(pid as i32)
+            .and_then(|p| rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()).ok());
         let (stdout, stderr) = match (child.stdout.take(), child.stderr.take()) {
             (Some(stdout), Some(stderr)) => (stdout, stderr),
             // Unreachable with piped stdio; the child is killed on drop.
@@ -164,6 +169,7 @@ impl PluginProcess {
                 program,
                 state,
                 kill,
+                pidfd,
                 tail,
                 stderr_task: Some(stderr_task),
                 stdout_task: None,
@@ -233,8 +239,13 @@ impl PluginProcess {
 
 impl Drop for PluginProcess {
     fn drop(&mut self) {
-        // Never blocks: the watcher task kills and reaps. If the runtime is
-        // gone, tokio's kill_on_drop sends the SIGKILL instead.
+        // Never blocks. The SIGKILL goes out now, even if the runtime is busy
+        // or gone; the watcher task (or tokio's orphan reaper) reaps.
+        if self.state() == ProcessState::Running {
+            if let Some(pidfd) = &self.pidfd {
+                let _ = rustix::process::pidfd_send_signal(pidfd, rustix::process::Signal::KILL);
+            }
+        }
         self.kill.cancel();
         if let Some(task) = &self.stdout_task {
             task.abort();

@@ -1,0 +1,68 @@
+//! A goplug plugin with modes, in the style of go-plugin's helper process.
+//! The first argument picks the mode:
+//!
+//! - `kv`: the KV example plugin (versions from `FAKE_VERSIONS`, default 1).
+//! - `kv-tcp`: the same over TCP on 127.0.0.1.
+//! - `no-controller`: a handshake and a gRPC server without
+//!   `GRPCController`, so a host's shutdown request goes unanswered.
+//! - `pid-file PATH MODE...`: writes its pid to PATH, then runs MODE.
+#![allow(clippy::print_stdout)] // printing the handshake by hand is the point of some modes
+
+use std::process::ExitCode;
+
+use goplug::plugin::{PluginSet, ServeConfig, Transport};
+use goplug_example_kv::{FileKv, HANDSHAKE, pb};
+
+fn main() -> ExitCode {
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("pid-file") && args.len() >= 2 {
+        if let Err(e) = std::fs::write(&args[1], std::process::id().to_string()) {
+            eprintln!("writing pid file: {e}");
+            return ExitCode::FAILURE;
+        }
+        args.drain(..2);
+    }
+    match args.first().map(String::as_str) {
+        Some("kv") => goplug::plugin::run(kv_config()),
+        Some("kv-tcp") => goplug::plugin::run(kv_config().transport(Transport::Tcp)),
+        Some("no-controller") => no_controller(),
+        other => {
+            eprintln!("fake-plugin: unknown mode {other:?}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn kv_config() -> ServeConfig {
+    let versions = std::env::var("FAKE_VERSIONS").unwrap_or_else(|_| "1".to_owned());
+    let mut config = ServeConfig::new(HANDSHAKE).file_descriptor_set(pb::FILE_DESCRIPTOR_SET);
+    for version in versions.split(',').filter_map(|v| v.trim().parse::<u32>().ok()) {
+        let kv = pb::kv_server::KvServer::new(FileKv::versioned(version));
+        config = config.version(version, PluginSet::new().grpc("kv", kv));
+    }
+    config
+}
+
+/// Serves health only, on a socket of its own, and never exits by itself.
+fn no_controller() -> ExitCode {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let dir = tempfile::Builder::new()
+            .prefix("fake")
+            .tempdir_in(std::env::var_os("PLUGIN_UNIX_SOCKET_DIR").map_or_else(std::env::temp_dir, Into::into))
+            .expect("socket dir");
+        let path = dir.path().join("s.sock");
+        let listener = tokio::net::UnixListener::bind(&path).expect("bind");
+        let (reporter, health) = tonic_health::server::health_reporter();
+        reporter
+            .set_service_status("plugin", tonic_health::ServingStatus::Serving)
+            .await;
+        println!("1|1|unix|{}|grpc|", path.display());
+        let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
+        let _ = tonic::transport::Server::builder()
+            .add_service(health)
+            .serve_with_incoming(incoming)
+            .await;
+    });
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,136 @@
+//! Helpers for goplug's end-to-end tests: the Go interop binaries, scratch
+//! directories, and checks that nothing was left behind.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the crate lives in the repository")
+        .to_path_buf()
+}
+
+/// Builds `interop/go` (go-plugin v1.8.0 hosts and plugins) once per test
+/// process and returns the path of binary `name`. Panics with Go's output
+/// when the build fails: interop is never optional.
+pub fn go_bin(name: &str) -> PathBuf {
+    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    let dir = BUILT.get_or_init(|| {
+        let out = std::env::var_os("GOPLUG_INTEROP_BIN_DIR")
+            .map_or_else(|| repo_root().join("target/interop-go"), PathBuf::from);
+        let output = Command::new("go")
+            .args(["build", "-o"])
+            .arg(&out)
+            .arg("./cmd/...")
+            .current_dir(repo_root().join("interop/go"))
+            .output()
+            .map_err(|e| format!("running `go build`: {e} (is Go installed?)"))?;
+        if !output.status.success() {
+            return Err(format!(
+                "`go build ./cmd/...` in interop/go failed:\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            ));
+        }
+        Ok(out)
+    });
+    match dir {
+        Ok(dir) => dir.join(name),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// The Python interpreter for the Python interop plugin.
+pub fn python() -> String {
+    std::env::var("GOPLUG_PYTHON").unwrap_or_else(|_| "python3".to_owned())
+}
+
+/// The shell command that runs our Python KV plugin.
+pub fn python_kv_plugin_command() -> String {
+    format!(
+        "{} {}",
+        python(),
+        repo_root().join("interop/python/kv_plugin.py").display()
+    )
+}
+
+/// Waits until process `pid` no longer exists (not even as a zombie),
+/// letting the runtime run (it reaps). Panics after `within`.
+pub async fn process_gone(pid: u32, within: Duration) {
+    let start = Instant::now();
+    while Path::new(&format!("/proc/{pid}")).exists() && start.elapsed() < within {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_process_gone(pid, Duration::ZERO);
+}
+
+/// Waits until process `pid` no longer exists (not even as a zombie),
+/// blocking this thread. Panics after `within`.
+pub fn assert_process_gone(pid: u32, within: Duration) {
+    let start = Instant::now();
+    let proc_dir = PathBuf::from(format!("/proc/{pid}"));
+    loop {
+        if !proc_dir.exists() {
+            return;
+        }
+        if start.elapsed() > within {
+            let stat = std::fs::read_to_string(proc_dir.join("stat")).unwrap_or_default();
+            panic!("process {pid} still exists after {within:?}: {stat}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Reads a pid written by a plugin command (`echo $$ > file`).
+pub fn read_pid(file: &Path) -> u32 {
+    let start = Instant::now();
+    loop {
+        if let Ok(text) = std::fs::read_to_string(file) {
+            if let Ok(pid) = text.trim().parse() {
+                return pid;
+            }
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "no pid in {}", file.display());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Lists what is left in `dir`.
+pub fn leftovers(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .map(|entries| entries.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default()
+}
+
+/// Number of open file descriptors of this process.
+pub fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").map(|d| d.count()).unwrap_or(0)
+}
+
+/// Runs a command to completion with a timeout, returning its output.
+/// Panics (after killing it) when it does not finish in time.
+pub fn run_with_timeout(command: &mut Command, timeout: Duration) -> std::process::Output {
+    use std::process::Stdio;
+    let child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawning {command:?}: {e}"));
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(timeout) {
+        Ok(output) => output.expect("collecting output"),
+        Err(_) => {
+            let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+            let output = rx.recv_timeout(Duration::from_secs(5));
+            panic!("{command:?} did not finish within {timeout:?}: {output:?}");
+        }
+    }
+}

@@ -1,0 +1,411 @@
+//! The Rust host against Rust test plugins and shell scripts that misbehave.
+//! Every test checks that the plugin process is gone and that the socket
+//! directory it was given is empty afterwards.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use goplug::host::{Channel, Client, ClientBuilder, PluginSet};
+use goplug::{Error, HandshakeError, Protocol};
+use goplug_example_kv::{HANDSHAKE, pb, pb::kv_client::KvClient};
+use goplug_test::{leftovers, read_pid};
+
+const FAKE: &str = env!("CARGO_BIN_EXE_fake-plugin");
+const GONE: Duration = Duration::from_secs(5);
+
+/// A scratch area: a working directory for the plugin and a socket dir.
+struct Scratch {
+    _root: tempfile::TempDir,
+    work: PathBuf,
+    sockets: PathBuf,
+}
+
+impl Scratch {
+    fn new() -> Self {
+        let root = tempfile::tempdir().unwrap();
+        let work = root.path().join("work");
+        let sockets = root.path().join("sockets");
+        std::fs::create_dir(&work).unwrap();
+        std::fs::create_dir(&sockets).unwrap();
+        Self {
+            _root: root,
+            work,
+            sockets,
+        }
+    }
+
+    fn pid_file(&self) -> PathBuf {
+        self.work.join("pid")
+    }
+
+    /// The fake plugin in `mode`, writing its pid first.
+    fn fake(&self, mode: &str) -> Command {
+        let mut command = Command::new(FAKE);
+        command
+            .arg("pid-file")
+            .arg(self.pid_file())
+            .arg(mode)
+            .current_dir(&self.work);
+        command
+    }
+
+    /// A shell script as the plugin; `$$` stays the plugin's pid through `exec`.
+    fn script(&self, body: &str) -> Command {
+        let mut command = Command::new("/bin/sh");
+        command
+            .arg("-c")
+            .arg(format!("echo $$ > '{}'; {body}", self.pid_file().display()))
+            .current_dir(&self.work);
+        command
+    }
+
+    fn builder(&self, command: Command) -> ClientBuilder {
+        Client::builder(HANDSHAKE)
+            .plugins(PluginSet::new().grpc::<KvClient<Channel>>("kv"))
+            .command(command)
+            .unix_socket_dir(&self.sockets)
+            .start_timeout(Duration::from_secs(20))
+    }
+
+    /// The plugin is gone and left no socket behind.
+    async fn assert_clean(&self) {
+        if self.pid_file().exists() {
+            goplug_test::process_gone(read_pid(&self.pid_file()), GONE).await;
+        }
+        assert_eq!(leftovers(&self.sockets), Vec::<PathBuf>::new(), "socket dir not empty");
+    }
+}
+
+async fn put_get(client: &Client, key: &str, value: &str) -> String {
+    let mut kv: KvClient<Channel> = client.dispense("kv").unwrap();
+    kv.put(pb::PutRequest {
+        key: key.into(),
+        value: value.as_bytes().to_vec(),
+    })
+    .await
+    .unwrap();
+    let got = kv.get(pb::GetRequest { key: key.into() }).await.unwrap();
+    String::from_utf8(got.into_inner().value).unwrap()
+}
+
+#[tokio::test]
+async fn start_dispense_call_and_graceful_shutdown() {
+    let s = Scratch::new();
+    let client = s.builder(s.fake("kv")).start().await.unwrap();
+    assert_eq!(client.protocol(), Protocol::Grpc);
+    assert_eq!(client.negotiated_version(), 1);
+    client.ping().await.unwrap();
+    let value = put_get(&client, "hello", "world").await;
+    assert_eq!(value, "world\n\nWritten from plugin version 1\nRead by plugin version 1\n");
+    assert!(!client.exited());
+    let report = client.shutdown().await;
+    assert!(report.graceful, "{report:?}");
+    assert!(report.status.unwrap().success(), "{report:?}");
+    assert!(report.elapsed < Duration::from_secs(2), "{report:?}");
+    s.assert_clean().await;
+}
+
+#[tokio::test]
+async fn serves_over_tcp_when_asked() {
+    let s = Scratch::new();
+    let client = s.builder(s.fake("kv-tcp")).start().await.unwrap();
+    match client.address() {
+        goplug::handshake::PluginAddress::Tcp(addr) => {
+            assert!(addr.ip().is_loopback());
+            assert!((10000..=25000).contains(&addr.port()), "{addr}");
+        }
+        other => panic!("expected TCP, got {other}"),
+    }
+    assert_eq!(put_get(&client, "k", "v").await, "v\n\nWritten from plugin version 1\nRead by plugin version 1\n");
+    assert!(client.shutdown().await.graceful);
+    s.assert_clean().await;
+}
+
+#[tokio::test]
+async fn start_timeout_kills_the_plugin() {
+    let s = Scratch::new();
+    let started = Instant::now();
+    let err = s
+        .builder(s.script("echo waiting >&2; exec sleep 30"))
+        .start_timeout(Duration::from_millis(500))
+        .start()
+        .await
+        .unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    match &err {
+        Error::StartTimeout { timeout, stderr } => {
+            assert_eq!(*timeout, Duration::from_millis(500));
+            assert!(stderr.0.contains("waiting"), "{stderr:?}");
+        }
+        other => panic!("expected a start timeout, got {other:?}"),
+    }
+    assert!(err.to_string().starts_with("timeout while waiting for plugin to start"));
+    s.assert_clean().await;
+}
+
+#[tokio::test]
+async fn exit_before_handshake_reports_status_and_stderr() {
+    let s = Scratch::new();
+    let started = Instant::now();
+    let err = s.builder(s.script("echo boom >&2; exit 3")).start().await.unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(3));
+    match &err {
+        Error::ExitedBeforeHandshake { status, stderr } => {
+            assert_eq!(status.and_then(|s| s.code()), Some(3), "{err}");
+            assert!(stderr.0.contains("boom"), "{stderr:?}");
+        }
+        other => panic!("expected an early exit, got {other:?}"),
+    }
+    let text = err.to_string();
+    assert!(text.starts_with("plugin exited before we could connect"), "{text}");
+    assert!(text.contains("boom"), "{text}");
+    s.assert_clean().await;
+}
+
+#[tokio::test]
+async fn malformed_handshake_lines_get_distinct_errors() {
+    type Check = fn(&Error) -> bool;
+    let cert = "A".repeat(80);
+    let cases: Vec<(String, Check)> = vec![
+        ("2|1|unix|/s|grpc|".into(), |e| matches!(e, Error::Handshake(HandshakeError::CoreVersionMismatch { plugin: 2, .. }))),
+        ("x|1|unix|/s|grpc|".into(), |e| matches!(e, Error::Handshake(HandshakeError::InvalidCoreVersion { .. }))),
+        ("1|99|unix|/s|grpc|".into(), |e| matches!(e, Error::Handshake(HandshakeError::AppVersionMismatch { plugin: 99, .. }))),
+        ("1|1|udp|127.0.0.1:5|grpc|".into(), |e| matches!(e, Error::Handshake(HandshakeError::UnknownNetwork { .. }))),
+        ("1|1|tcp|nowhere|grpc|".into(), |e| matches!(e, Error::Handshake(HandshakeError::InvalidAddress { .. }))),
+        ("1|1|tcp|10.0.0.1:80|grpc|".into(), |e| matches!(e, Error::Handshake(HandshakeError::InvalidAddress { .. }))),
+        ("1|1|unix|/s|netrpc|".into(), |e| matches!(e, Error::Handshake(HandshakeError::ProtocolNotAllowed { protocol: Protocol::NetRpc, .. }))),
+        ("1|1|unix|/s||".into(), |e| matches!(e, Error::Handshake(HandshakeError::UnknownProtocol { .. }))),
+        ("1|1|tcp".into(), |e| matches!(e, Error::Handshake(HandshakeError::TooFewFields { fields: 3, .. }))),
+        (format!("1|1|unix|/s|grpc|{cert}"), |e| matches!(e, Error::Handshake(HandshakeError::UnexpectedCertificate { .. }))),
+        ("hello".into(), |e| matches!(e, Error::Handshake(HandshakeError::StdoutNoise { following: None, .. }))),
+        ("hello\n1|1|unix|/s|grpc|".into(), |e| matches!(e, Error::Handshake(HandshakeError::StdoutNoise { following: Some(_), .. }))),
+    ];
+    for (line, is_expected) in cases {
+        let s = Scratch::new();
+        let started = Instant::now();
+        let script = format!("printf '%s\\n' '{}'; exec sleep 30", line.replace('\n', "' '"));
+        let err = s.builder(s.script(&script)).start().await.unwrap_err();
+        assert!(is_expected(&err), "line {line:?}: {err:?}");
+        assert!(started.elapsed() < Duration::from_secs(3), "line {line:?} took {:?}", started.elapsed());
+        let first = line.lines().next().unwrap_or_default();
+        assert!(err.to_string().contains(&first[..first.len().min(20)]), "error should quote the line: {err}");
+        s.assert_clean().await;
+    }
+}
+
+#[tokio::test]
+async fn an_endless_line_is_refused_promptly() {
+    let s = Scratch::new();
+    let started = Instant::now();
+    let err = s
+        .builder(s.script("head -c 1048576 /dev/zero | tr '\\0' x; exec sleep 30"))
+        .start()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Handshake(HandshakeError::LineTooLong { limit: 16384, .. })),
+        "{err:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+    s.assert_clean().await;
+}
+
+#[tokio::test]
+async fn netrpc_is_refused_until_implemented() {
+    let s = Scratch::new();
+    let err = s
+        .builder(s.script("echo '1|1|unix|/s|netrpc|'; exec sleep 30"))
+        .allowed_protocols([Protocol::Grpc, Protocol::NetRpc])
+        .start()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::ProtocolNotImplemented(Protocol::NetRpc)), "{err:?}");
+    s.assert_clean().await;
+}
+
+#[tokio::test]
+async fn unreachable_address_is_a_connect_error() {
+    let s = Scratch::new();
+    let err = s
+        .builder(s.script("echo '1|1|unix|/nonexistent/goplug.sock|grpc|'; exec sleep 30"))
+        .start()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Connect { .. }), "{err:?}");
+    s.assert_clean().await;
+}
+
+#[tokio::test]
+async fn a_missing_program_is_a_spawn_error() {
+    let s = Scratch::new();
+    let err = s
+        .builder(Command::new("/nonexistent/plugin"))
+        .start()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Spawn { .. }), "{err:?}");
+    assert!(err.to_string().contains("/nonexistent/plugin"));
+    s.assert_clean().await;
+}
+
+#[tokio::test]
+async fn versions_negotiate_to_the_highest_common_one() {
+    let s = Scratch::new();
+    let mut command = s.fake("kv");
+    command.env("FAKE_VERSIONS", "1,2,3");
+    let set = || PluginSet::new().grpc::<KvClient<Channel>>("kv");
+    let client = Client::builder(HANDSHAKE)
+        .version(2, set())
+        .version(3, set())
+        .version(4, set())
+        .command(command)
+        .unix_socket_dir(&s.sockets)
+        .start()
+        .await
+        .unwrap();
+    assert_eq!(client.negotiated_version(), 3);
+    assert!(put_get(&client, "n", "v").await.ends_with("Read by plugin version 3\n"));
+    assert!(client.shutdown().await.graceful);
+    s.assert_clean().await;
+
+    let s = Scratch::new();
+    let mut command = s.fake("kv");
+    command.env("FAKE_VERSIONS", "1,2,3");
+    let err = Client::builder(HANDSHAKE)
+        .version(5, set())
+        .version(6, set())
+        .command(command)
+        .unix_socket_dir(&s.sockets)
+        .start()
+        .await
+        .unwrap_err();
+    match &err {
+        Error::Handshake(HandshakeError::AppVersionMismatch { plugin, host, .. }) => {
+            assert_eq!((*plugin, host.as_slice()), (1, &[5, 6][..]));
+        }
+        other => panic!("expected a version mismatch, got {other:?}"),
+    }
+    assert!(err
+        .to_string()
+        .starts_with("incompatible API version with plugin. Plugin version: 1, Client versions: [5, 6]"));
+    s.assert_clean().await;
+}
+
+#[tokio::test]
+async fn dispense_is_typed() {
+    let s = Scratch::new();
+    let client = s.builder(s.fake("kv")).start().await.unwrap();
+    let err = client.dispense::<KvClient<Channel>>("nope").unwrap_err();
+    assert!(matches!(err, Error::UnknownPlugin { ref name, ref available } if name == "nope" && available == &["kv"]), "{err:?}");
+    assert!(err.to_string().starts_with("unknown plugin type: nope"));
+    let err = client.dispense::<String>("kv").unwrap_err();
+    assert!(matches!(err, Error::DispenseType { .. }), "{err:?}");
+    assert!(client.shutdown().await.graceful);
+    s.assert_clean().await;
+}
+
+#[tokio::test]
+async fn dropping_the_client_kills_the_plugin() {
+    let s = Scratch::new();
+    let client = s.builder(s.fake("kv")).start().await.unwrap();
+    let pid = client.pid();
+    let started = Instant::now();
+    drop(client);
+    assert!(started.elapsed() < Duration::from_millis(100), "drop blocked");
+    goplug_test::process_gone(pid, GONE).await;
+    s.assert_clean().await;
+}
+
+#[tokio::test]
+async fn a_crashed_plugin_is_noticed() {
+    let s = Scratch::new();
+    let client = s.builder(s.fake("kv")).start().await.unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(client.pid() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    assert!(client.wait_exit(Duration::from_secs(2)).await);
+    assert!(client.exited());
+    assert!(client.ping().await.is_err());
+    let started = Instant::now();
+    let report = client.shutdown().await;
+    assert!(started.elapsed() < Duration::from_secs(1), "{report:?}");
+    assert!(!report.status.unwrap().success());
+    // The host removes the socket directory the dead plugin could not.
+    s.assert_clean().await;
+}
+
+#[tokio::test]
+async fn a_plugin_without_controller_is_killed_after_the_grace() {
+    let s = Scratch::new();
+    let client = s
+        .builder(s.fake("no-controller"))
+        .shutdown_grace(Duration::from_millis(300))
+        .start()
+        .await
+        .unwrap();
+    client.ping().await.unwrap();
+    let report = client.shutdown().await;
+    assert!(!report.graceful, "{report:?}");
+    assert!(report.elapsed >= Duration::from_millis(300), "{report:?}");
+    assert!(report.elapsed < Duration::from_secs(3), "{report:?}");
+    s.assert_clean().await;
+}
+
+#[tokio::test]
+async fn environment_is_caller_then_host_then_go_plugin() {
+    let s = Scratch::new();
+    let env_file = s.work.join("env");
+    let mut command = s.script(&format!("export -p > '{}'; exec '{FAKE}' kv", env_file.display()));
+    command
+        .env("GOPLUG_TEST_CALLER", "from-caller")
+        .env("PATH", "/caller/path")
+        .env("PLUGIN_MIN_PORT", "1");
+    let client = s.builder(command).port_range(12000, 12010).start().await.unwrap();
+    let env = std::fs::read_to_string(&env_file).unwrap();
+    for expected in [
+        "GOPLUG_TEST_CALLER='from-caller'",
+        "BASIC_PLUGIN='hello'",
+        "PLUGIN_MIN_PORT='12000'",
+        "PLUGIN_MAX_PORT='12010'",
+        "PLUGIN_PROTOCOL_VERSIONS='1'",
+    ] {
+        assert!(env.contains(expected), "{expected} missing from {env}");
+    }
+    // The host's own PATH overrides the caller's, as in go-plugin.
+    assert!(!env.contains("/caller/path"), "{env}");
+    assert!(env.contains(&format!("PLUGIN_UNIX_SOCKET_DIR='{}", s.sockets.display())), "{env}");
+    assert!(client.shutdown().await.graceful);
+    s.assert_clean().await;
+
+    // With skip_host_env, only the caller's and go-plugin's variables.
+    let s = Scratch::new();
+    let env_file = s.work.join("env");
+    let mut command = s.script(&format!("export -p > '{}'; exec '{FAKE}' kv", env_file.display()));
+    command.env("GOPLUG_TEST_CALLER", "from-caller");
+    let client = s.builder(command).skip_host_env(true).start().await.unwrap();
+    let env = std::fs::read_to_string(&env_file).unwrap();
+    assert!(env.contains("GOPLUG_TEST_CALLER='from-caller'"), "{env}");
+    assert!(!env.contains(" HOME="), "host env leaked: {env}");
+    assert!(client.shutdown().await.graceful);
+    s.assert_clean().await;
+}
+
+#[tokio::test]
+async fn stderr_lines_reach_the_configured_writer() {
+    let s = Scratch::new();
+    let log = s.work.join("stderr.log");
+    let file = tokio::fs::File::create(&log).await.unwrap();
+    let client = s
+        .builder(s.script(&format!("echo first >&2; echo second >&2; exec '{FAKE}' kv")))
+        .stderr(file)
+        .start()
+        .await
+        .unwrap();
+    assert!(client.shutdown().await.graceful);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.starts_with("first\nsecond\n"), "{text:?}");
+    s.assert_clean().await;
+}
