@@ -22,6 +22,7 @@ pub fn go_bin(name: &str) -> PathBuf {
     let dir = BUILT.get_or_init(|| {
         let out = std::env::var_os("GOPLUG_INTEROP_BIN_DIR")
             .map_or_else(|| repo_root().join("target/interop-go"), PathBuf::from);
+        std::fs::create_dir_all(&out).map_err(|e| format!("creating {}: {e}", out.display()))?;
         let output = Command::new("go")
             .args(["build", "-o"])
             .arg(&out)
@@ -113,13 +114,22 @@ pub fn open_fds() -> usize {
 /// Runs a command to completion with a timeout, returning its output.
 /// Panics (after killing it) when it does not finish in time.
 pub fn run_with_timeout(command: &mut Command, timeout: Duration) -> std::process::Output {
+    run_with_input(command, None, timeout)
+}
+
+/// [`run_with_timeout`], with `input` (if any) on the command's stdin.
+pub fn run_with_input(command: &mut Command, input: Option<&str>, timeout: Duration) -> std::process::Output {
+    use std::io::Write;
     use std::process::Stdio;
-    let child = command
-        .stdin(Stdio::null())
+    let mut child = command
+        .stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("spawning {command:?}: {e}"));
+    if let (Some(input), Some(mut stdin)) = (input, child.stdin.take()) {
+        stdin.write_all(input.as_bytes()).expect("writing stdin");
+    }
     let pid = child.id();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {

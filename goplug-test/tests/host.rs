@@ -293,6 +293,29 @@ async fn versions_negotiate_to_the_highest_common_one() {
 }
 
 #[tokio::test]
+async fn a_failed_start_kills_a_plugin_behind_a_shell() {
+    // `sh -c plugin` without exec: the plugin is the shell's child. go-plugin
+    // kills only the shell here, and then hangs on the orphan's pipes.
+    let s = Scratch::new();
+    let mut command = Command::new("/bin/sh");
+    command
+        .arg("-c")
+        .arg(format!("'{FAKE}' pid-file '{}' kv; echo shell-survived", s.pid_file().display()))
+        .current_dir(&s.work);
+    let started = Instant::now();
+    let err = Client::builder(HANDSHAKE)
+        .version(7, PluginSet::new())
+        .command(command)
+        .unix_socket_dir(&s.sockets)
+        .start()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Handshake(HandshakeError::AppVersionMismatch { .. })), "{err:?}");
+    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    s.assert_clean().await;
+}
+
+#[tokio::test]
 async fn dispense_is_typed() {
     let s = Scratch::new();
     let client = s.builder(s.fake("kv")).start().await.unwrap();

@@ -206,8 +206,12 @@ impl PluginProcess {
         )
     }
 
-    /// Sends SIGKILL (once) and waits, bounded, for the process to be reaped.
+    /// Sends SIGKILL to the plugin and its descendants, and waits, bounded,
+    /// for the plugin to be reaped.
     pub(crate) async fn kill(&self) -> bool {
+        if self.state() == ProcessState::Running {
+            kill_descendants(self.pid);
+        }
         self.kill.cancel();
         self.wait_gone(REAP_TIMEOUT).await
     }
@@ -242,6 +246,7 @@ impl Drop for PluginProcess {
         // Never blocks. The SIGKILL goes out now, even if the runtime is busy
         // or gone; the watcher task (or tokio's orphan reaper) reaps.
         if self.state() == ProcessState::Running {
+            kill_descendants(self.pid);
             if let Some(pidfd) = &self.pidfd {
                 let _ = rustix::process::pidfd_send_signal(pidfd, rustix::process::Signal::KILL);
             }
@@ -251,6 +256,43 @@ impl Drop for PluginProcess {
             task.abort();
         }
     }
+}
+
+/// SIGKILLs every descendant of `pid`. Hosts run plugins through `sh -c`,
+/// and a shell that does not `exec` (dash) leaves the plugin as its child:
+/// killing only the shell would orphan the plugin, which then holds the
+/// output pipes open forever (go-plugin's `Kill` hangs there). The plugin
+/// stays in the host's process group, as in go-plugin, so that it can read
+/// the host's terminal; hence no `killpg`.
+fn kill_descendants(pid: u32) {
+    let mut found = Vec::new();
+    let mut queue = vec![pid];
+    // Bounded against pathological trees.
+    while let Some(parent) = queue.pop() {
+        if found.len() >= 4096 {
+            break;
+        }
+        for child in children_of(parent) {
+            found.push(child);
+            queue.push(child);
+        }
+    }
+    // Deepest first, so no child outlives its parent long enough to matter.
+    for child in found.into_iter().rev() {
+        if let Ok(raw) = i32::try_from(child) {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(raw), nix::sys::signal::Signal::SIGKILL);
+        }
+    }
+}
+
+fn children_of(pid: u32) -> Vec<u32> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("children")).ok())
+        .flat_map(|text| text.split_whitespace().filter_map(|p| p.parse().ok()).collect::<Vec<u32>>())
+        .collect()
 }
 
 async fn drain_stderr(

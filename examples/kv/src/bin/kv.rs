@@ -18,16 +18,8 @@ use goplug_example_kv::{HANDSHAKE, PLUGIN_GRPC, PLUGIN_NETRPC, pb::kv_client::Kv
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let plugin_name = match std::env::var("KV_PROTO").as_deref() {
-        Ok("netrpc") => PLUGIN_NETRPC,
-        Ok("grpc") => PLUGIN_GRPC,
-        _ => {
-            println!("must set KV_PROTO to netrpc or grpc");
-            return ExitCode::FAILURE;
-        }
-    };
-    match run(plugin_name).await {
-        Ok(()) => ExitCode::SUCCESS,
+    match run().await {
+        Ok(code) => code,
         Err(e) => {
             println!("error: {e}");
             ExitCode::FAILURE
@@ -35,7 +27,8 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run(plugin_name: &str) -> Result<(), Box<dyn std::error::Error>> {
+async fn run() -> Result<ExitCode, Box<dyn std::error::Error>> {
+    // As the Go host: launch the plugin first, then look at KV_PROTO.
     let command = shell_command(std::env::var_os("KV_PLUGIN").unwrap_or_default());
     let client = Client::builder(HANDSHAKE)
         .plugins(PluginSet::new().grpc::<KvClient<Channel>>(PLUGIN_GRPC))
@@ -43,9 +36,19 @@ async fn run(plugin_name: &str) -> Result<(), Box<dyn std::error::Error>> {
         .allowed_protocols([Protocol::NetRpc, Protocol::Grpc])
         .start()
         .await?;
+    let plugin_name = match std::env::var("KV_PROTO").as_deref() {
+        Ok("netrpc") => PLUGIN_NETRPC,
+        Ok("grpc") => PLUGIN_GRPC,
+        _ => {
+            println!("must set KV_PROTO to netrpc or grpc");
+            // Unlike the Go host, which exits here without killing it.
+            client.shutdown().await;
+            return Ok(ExitCode::FAILURE);
+        }
+    };
     let result = use_kv(&client, plugin_name).await;
     client.shutdown().await;
-    result
+    result.map(|()| ExitCode::SUCCESS)
 }
 
 async fn use_kv(client: &Client, plugin_name: &str) -> Result<(), Box<dyn std::error::Error>> {

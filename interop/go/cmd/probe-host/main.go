@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -36,6 +37,7 @@ type result struct {
 	Exited   bool     `json:"exited"`
 	Graceful bool     `json:"graceful"`
 	KillMS   int64    `json:"kill_ms"`
+	KillHung bool     `json:"kill_hung"`
 	Warnings []string `json:"warnings"`
 }
 
@@ -133,6 +135,8 @@ func main() {
 	get := flag.String("get", "", "KEY to get (optional)")
 	ping := flag.Bool("ping", false, "ping the plugin")
 	dispense := flag.String("dispense", "kv", "plugin name to dispense")
+	killTimeout := flag.Duration("kill-timeout", 10*time.Second,
+		"if client.Kill() has not returned after this long, SIGKILL the plugin's process group")
 	verbose := flag.Bool("v", false, "also copy the host log to stderr")
 	flag.Parse()
 
@@ -181,13 +185,25 @@ func main() {
 		DisableTime: true,
 	})
 
+	// The plugin runs as "sh -c CMD" in its own process group, so that
+	// whatever sh started can be cleaned up: go-plugin only kills the
+	// direct child (sh), and its Kill() waits until every holder of the
+	// plugin's stdout/stderr pipes has exited.
+	cmd := exec.Command("sh", "-c", *cmdStr)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	killGroup := func() {
+		if cmd.Process != nil {
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		}
+	}
+
 	client := plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig: plugin.HandshakeConfig{
 			MagicCookieKey:   *cookieKey,
 			MagicCookieValue: *cookieValue,
 		},
 		VersionedPlugins: versions,
-		Cmd:              exec.Command("sh", "-c", *cmdStr),
+		Cmd:              cmd,
 		AllowedProtocols: protocols,
 		StartTimeout:     *startTimeout,
 		Logger:           logger,
@@ -205,12 +221,15 @@ func main() {
 			rpcClient, err = client.Client()
 			return err
 		})
-		res.Protocol = string(client.Protocol())
+		// NegotiatedVersion is set as soon as the version check passed, so
+		// it is reported even if a later handshake check failed.
 		res.Version = client.NegotiatedVersion()
 		if err != nil {
 			fail("start", err)
 			return
 		}
+		// Only after a successful start: Protocol() calls Start() again.
+		res.Protocol = string(client.Protocol())
 
 		var raw interface{}
 		if err := guard(func() (err error) {
@@ -257,9 +276,24 @@ func main() {
 	}()
 
 	start := time.Now()
-	client.Kill()
+	killed := make(chan struct{})
+	go func() {
+		client.Kill()
+		close(killed)
+	}()
+	select {
+	case <-killed:
+	case <-time.After(*killTimeout):
+		res.KillHung = true
+		killGroup()
+		select {
+		case <-killed:
+		case <-time.After(5 * time.Second):
+		}
+	}
 	res.KillMS = time.Since(start).Milliseconds()
 	res.Exited = client.Exited()
+	killGroup() // leave nothing behind
 
 	res.Graceful = true
 	for _, e := range sink.snapshot() {
