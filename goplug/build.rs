@@ -15,8 +15,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Served by the plugin's reflection service, as go-plugin's Go plugins
     // do. The broker is left out until goplug serves it.
     let mut served = fds.clone();
-    served.file.retain(|file| file.name() != "grpc_broker.proto");
-    std::fs::write(out.join("plugin_descriptor.bin"), prost::Message::encode_to_vec(&served))?;
+    served
+        .file
+        .retain(|file| file.name() != "grpc_broker.proto");
+    std::fs::write(
+        out.join("plugin_descriptor.bin"),
+        prost::Message::encode_to_vec(&served),
+    )?;
     tonic_prost_build::configure().compile_fds(fds)?;
     Ok(())
 }

@@ -89,12 +89,17 @@ pub fn assert_process_gone(pid: u32, within: Duration) {
 pub fn read_pid(file: &Path) -> u32 {
     let start = Instant::now();
     loop {
-        if let Ok(text) = std::fs::read_to_string(file) {
-            if let Ok(pid) = text.trim().parse() {
-                return pid;
-            }
+        if let Some(pid) = std::fs::read_to_string(file)
+            .ok()
+            .and_then(|text| text.trim().parse().ok())
+        {
+            return pid;
         }
-        assert!(start.elapsed() < Duration::from_secs(10), "no pid in {}", file.display());
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no pid in {}",
+            file.display()
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
 }
@@ -108,7 +113,9 @@ pub fn leftovers(dir: &Path) -> Vec<PathBuf> {
 
 /// Number of open file descriptors of this process.
 pub fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd").map(|d| d.count()).unwrap_or(0)
+    std::fs::read_dir("/proc/self/fd")
+        .map(|d| d.count())
+        .unwrap_or(0)
 }
 
 /// Runs a command to completion with a timeout, returning its output.
@@ -118,11 +125,19 @@ pub fn run_with_timeout(command: &mut Command, timeout: Duration) -> std::proces
 }
 
 /// [`run_with_timeout`], with `input` (if any) on the command's stdin.
-pub fn run_with_input(command: &mut Command, input: Option<&str>, timeout: Duration) -> std::process::Output {
+pub fn run_with_input(
+    command: &mut Command,
+    input: Option<&str>,
+    timeout: Duration,
+) -> std::process::Output {
     use std::io::Write;
     use std::process::Stdio;
     let mut child = command
-        .stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

@@ -28,16 +28,27 @@ async fn starting_and_stopping_plugins_leaks_no_fds() {
     let work = tempfile::tempdir().unwrap();
     let sockets = tempfile::tempdir().unwrap();
     // Warm up the runtime's own fds (signal pipe, blocking pool) first.
-    builder(kv(work.path()), sockets.path()).start().await.unwrap().shutdown().await;
+    builder(kv(work.path()), sockets.path())
+        .start()
+        .await
+        .unwrap()
+        .shutdown()
+        .await;
     let before = goplug_test::open_fds();
     for _ in 0..5 {
-        let client = builder(kv(work.path()), sockets.path()).start().await.unwrap();
+        let client = builder(kv(work.path()), sockets.path())
+            .start()
+            .await
+            .unwrap();
         client.ping().await.unwrap();
         client.shutdown().await;
         let mut failing = Command::new("/bin/sh");
         failing.arg("-c").arg("echo nope >&2; exit 1");
         builder(failing, sockets.path()).start().await.unwrap_err();
-        let dropped = builder(kv(work.path()), sockets.path()).start().await.unwrap();
+        let dropped = builder(kv(work.path()), sockets.path())
+            .start()
+            .await
+            .unwrap();
         let pid = dropped.pid();
         drop(dropped);
         goplug_test::process_gone(pid, Duration::from_secs(5)).await;

@@ -73,7 +73,11 @@ impl Scratch {
         if self.pid_file().exists() {
             goplug_test::process_gone(read_pid(&self.pid_file()), GONE).await;
         }
-        assert_eq!(leftovers(&self.sockets), Vec::<PathBuf>::new(), "socket dir not empty");
+        assert_eq!(
+            leftovers(&self.sockets),
+            Vec::<PathBuf>::new(),
+            "socket dir not empty"
+        );
     }
 }
 
@@ -97,7 +101,10 @@ async fn start_dispense_call_and_graceful_shutdown() {
     assert_eq!(client.negotiated_version(), 1);
     client.ping().await.unwrap();
     let value = put_get(&client, "hello", "world").await;
-    assert_eq!(value, "world\n\nWritten from plugin version 1\nRead by plugin version 1\n");
+    assert_eq!(
+        value,
+        "world\n\nWritten from plugin version 1\nRead by plugin version 1\n"
+    );
     assert!(!client.exited());
     let report = client.shutdown().await;
     assert!(report.graceful, "{report:?}");
@@ -117,7 +124,10 @@ async fn serves_over_tcp_when_asked() {
         }
         other => panic!("expected TCP, got {other}"),
     }
-    assert_eq!(put_get(&client, "k", "v").await, "v\n\nWritten from plugin version 1\nRead by plugin version 1\n");
+    assert_eq!(
+        put_get(&client, "k", "v").await,
+        "v\n\nWritten from plugin version 1\nRead by plugin version 1\n"
+    );
     assert!(client.shutdown().await.graceful);
     s.assert_clean().await;
 }
@@ -132,7 +142,11 @@ async fn start_timeout_kills_the_plugin() {
         .start()
         .await
         .unwrap_err();
-    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
     match &err {
         Error::StartTimeout { timeout, stderr } => {
             assert_eq!(*timeout, Duration::from_millis(500));
@@ -140,7 +154,10 @@ async fn start_timeout_kills_the_plugin() {
         }
         other => panic!("expected a start timeout, got {other:?}"),
     }
-    assert!(err.to_string().starts_with("timeout while waiting for plugin to start"));
+    assert!(
+        err.to_string()
+            .starts_with("timeout while waiting for plugin to start")
+    );
     s.assert_clean().await;
 }
 
@@ -148,7 +165,11 @@ async fn start_timeout_kills_the_plugin() {
 async fn exit_before_handshake_reports_status_and_stderr() {
     let s = Scratch::new();
     let started = Instant::now();
-    let err = s.builder(s.script("echo boom >&2; exit 3")).start().await.unwrap_err();
+    let err = s
+        .builder(s.script("echo boom >&2; exit 3"))
+        .start()
+        .await
+        .unwrap_err();
     assert!(started.elapsed() < Duration::from_secs(3));
     match &err {
         Error::ExitedBeforeHandshake { status, stderr } => {
@@ -158,7 +179,10 @@ async fn exit_before_handshake_reports_status_and_stderr() {
         other => panic!("expected an early exit, got {other:?}"),
     }
     let text = err.to_string();
-    assert!(text.starts_with("plugin exited before we could connect"), "{text}");
+    assert!(
+        text.starts_with("plugin exited before we could connect"),
+        "{text}"
+    );
     assert!(text.contains("boom"), "{text}");
     s.assert_clean().await;
 }
@@ -168,28 +192,95 @@ async fn malformed_handshake_lines_get_distinct_errors() {
     type Check = fn(&Error) -> bool;
     let cert = "A".repeat(80);
     let cases: Vec<(String, Check)> = vec![
-        ("2|1|unix|/s|grpc|".into(), |e| matches!(e, Error::Handshake(HandshakeError::CoreVersionMismatch { plugin: 2, .. }))),
-        ("x|1|unix|/s|grpc|".into(), |e| matches!(e, Error::Handshake(HandshakeError::InvalidCoreVersion { .. }))),
-        ("1|99|unix|/s|grpc|".into(), |e| matches!(e, Error::Handshake(HandshakeError::AppVersionMismatch { plugin: 99, .. }))),
-        ("1|1|udp|127.0.0.1:5|grpc|".into(), |e| matches!(e, Error::Handshake(HandshakeError::UnknownNetwork { .. }))),
-        ("1|1|tcp|nowhere|grpc|".into(), |e| matches!(e, Error::Handshake(HandshakeError::InvalidAddress { .. }))),
-        ("1|1|tcp|10.0.0.1:80|grpc|".into(), |e| matches!(e, Error::Handshake(HandshakeError::InvalidAddress { .. }))),
-        ("1|1|unix|/s|netrpc|".into(), |e| matches!(e, Error::Handshake(HandshakeError::ProtocolNotAllowed { protocol: Protocol::NetRpc, .. }))),
-        ("1|1|unix|/s||".into(), |e| matches!(e, Error::Handshake(HandshakeError::UnknownProtocol { .. }))),
-        ("1|1|tcp".into(), |e| matches!(e, Error::Handshake(HandshakeError::TooFewFields { fields: 3, .. }))),
-        (format!("1|1|unix|/s|grpc|{cert}"), |e| matches!(e, Error::Handshake(HandshakeError::UnexpectedCertificate { .. }))),
-        ("hello".into(), |e| matches!(e, Error::Handshake(HandshakeError::StdoutNoise { following: None, .. }))),
-        ("hello\n1|1|unix|/s|grpc|".into(), |e| matches!(e, Error::Handshake(HandshakeError::StdoutNoise { following: Some(_), .. }))),
+        ("2|1|unix|/s|grpc|".into(), |e| {
+            matches!(
+                e,
+                Error::Handshake(HandshakeError::CoreVersionMismatch { plugin: 2, .. })
+            )
+        }),
+        ("x|1|unix|/s|grpc|".into(), |e| {
+            matches!(
+                e,
+                Error::Handshake(HandshakeError::InvalidCoreVersion { .. })
+            )
+        }),
+        ("1|99|unix|/s|grpc|".into(), |e| {
+            matches!(
+                e,
+                Error::Handshake(HandshakeError::AppVersionMismatch { plugin: 99, .. })
+            )
+        }),
+        ("1|1|udp|127.0.0.1:5|grpc|".into(), |e| {
+            matches!(e, Error::Handshake(HandshakeError::UnknownNetwork { .. }))
+        }),
+        ("1|1|tcp|nowhere|grpc|".into(), |e| {
+            matches!(e, Error::Handshake(HandshakeError::InvalidAddress { .. }))
+        }),
+        ("1|1|tcp|10.0.0.1:80|grpc|".into(), |e| {
+            matches!(e, Error::Handshake(HandshakeError::InvalidAddress { .. }))
+        }),
+        ("1|1|unix|/s|netrpc|".into(), |e| {
+            matches!(
+                e,
+                Error::Handshake(HandshakeError::ProtocolNotAllowed {
+                    protocol: Protocol::NetRpc,
+                    ..
+                })
+            )
+        }),
+        ("1|1|unix|/s||".into(), |e| {
+            matches!(e, Error::Handshake(HandshakeError::UnknownProtocol { .. }))
+        }),
+        ("1|1|tcp".into(), |e| {
+            matches!(
+                e,
+                Error::Handshake(HandshakeError::TooFewFields { fields: 3, .. })
+            )
+        }),
+        (format!("1|1|unix|/s|grpc|{cert}"), |e| {
+            matches!(
+                e,
+                Error::Handshake(HandshakeError::UnexpectedCertificate { .. })
+            )
+        }),
+        ("hello".into(), |e| {
+            matches!(
+                e,
+                Error::Handshake(HandshakeError::StdoutNoise {
+                    following: None,
+                    ..
+                })
+            )
+        }),
+        ("hello\n1|1|unix|/s|grpc|".into(), |e| {
+            matches!(
+                e,
+                Error::Handshake(HandshakeError::StdoutNoise {
+                    following: Some(_),
+                    ..
+                })
+            )
+        }),
     ];
     for (line, is_expected) in cases {
         let s = Scratch::new();
         let started = Instant::now();
-        let script = format!("printf '%s\\n' '{}'; exec sleep 30", line.replace('\n', "' '"));
+        let script = format!(
+            "printf '%s\\n' '{}'; exec sleep 30",
+            line.replace('\n', "' '")
+        );
         let err = s.builder(s.script(&script)).start().await.unwrap_err();
         assert!(is_expected(&err), "line {line:?}: {err:?}");
-        assert!(started.elapsed() < Duration::from_secs(3), "line {line:?} took {:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "line {line:?} took {:?}",
+            started.elapsed()
+        );
         let first = line.lines().next().unwrap_or_default();
-        assert!(err.to_string().contains(&first[..first.len().min(20)]), "error should quote the line: {err}");
+        assert!(
+            err.to_string().contains(&first[..first.len().min(20)]),
+            "error should quote the line: {err}"
+        );
         s.assert_clean().await;
     }
 }
@@ -204,7 +295,10 @@ async fn an_endless_line_is_refused_promptly() {
         .await
         .unwrap_err();
     assert!(
-        matches!(err, Error::Handshake(HandshakeError::LineTooLong { limit: 16384, .. })),
+        matches!(
+            err,
+            Error::Handshake(HandshakeError::LineTooLong { limit: 16384, .. })
+        ),
         "{err:?}"
     );
     assert!(started.elapsed() < Duration::from_secs(5));
@@ -220,7 +314,10 @@ async fn netrpc_is_refused_until_implemented() {
         .start()
         .await
         .unwrap_err();
-    assert!(matches!(err, Error::ProtocolNotImplemented(Protocol::NetRpc)), "{err:?}");
+    assert!(
+        matches!(err, Error::ProtocolNotImplemented(Protocol::NetRpc)),
+        "{err:?}"
+    );
     s.assert_clean().await;
 }
 
@@ -265,7 +362,11 @@ async fn versions_negotiate_to_the_highest_common_one() {
         .await
         .unwrap();
     assert_eq!(client.negotiated_version(), 3);
-    assert!(put_get(&client, "n", "v").await.ends_with("Read by plugin version 3\n"));
+    assert!(
+        put_get(&client, "n", "v")
+            .await
+            .ends_with("Read by plugin version 3\n")
+    );
     assert!(client.shutdown().await.graceful);
     s.assert_clean().await;
 
@@ -286,9 +387,9 @@ async fn versions_negotiate_to_the_highest_common_one() {
         }
         other => panic!("expected a version mismatch, got {other:?}"),
     }
-    assert!(err
-        .to_string()
-        .starts_with("incompatible API version with plugin. Plugin version: 1, Client versions: [5, 6]"));
+    assert!(err.to_string().starts_with(
+        "incompatible API version with plugin. Plugin version: 1, Client versions: [5, 6]"
+    ));
     s.assert_clean().await;
 }
 
@@ -300,7 +401,10 @@ async fn a_failed_start_kills_a_plugin_behind_a_shell() {
     let mut command = Command::new("/bin/sh");
     command
         .arg("-c")
-        .arg(format!("'{FAKE}' pid-file '{}' kv; echo shell-survived", s.pid_file().display()))
+        .arg(format!(
+            "'{FAKE}' pid-file '{}' kv; echo shell-survived",
+            s.pid_file().display()
+        ))
         .current_dir(&s.work);
     let started = Instant::now();
     let err = Client::builder(HANDSHAKE)
@@ -310,8 +414,18 @@ async fn a_failed_start_kills_a_plugin_behind_a_shell() {
         .start()
         .await
         .unwrap_err();
-    assert!(matches!(err, Error::Handshake(HandshakeError::AppVersionMismatch { .. })), "{err:?}");
-    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    assert!(
+        matches!(
+            err,
+            Error::Handshake(HandshakeError::AppVersionMismatch { .. })
+        ),
+        "{err:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
     s.assert_clean().await;
 }
 
@@ -320,7 +434,10 @@ async fn dispense_is_typed() {
     let s = Scratch::new();
     let client = s.builder(s.fake("kv")).start().await.unwrap();
     let err = client.dispense::<KvClient<Channel>>("nope").unwrap_err();
-    assert!(matches!(err, Error::UnknownPlugin { ref name, ref available } if name == "nope" && available == &["kv"]), "{err:?}");
+    assert!(
+        matches!(err, Error::UnknownPlugin { ref name, ref available } if name == "nope" && available == &["kv"]),
+        "{err:?}"
+    );
     assert!(err.to_string().starts_with("unknown plugin type: nope"));
     let err = client.dispense::<String>("kv").unwrap_err();
     assert!(matches!(err, Error::DispenseType { .. }), "{err:?}");
@@ -335,7 +452,10 @@ async fn dropping_the_client_kills_the_plugin() {
     let pid = client.pid();
     let started = Instant::now();
     drop(client);
-    assert!(started.elapsed() < Duration::from_millis(100), "drop blocked");
+    assert!(
+        started.elapsed() < Duration::from_millis(100),
+        "drop blocked"
+    );
     goplug_test::process_gone(pid, GONE).await;
     s.assert_clean().await;
 }
@@ -381,12 +501,20 @@ async fn a_plugin_without_controller_is_killed_after_the_grace() {
 async fn environment_is_caller_then_host_then_go_plugin() {
     let s = Scratch::new();
     let env_file = s.work.join("env");
-    let mut command = s.script(&format!("export -p > '{}'; exec '{FAKE}' kv", env_file.display()));
+    let mut command = s.script(&format!(
+        "export -p > '{}'; exec '{FAKE}' kv",
+        env_file.display()
+    ));
     command
         .env("GOPLUG_TEST_CALLER", "from-caller")
         .env("PATH", "/caller/path")
         .env("PLUGIN_MIN_PORT", "1");
-    let client = s.builder(command).port_range(12000, 12010).start().await.unwrap();
+    let client = s
+        .builder(command)
+        .port_range(12000, 12010)
+        .start()
+        .await
+        .unwrap();
     let env = std::fs::read_to_string(&env_file).unwrap();
     for expected in [
         "GOPLUG_TEST_CALLER='from-caller'",
@@ -399,16 +527,27 @@ async fn environment_is_caller_then_host_then_go_plugin() {
     }
     // The host's own PATH overrides the caller's, as in go-plugin.
     assert!(!env.contains("/caller/path"), "{env}");
-    assert!(env.contains(&format!("PLUGIN_UNIX_SOCKET_DIR='{}", s.sockets.display())), "{env}");
+    assert!(
+        env.contains(&format!("PLUGIN_UNIX_SOCKET_DIR='{}", s.sockets.display())),
+        "{env}"
+    );
     assert!(client.shutdown().await.graceful);
     s.assert_clean().await;
 
     // With skip_host_env, only the caller's and go-plugin's variables.
     let s = Scratch::new();
     let env_file = s.work.join("env");
-    let mut command = s.script(&format!("export -p > '{}'; exec '{FAKE}' kv", env_file.display()));
+    let mut command = s.script(&format!(
+        "export -p > '{}'; exec '{FAKE}' kv",
+        env_file.display()
+    ));
     command.env("GOPLUG_TEST_CALLER", "from-caller");
-    let client = s.builder(command).skip_host_env(true).start().await.unwrap();
+    let client = s
+        .builder(command)
+        .skip_host_env(true)
+        .start()
+        .await
+        .unwrap();
     let env = std::fs::read_to_string(&env_file).unwrap();
     assert!(env.contains("GOPLUG_TEST_CALLER='from-caller'"), "{env}");
     assert!(!env.contains(" HOME="), "host env leaked: {env}");
@@ -422,7 +561,9 @@ async fn stderr_lines_reach_the_configured_writer() {
     let log = s.work.join("stderr.log");
     let file = tokio::fs::File::create(&log).await.unwrap();
     let client = s
-        .builder(s.script(&format!("echo first >&2; echo second >&2; exec '{FAKE}' kv")))
+        .builder(s.script(&format!(
+            "echo first >&2; echo second >&2; exec '{FAKE}' kv"
+        )))
         .stderr(file)
         .start()
         .await

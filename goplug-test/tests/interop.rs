@@ -20,7 +20,13 @@ const FAKE: &str = env!("CARGO_BIN_EXE_fake-plugin");
 /// The two plugins under comparison, as `sh -c` commands with versions.
 fn plugins(versions: &str) -> [(&'static str, String); 2] {
     [
-        ("go", format!("PROBE_VERSIONS={versions} exec '{}'", go_bin("probe-plugin").display())),
+        (
+            "go",
+            format!(
+                "PROBE_VERSIONS={versions} exec '{}'",
+                go_bin("probe-plugin").display()
+            ),
+        ),
         ("rust", format!("FAKE_VERSIONS={versions} exec '{FAKE}' kv")),
     ]
 }
@@ -48,7 +54,13 @@ fn go_host_uses_a_rust_plugin_like_a_go_plugin() {
         assert_eq!(report["ok"], true, "{name}: {report}");
         assert_eq!(report["protocol"], "grpc", "{name}");
         assert_eq!(report["version"], 1, "{name}");
-        assert!(report["get"].as_str().unwrap().starts_with("v\n\nWritten from plugin"), "{name}: {report}");
+        assert!(
+            report["get"]
+                .as_str()
+                .unwrap()
+                .starts_with("v\n\nWritten from plugin"),
+            "{name}: {report}"
+        );
         // Exited on the Shutdown request, without being killed, and the Go
         // host logged no warning (no missing stdio service, no forced kill).
         assert_eq!(report["graceful"], true, "{name}: {report}");
@@ -59,16 +71,18 @@ fn go_host_uses_a_rust_plugin_like_a_go_plugin() {
 
 #[test]
 fn go_host_negotiates_the_same_version_with_both() {
-    let cases = [
-        ("1,2,3", "2,3,4", 3),
-        ("2,5,9", "4,5,10", 5),
-        ("1", "1", 1),
-    ];
+    let cases = [("1,2,3", "2,3,4", 3), ("2,5,9", "4,5,10", 5), ("1", "1", 1)];
     for (plugin_versions, host_versions, expected) in cases {
         for (name, command) in plugins(plugin_versions) {
             let report = probe(&command, &["-versions", host_versions, "-ping"]);
-            assert_eq!(report["ok"], true, "{name} {plugin_versions}/{host_versions}: {report}");
-            assert_eq!(report["version"], expected, "{name} {plugin_versions}/{host_versions}");
+            assert_eq!(
+                report["ok"], true,
+                "{name} {plugin_versions}/{host_versions}: {report}"
+            );
+            assert_eq!(
+                report["version"], expected,
+                "{name} {plugin_versions}/{host_versions}"
+            );
         }
     }
 }
@@ -98,7 +112,10 @@ fn go_host_refuses_both_with_identical_errors() {
         ),
     ];
     for (case, flags, expected) in cases {
-        let reports: Vec<Value> = plugins("1").iter().map(|(_, command)| probe(command, flags)).collect();
+        let reports: Vec<Value> = plugins("1")
+            .iter()
+            .map(|(_, command)| probe(command, flags))
+            .collect();
         for (report, (name, _)) in reports.iter().zip(plugins("1")) {
             assert_eq!(report["ok"], false, "{case} {name}: {report}");
             assert_eq!(report["stage"], "start", "{case} {name}");
@@ -107,12 +124,20 @@ fn go_host_refuses_both_with_identical_errors() {
             assert_eq!(report["exited"], true, "{case} {name}");
             assert_eq!(report["kill_hung"], false, "{case} {name}");
         }
-        assert_eq!(reports[0]["error"], reports[1]["error"], "{case}: the Go host must see the same error");
+        assert_eq!(
+            reports[0]["error"], reports[1]["error"],
+            "{case}: the Go host must see the same error"
+        );
     }
 }
 
 /// Starts `command` with our host, offering `versions`.
-async fn rust_host(command: &str, versions: &[u32], handshake: HandshakeConfig, allowed: &[Protocol]) -> (goplug::Result<Client>, tempfile::TempDir) {
+async fn rust_host(
+    command: &str,
+    versions: &[u32],
+    handshake: HandshakeConfig,
+    allowed: &[Protocol],
+) -> (goplug::Result<Client>, tempfile::TempDir) {
     let sockets = tempfile::tempdir().unwrap();
     let mut builder = Client::builder(handshake)
         .command(goplug::host::shell_command(command))
@@ -135,8 +160,17 @@ async fn rust_host_uses_a_go_plugin_like_a_rust_plugin() {
         assert_eq!(client.negotiated_version(), 3, "{name}");
         client.ping().await.unwrap();
         let mut kv: KvClient<Channel> = client.dispense("kv").unwrap();
-        kv.put(pb::PutRequest { key: "k".into(), value: b"v".to_vec() }).await.unwrap();
-        let got = kv.get(pb::GetRequest { key: "k".into() }).await.unwrap().into_inner();
+        kv.put(pb::PutRequest {
+            key: "k".into(),
+            value: b"v".to_vec(),
+        })
+        .await
+        .unwrap();
+        let got = kv
+            .get(pb::GetRequest { key: "k".into() })
+            .await
+            .unwrap()
+            .into_inner();
         assert!(got.value.starts_with(b"v\n\nWritten from plugin"), "{name}");
         drop(kv);
         let report = client.shutdown().await;
@@ -152,17 +186,28 @@ async fn rust_host_refuses_both_alike() {
     for (name, command) in plugins("1") {
         let (err, _sockets) = rust_host(&command, &[7], HANDSHAKE, &[Protocol::Grpc]).await;
         match err.unwrap_err() {
-            Error::Handshake(HandshakeError::AppVersionMismatch { plugin: 1, host, .. }) => assert_eq!(host, [7], "{name}"),
+            Error::Handshake(HandshakeError::AppVersionMismatch {
+                plugin: 1, host, ..
+            }) => assert_eq!(host, [7], "{name}"),
             other => panic!("{name}: expected a version mismatch, got {other:?}"),
         }
 
         let (err, _sockets) = rust_host(&command, &[1], HANDSHAKE, &[Protocol::NetRpc]).await;
         let err = err.unwrap_err();
         assert!(
-            matches!(err, Error::Handshake(HandshakeError::ProtocolNotAllowed { protocol: Protocol::Grpc, .. })),
+            matches!(
+                err,
+                Error::Handshake(HandshakeError::ProtocolNotAllowed {
+                    protocol: Protocol::Grpc,
+                    ..
+                })
+            ),
             "{name}: {err:?}"
         );
-        assert!(err.to_string().starts_with("unsupported plugin protocol \"grpc\". Supported: [netrpc]"));
+        assert!(
+            err.to_string()
+                .starts_with("unsupported plugin protocol \"grpc\". Supported: [netrpc]")
+        );
 
         let wrong_cookie = HandshakeConfig::new(1, "BASIC_PLUGIN", "not-hello");
         let (err, _sockets) = rust_host(&command, &[1], wrong_cookie, &[Protocol::Grpc]).await;
@@ -170,7 +215,10 @@ async fn rust_host_refuses_both_alike() {
             Error::ExitedBeforeHandshake { status, stderr } => {
                 assert_eq!(status.and_then(|s| s.code()), Some(1), "{name}");
                 // The plugin's own explanation reaches the host's error.
-                assert!(stderr.0.contains("This binary is a plugin."), "{name}: {stderr:?}");
+                assert!(
+                    stderr.0.contains("This binary is a plugin."),
+                    "{name}: {stderr:?}"
+                );
             }
             other => panic!("{name}: expected an early exit, got {other:?}"),
         }

@@ -15,7 +15,10 @@ const FAKE: &str = env!("CARGO_BIN_EXE_fake-plugin");
 fn run_directly_it_refuses_with_go_plugins_message() {
     let work = tempfile::tempdir().unwrap();
     let output = run_with_timeout(
-        Command::new(FAKE).arg("kv").current_dir(work.path()).env_remove("BASIC_PLUGIN"),
+        Command::new(FAKE)
+            .arg("kv")
+            .current_dir(work.path())
+            .env_remove("BASIC_PLUGIN"),
         Duration::from_secs(10),
     );
     assert_eq!(output.status.code(), Some(1));
@@ -26,7 +29,10 @@ fn run_directly_it_refuses_with_go_plugins_message() {
     );
     // A wrong value is refused the same way.
     let output = run_with_timeout(
-        Command::new(FAKE).arg("kv").current_dir(work.path()).env("BASIC_PLUGIN", "hello2"),
+        Command::new(FAKE)
+            .arg("kv")
+            .current_dir(work.path())
+            .env("BASIC_PLUGIN", "hello2"),
         Duration::from_secs(10),
     );
     assert_eq!(output.status.code(), Some(1));
@@ -47,7 +53,9 @@ fn prints_exactly_one_go_plugin_handshake_line() {
         .spawn()
         .unwrap();
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
     child.kill().unwrap();
     child.wait().unwrap();
 
@@ -74,7 +82,12 @@ fn misconfigured_port_range_is_a_clear_error() {
     assert_eq!(output.status.code(), Some(1));
     assert!(output.stdout.is_empty());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("PLUGIN_MIN_PORT (20000) must be less than or equal to PLUGIN_MAX_PORT (10000)"), "{stderr}");
+    assert!(
+        stderr.contains(
+            "PLUGIN_MIN_PORT (20000) must be less than or equal to PLUGIN_MAX_PORT (10000)"
+        ),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -92,8 +105,14 @@ fn a_too_long_socket_path_is_reported_before_the_handshake() {
     assert_eq!(output.status.code(), Some(1));
     assert!(output.stdout.is_empty());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("unix socket path") && stderr.contains("over the limit of 107"), "{stderr}");
-    assert!(leftovers(&deep).is_empty(), "the socket directory was left behind");
+    assert!(
+        stderr.contains("unix socket path") && stderr.contains("over the limit of 107"),
+        "{stderr}"
+    );
+    assert!(
+        leftovers(&deep).is_empty(),
+        "the socket directory was left behind"
+    );
 }
 
 async fn start(sockets: &std::path::Path, work: &std::path::Path) -> Client {
@@ -121,7 +140,10 @@ async fn sigint_is_ignored_like_a_go_plugin() {
     assert!(!client.exited());
     client.ping().await.unwrap();
     let report = client.shutdown().await;
-    assert!(report.graceful && report.status.unwrap().success(), "{report:?}");
+    assert!(
+        report.graceful && report.status.unwrap().success(),
+        "{report:?}"
+    );
 }
 
 #[tokio::test]
@@ -134,9 +156,16 @@ async fn shutdown_request_exits_promptly_and_removes_the_socket() {
     };
     assert!(socket.exists());
     // Talk to the controller directly: the plugin must answer and then exit.
-    let mut controller = goplug::grpc::pb::grpc_controller_client::GrpcControllerClient::new(client.channel());
-    controller.shutdown(goplug::grpc::pb::Empty {}).await.unwrap();
-    assert!(client.wait_exit(Duration::from_secs(2)).await, "plugin did not exit within 2 s");
+    let mut controller =
+        goplug::grpc::pb::grpc_controller_client::GrpcControllerClient::new(client.channel());
+    controller
+        .shutdown(goplug::grpc::pb::Empty {})
+        .await
+        .unwrap();
+    assert!(
+        client.wait_exit(Duration::from_secs(2)).await,
+        "plugin did not exit within 2 s"
+    );
     assert_eq!(client.exit_status().and_then(|s| s.code()), Some(0));
     assert!(!socket.exists(), "the plugin left its socket behind");
     client.shutdown().await;
@@ -145,10 +174,10 @@ async fn shutdown_request_exits_promptly_and_removes_the_socket() {
 
 #[tokio::test]
 async fn registers_go_plugins_services_and_reflection() {
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
     use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
     use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
     use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
-    use tonic_reflection::pb::v1::ServerReflectionRequest;
 
     let (sockets, work) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let client = start(sockets.path(), work.path()).await;

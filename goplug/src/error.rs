@@ -69,7 +69,9 @@ pub enum Error {
     ProtocolNotImplemented(Protocol),
 
     /// `dispense` was asked for a plugin name the negotiated set does not have.
-    #[error("unknown plugin type: {name} (this host's plugin set for the negotiated version has: {available:?})")]
+    #[error(
+        "unknown plugin type: {name} (this host's plugin set for the negotiated version has: {available:?})"
+    )]
     UnknownPlugin {
         /// The requested name.
         name: String,
@@ -107,7 +109,9 @@ pub enum Error {
 
     /// Plugin side: the magic cookie is not set to the expected value, so the
     /// binary was not started by its host. go-plugin's message was printed on stderr.
-    #[error("this binary is a plugin and was not launched by its host (environment variable {key} is not set to the expected value)")]
+    #[error(
+        "this binary is a plugin and was not launched by its host (environment variable {key} is not set to the expected value)"
+    )]
     NotLaunchedByHost {
         /// The cookie's environment variable.
         key: String,
@@ -118,7 +122,9 @@ pub enum Error {
     MisconfiguredCookie,
 
     /// Plugin side: a socket path would exceed the operating system's limit.
-    #[error("unix socket path {path:?} is {len} bytes long, over the limit of {limit}; set TMPDIR or PLUGIN_UNIX_SOCKET_DIR to a shorter directory")]
+    #[error(
+        "unix socket path {path:?} is {len} bytes long, over the limit of {limit}; set TMPDIR or PLUGIN_UNIX_SOCKET_DIR to a shorter directory"
+    )]
     SocketPathTooLong {
         /// The path that was too long.
         path: PathBuf,
@@ -184,7 +190,9 @@ pub enum HandshakeError {
     },
 
     /// The line has fewer than the four fields go-plugin requires.
-    #[error("Unrecognized remote plugin message: {line:?}\nA handshake line has 4 to 7 fields separated by '|', this one has {fields}")]
+    #[error(
+        "Unrecognized remote plugin message: {line:?}\nA handshake line has 4 to 7 fields separated by '|', this one has {fields}"
+    )]
     TooFewFields {
         /// The line.
         line: String,
@@ -193,7 +201,9 @@ pub enum HandshakeError {
     },
 
     /// The line has more than seven fields.
-    #[error("Unrecognized remote plugin message: {line:?}\nA handshake line has 4 to 7 fields separated by '|', this one has {fields}")]
+    #[error(
+        "Unrecognized remote plugin message: {line:?}\nA handshake line has 4 to 7 fields separated by '|', this one has {fields}"
+    )]
     TooManyFields {
         /// The line.
         line: String,
@@ -202,7 +212,9 @@ pub enum HandshakeError {
     },
 
     /// The plugin wrote more than the limit without a newline.
-    #[error("plugin handshake line exceeds {limit} bytes without a newline; it starts with {prefix:?}")]
+    #[error(
+        "plugin handshake line exceeds {limit} bytes without a newline; it starts with {prefix:?}"
+    )]
     LineTooLong {
         /// The limit in bytes.
         limit: usize,
@@ -211,7 +223,9 @@ pub enum HandshakeError {
     },
 
     /// The line is not valid UTF-8 or contains control characters.
-    #[error("Unrecognized remote plugin message: {line:?}\nThe line contains bytes that are not printable UTF-8")]
+    #[error(
+        "Unrecognized remote plugin message: {line:?}\nThe line contains bytes that are not printable UTF-8"
+    )]
     NotText {
         /// The line, lossily decoded.
         line: String,
@@ -227,7 +241,9 @@ pub enum HandshakeError {
     },
 
     /// Field 1 is a number other than 1.
-    #[error("incompatible core API version with plugin. Plugin version: {plugin}, Core version: 1\nTo fix this, the plugin usually only needs to be recompiled. Please report this to the plugin author. (line {line:?})")]
+    #[error(
+        "incompatible core API version with plugin. Plugin version: {plugin}, Core version: 1\nTo fix this, the plugin usually only needs to be recompiled. Please report this to the plugin author. (line {line:?})"
+    )]
     CoreVersionMismatch {
         /// The plugin's core version.
         plugin: u64,
@@ -245,7 +261,9 @@ pub enum HandshakeError {
     },
 
     /// Field 2 names a version the host did not offer.
-    #[error("incompatible API version with plugin. Plugin version: {plugin}, Client versions: {host:?}\nThe plugin chose version {plugin} because it supports none of the versions this host offers; upgrade the older side. (line {line:?})")]
+    #[error(
+        "incompatible API version with plugin. Plugin version: {plugin}, Client versions: {host:?}\nThe plugin chose version {plugin} because it supports none of the versions this host offers; upgrade the older side. (line {line:?})"
+    )]
     AppVersionMismatch {
         /// The version the plugin chose.
         plugin: u32,
@@ -256,7 +274,9 @@ pub enum HandshakeError {
     },
 
     /// Field 3 is neither `unix` nor `tcp`.
-    #[error("unknown address type: network {network:?} (expected \"unix\" or \"tcp\") in handshake line {line:?}")]
+    #[error(
+        "unknown address type: network {network:?} (expected \"unix\" or \"tcp\") in handshake line {line:?}"
+    )]
     UnknownNetwork {
         /// The field.
         network: String,
@@ -276,7 +296,9 @@ pub enum HandshakeError {
     },
 
     /// Field 5 names no protocol goplug knows.
-    #[error("unsupported plugin protocol {protocol:?}: expected \"grpc\" or \"netrpc\" (line {line:?})")]
+    #[error(
+        "unsupported plugin protocol {protocol:?}: expected \"grpc\" or \"netrpc\" (line {line:?})"
+    )]
     UnknownProtocol {
         /// The field.
         protocol: String,
@@ -297,7 +319,9 @@ pub enum HandshakeError {
 
     /// Field 6 carries a certificate although the host did not ask for TLS.
     /// (A Go host panics here.)
-    #[error("plugin sent a TLS certificate in its handshake, but this host did not request TLS (line {line:?})")]
+    #[error(
+        "plugin sent a TLS certificate in its handshake, but this host did not request TLS (line {line:?})"
+    )]
     UnexpectedCertificate {
         /// The line.
         line: String,
@@ -359,13 +383,17 @@ mod tests {
             allowed: vec![Protocol::NetRpc],
             line: "1|1|unix|/s|grpc|".into(),
         };
-        assert!(e
-            .to_string()
-            .starts_with("unsupported plugin protocol \"grpc\". Supported: [netrpc]"));
+        assert!(
+            e.to_string()
+                .starts_with("unsupported plugin protocol \"grpc\". Supported: [netrpc]")
+        );
         let e = Error::StartTimeout {
             timeout: Duration::from_millis(500),
             stderr: StderrTail::default(),
         };
-        assert!(e.to_string().starts_with("timeout while waiting for plugin to start"));
+        assert!(
+            e.to_string()
+                .starts_with("timeout while waiting for plugin to start")
+        );
     }
 }

@@ -3,7 +3,13 @@
 
 /// Generated messages, clients and servers of proto package `plugin`:
 /// `GRPCController`, `GRPCStdio` and `GRPCBroker`.
-#[allow(missing_docs, missing_debug_implementations, unreachable_pub, clippy::all, clippy::pedantic)]
+#[allow(
+    missing_docs,
+    missing_debug_implementations,
+    unreachable_pub,
+    clippy::all,
+    clippy::pedantic
+)]
 pub mod pb {
     tonic::include_proto!("plugin");
 }

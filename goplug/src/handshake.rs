@@ -294,7 +294,11 @@ impl fmt::Display for HandshakeLine {
     }
 }
 
-fn parse_address(network: &str, address: &str, line: &str) -> Result<PluginAddress, HandshakeError> {
+fn parse_address(
+    network: &str,
+    address: &str,
+    line: &str,
+) -> Result<PluginAddress, HandshakeError> {
     let invalid = |reason| HandshakeError::InvalidAddress {
         address: quote(address),
         reason,
@@ -420,21 +424,37 @@ mod tests {
             ),
             (
                 "  1|1|tcp|127.0.0.1:1234|grpc  ".into(),
-                HandshakeLine::new(1, PluginAddress::Tcp("127.0.0.1:1234".parse().unwrap()), Protocol::Grpc),
+                HandshakeLine::new(
+                    1,
+                    PluginAddress::Tcp("127.0.0.1:1234".parse().unwrap()),
+                    Protocol::Grpc,
+                ),
             ),
             // Python's example prints five fields.
             (
                 "1|1|tcp|127.0.0.1:1234|grpc".into(),
-                HandshakeLine::new(1, PluginAddress::Tcp("127.0.0.1:1234".parse().unwrap()), Protocol::Grpc),
+                HandshakeLine::new(
+                    1,
+                    PluginAddress::Tcp("127.0.0.1:1234".parse().unwrap()),
+                    Protocol::Grpc,
+                ),
             ),
             // Four fields: net/rpc.
             (
                 "1|2|tcp|:1234".into(),
-                HandshakeLine::new(2, PluginAddress::Tcp("127.0.0.1:1234".parse().unwrap()), Protocol::NetRpc),
+                HandshakeLine::new(
+                    2,
+                    PluginAddress::Tcp("127.0.0.1:1234".parse().unwrap()),
+                    Protocol::NetRpc,
+                ),
             ),
             (
                 "1|1|tcp|[::1]:99|netrpc|".into(),
-                HandshakeLine::new(1, PluginAddress::Tcp("[::1]:99".parse().unwrap()), Protocol::NetRpc),
+                HandshakeLine::new(
+                    1,
+                    PluginAddress::Tcp("[::1]:99".parse().unwrap()),
+                    Protocol::NetRpc,
+                ),
             ),
             // A short field 6 is go-plugin's dead "extra config": ignored.
             (
@@ -444,7 +464,7 @@ mod tests {
             (
                 format!("1|1|unix|/s|grpc|{cert}"),
                 HandshakeLine {
-                    server_cert: Some(cert.clone()),
+                    server_cert: Some(cert),
                     ..HandshakeLine::new(1, unix("/s"), Protocol::Grpc)
                 },
             ),
@@ -457,30 +477,68 @@ mod tests {
             ),
         ];
         for (line, want) in cases {
-            assert_eq!(HandshakeLine::parse(&line).as_ref(), Ok(&want), "line {line:?}");
+            assert_eq!(
+                HandshakeLine::parse(&line).as_ref(),
+                Ok(&want),
+                "line {line:?}"
+            );
         }
     }
+
+    type ErrorCheck = fn(&HandshakeError) -> bool;
+    /// Host offer, plugin versions, chosen version, matched, invalid entries.
+    type NegotiationCase = (Option<&'static str>, Vec<u32>, u32, bool, Vec<&'static str>);
 
     #[test]
     fn rejects_malformed_lines_with_distinct_errors() {
         use HandshakeError as E;
-        let cases: Vec<(&str, fn(&HandshakeError) -> bool)> = vec![
+        let cases: Vec<(&str, ErrorCheck)> = vec![
             ("", |e| matches!(e, E::StdoutNoise { .. })),
             ("hello", |e| matches!(e, E::StdoutNoise { .. })),
-            ("1|1|tcp", |e| matches!(e, E::TooFewFields { fields: 3, .. })),
-            ("1|1|unix|/s|grpc||true|x", |e| matches!(e, E::TooManyFields { fields: 8, .. })),
-            ("x|1|unix|/p|grpc", |e| matches!(e, E::InvalidCoreVersion { .. })),
-            ("2|1|unix|/p|grpc", |e| matches!(e, E::CoreVersionMismatch { plugin: 2, .. })),
-            ("1|v1|unix|/p|grpc", |e| matches!(e, E::InvalidAppVersion { .. })),
-            ("1|-1|unix|/p|grpc", |e| matches!(e, E::InvalidAppVersion { .. })),
-            ("1|1|udp|127.0.0.1:1|grpc", |e| matches!(e, E::UnknownNetwork { .. })),
-            ("1|1|tcp4|127.0.0.1:1|grpc", |e| matches!(e, E::UnknownNetwork { .. })),
-            ("1|1|tcp|127.0.0.1:notaport|grpc", |e| matches!(e, E::InvalidAddress { .. })),
-            ("1|1|tcp|10.1.2.3:1234|grpc", |e| matches!(e, E::InvalidAddress { reason: "not a loopback address", .. })),
-            ("1|1|unix|relative/sock|grpc", |e| matches!(e, E::InvalidAddress { .. })),
+            ("1|1|tcp", |e| {
+                matches!(e, E::TooFewFields { fields: 3, .. })
+            }),
+            ("1|1|unix|/s|grpc||true|x", |e| {
+                matches!(e, E::TooManyFields { fields: 8, .. })
+            }),
+            ("x|1|unix|/p|grpc", |e| {
+                matches!(e, E::InvalidCoreVersion { .. })
+            }),
+            ("2|1|unix|/p|grpc", |e| {
+                matches!(e, E::CoreVersionMismatch { plugin: 2, .. })
+            }),
+            ("1|v1|unix|/p|grpc", |e| {
+                matches!(e, E::InvalidAppVersion { .. })
+            }),
+            ("1|-1|unix|/p|grpc", |e| {
+                matches!(e, E::InvalidAppVersion { .. })
+            }),
+            ("1|1|udp|127.0.0.1:1|grpc", |e| {
+                matches!(e, E::UnknownNetwork { .. })
+            }),
+            ("1|1|tcp4|127.0.0.1:1|grpc", |e| {
+                matches!(e, E::UnknownNetwork { .. })
+            }),
+            ("1|1|tcp|127.0.0.1:notaport|grpc", |e| {
+                matches!(e, E::InvalidAddress { .. })
+            }),
+            ("1|1|tcp|10.1.2.3:1234|grpc", |e| {
+                matches!(
+                    e,
+                    E::InvalidAddress {
+                        reason: "not a loopback address",
+                        ..
+                    }
+                )
+            }),
+            ("1|1|unix|relative/sock|grpc", |e| {
+                matches!(e, E::InvalidAddress { .. })
+            }),
             ("1|1|unix||grpc", |e| matches!(e, E::InvalidAddress { .. })),
             ("1|1|unix|/s|", |e| matches!(e, E::UnknownProtocol { .. })),
-            ("1|1|unix|/s|http", |e| matches!(e, E::UnknownProtocol { .. })),
+            ("1|1|unix|/s|http", |e| {
+                matches!(e, E::UnknownProtocol { .. })
+            }),
             ("1|1|unix|/s\0|grpc", |e| matches!(e, E::NotText { .. })),
         ];
         for (line, is_expected) in cases {
@@ -520,9 +578,13 @@ mod tests {
         ));
         assert!(matches!(
             line.check(&[2], &[Protocol::NetRpc], false),
-            Err(HandshakeError::ProtocolNotAllowed { protocol: Protocol::Grpc, .. })
+            Err(HandshakeError::ProtocolNotAllowed {
+                protocol: Protocol::Grpc,
+                ..
+            })
         ));
-        let with_cert = HandshakeLine::parse(&format!("1|2|unix|/s|grpc|{}", "Q".repeat(80))).unwrap();
+        let with_cert =
+            HandshakeLine::parse(&format!("1|2|unix|/s|grpc|{}", "Q".repeat(80))).unwrap();
         assert!(matches!(
             with_cert.check(&[2], &[Protocol::Grpc], false),
             Err(HandshakeError::UnexpectedCertificate { .. })
@@ -532,7 +594,7 @@ mod tests {
 
     #[test]
     fn negotiation_matches_go_plugin() {
-        let cases: Vec<(Option<&str>, Vec<u32>, u32, bool, Vec<&str>)> = vec![
+        let cases: Vec<NegotiationCase> = vec![
             (Some("1,2,3"), vec![2, 3], 3, true, vec![]),
             (Some("3,1"), vec![1, 2, 3], 3, true, vec![]),
             (Some("2"), vec![2, 3], 2, true, vec![]),

@@ -10,18 +10,25 @@ use std::path::PathBuf;
 use tonic::{Request, Response, Status};
 
 /// Generated code of `proto/kv.proto`.
-#[allow(missing_docs, missing_debug_implementations, unreachable_pub, clippy::all)]
+#[allow(
+    missing_docs,
+    missing_debug_implementations,
+    unreachable_pub,
+    clippy::all
+)]
 pub mod pb {
     tonic::include_proto!("proto");
 
     /// Encoded descriptors of `kv.proto`, for the plugin's reflection service.
-    pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/kv_descriptor.bin"));
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        include_bytes!(concat!(env!("OUT_DIR"), "/kv_descriptor.bin"));
 }
 
 goplug::grpc_client!(pb::kv_client::KvClient);
 
 /// The handshake of go-plugin's KV example.
-pub const HANDSHAKE: goplug::HandshakeConfig = goplug::HandshakeConfig::new(1, "BASIC_PLUGIN", "hello");
+pub const HANDSHAKE: goplug::HandshakeConfig =
+    goplug::HandshakeConfig::new(1, "BASIC_PLUGIN", "hello");
 
 /// Name of the gRPC KV plugin in the host's plugin set (`KV_PROTO=grpc`).
 pub const PLUGIN_GRPC: &str = "kv_grpc";
@@ -68,7 +75,10 @@ impl FileKv {
 
 #[tonic::async_trait]
 impl pb::kv_server::Kv for FileKv {
-    async fn get(&self, request: Request<pb::GetRequest>) -> Result<Response<pb::GetResponse>, Status> {
+    async fn get(
+        &self,
+        request: Request<pb::GetRequest>,
+    ) -> Result<Response<pb::GetResponse>, Status> {
         let path = self.path(&request.get_ref().key)?;
         let mut value = tokio::fs::read(&path)
             .await
@@ -93,6 +103,9 @@ impl pb::kv_server::Kv for FileKv {
 /// go-plugin's `plugin-go-grpc` registers it.
 pub fn serve_config() -> goplug::plugin::ServeConfig {
     goplug::plugin::ServeConfig::new(HANDSHAKE)
-        .plugins(goplug::plugin::PluginSet::new().grpc("kv", pb::kv_server::KvServer::new(FileKv::new("plugin-rust-grpc"))))
+        .plugins(goplug::plugin::PluginSet::new().grpc(
+            "kv",
+            pb::kv_server::KvServer::new(FileKv::new("plugin-rust-grpc")),
+        ))
         .file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
 }

@@ -84,9 +84,19 @@ fn text(bytes: &[u8]) -> String {
 fn put_then_get_in_every_pairing() {
     for (host, plugin) in PAIRINGS {
         let dir = tempfile::tempdir().unwrap();
-        let put = kv(host, &plugin.command(), dir.path(), &["put", "hello", "world"], None);
+        let put = kv(
+            host,
+            &plugin.command(),
+            dir.path(),
+            &["put", "hello", "world"],
+            None,
+        );
         assert!(put.status.success(), "{host:?}/{plugin:?} put: {put:?}");
-        assert_eq!(text(&put.stdout), "", "{host:?}/{plugin:?} put prints nothing");
+        assert_eq!(
+            text(&put.stdout),
+            "",
+            "{host:?}/{plugin:?} put prints nothing"
+        );
 
         let get = kv(host, &plugin.command(), dir.path(), &["get", "hello"], None);
         assert!(get.status.success(), "{host:?}/{plugin:?} get: {get:?}");
@@ -96,7 +106,11 @@ fn put_then_get_in_every_pairing() {
             "{host:?}/{plugin:?} get"
         );
         let stored = std::fs::read_to_string(dir.path().join("kv_hello")).unwrap();
-        assert_eq!(stored, format!("world{}", plugin.trailer()), "{host:?}/{plugin:?} file");
+        assert_eq!(
+            stored,
+            format!("world{}", plugin.trailer()),
+            "{host:?}/{plugin:?} file"
+        );
     }
 }
 
@@ -104,26 +118,68 @@ fn put_then_get_in_every_pairing() {
 fn stored_values_are_shared_between_implementations() {
     // Whatever one plugin writes, every other plugin reads back verbatim.
     let dir = tempfile::tempdir().unwrap();
-    let put = kv(Host::Go, &Plugin::Go.command(), dir.path(), &["put", "k", "from-go"], None);
+    let put = kv(
+        Host::Go,
+        &Plugin::Go.command(),
+        dir.path(),
+        &["put", "k", "from-go"],
+        None,
+    );
     assert!(put.status.success(), "{put:?}");
-    let get = kv(Host::Rust, &Plugin::Rust.command(), dir.path(), &["get", "k"], None);
-    assert_eq!(text(&get.stdout), format!("from-go{}\n", Plugin::Go.trailer()));
+    let get = kv(
+        Host::Rust,
+        &Plugin::Rust.command(),
+        dir.path(),
+        &["get", "k"],
+        None,
+    );
+    assert_eq!(
+        text(&get.stdout),
+        format!("from-go{}\n", Plugin::Go.trailer())
+    );
 
-    let put = kv(Host::Rust, &Plugin::Rust.command(), dir.path(), &["put", "k", "from-rust"], None);
+    let put = kv(
+        Host::Rust,
+        &Plugin::Rust.command(),
+        dir.path(),
+        &["put", "k", "from-rust"],
+        None,
+    );
     assert!(put.status.success(), "{put:?}");
-    let get = kv(Host::Go, &Plugin::Go.command(), dir.path(), &["get", "k"], None);
-    assert_eq!(text(&get.stdout), format!("from-rust{}\n", Plugin::Rust.trailer()));
+    let get = kv(
+        Host::Go,
+        &Plugin::Go.command(),
+        dir.path(),
+        &["get", "k"],
+        None,
+    );
+    assert_eq!(
+        text(&get.stdout),
+        format!("from-rust{}\n", Plugin::Rust.trailer())
+    );
 }
 
 #[test]
 fn a_missing_key_fails_the_same_way_everywhere() {
     for (host, plugin) in PAIRINGS {
         let dir = tempfile::tempdir().unwrap();
-        let get = kv(host, &plugin.command(), dir.path(), &["get", "missing"], None);
+        let get = kv(
+            host,
+            &plugin.command(),
+            dir.path(),
+            &["get", "missing"],
+            None,
+        );
         assert_eq!(get.status.code(), Some(1), "{host:?}/{plugin:?}: {get:?}");
         let stdout = text(&get.stdout);
-        assert!(stdout.starts_with("error: "), "{host:?}/{plugin:?}: {stdout}");
-        assert!(stdout.contains("kv_missing"), "{host:?}/{plugin:?}: {stdout}");
+        assert!(
+            stdout.starts_with("error: "),
+            "{host:?}/{plugin:?}: {stdout}"
+        );
+        assert!(
+            stdout.contains("kv_missing"),
+            "{host:?}/{plugin:?}: {stdout}"
+        );
     }
 }
 
@@ -135,7 +191,13 @@ fn the_plugin_inherits_the_hosts_stdin() {
             "read line; echo \"$line\" > stdin_seen; exec {}",
             Plugin::Rust.command()
         );
-        let put = kv(host, &plugin, dir.path(), &["put", "a", "b"], Some("typed by the user\n"));
+        let put = kv(
+            host,
+            &plugin,
+            dir.path(),
+            &["put", "a", "b"],
+            Some("typed by the user\n"),
+        );
         assert!(put.status.success(), "{host:?}: {put:?}");
         let seen = std::fs::read_to_string(dir.path().join("stdin_seen")).unwrap();
         assert_eq!(seen, "typed by the user\n", "{host:?}");
@@ -156,7 +218,11 @@ fn hosts_refuse_a_missing_kv_proto_alike() {
             LIMIT,
         );
         assert_eq!(output.status.code(), Some(1), "{host:?}");
-        assert_eq!(text(&output.stdout), "must set KV_PROTO to netrpc or grpc\n", "{host:?}");
+        assert_eq!(
+            text(&output.stdout),
+            "must set KV_PROTO to netrpc or grpc\n",
+            "{host:?}"
+        );
     }
 }
 
@@ -174,6 +240,10 @@ fn plugins_run_by_hand_refuse_alike() {
         );
         assert_eq!(output.status.code(), Some(1), "{plugin:?}: {output:?}");
         assert_eq!(text(&output.stdout), "", "{plugin:?}");
-        assert_eq!(text(&output.stderr), goplug::env::NOT_LAUNCHED_BY_HOST, "{plugin:?}");
+        assert_eq!(
+            text(&output.stderr),
+            goplug::env::NOT_LAUNCHED_BY_HOST,
+            "{plugin:?}"
+        );
     }
 }

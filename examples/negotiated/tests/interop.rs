@@ -12,11 +12,17 @@ const RUST_HOST: &str = env!("CARGO_BIN_EXE_negotiated");
 const RUST_PLUGIN: &str = env!("CARGO_BIN_EXE_negotiated-kv-plugin");
 
 fn hosts() -> [(&'static str, PathBuf); 2] {
-    [("go", go_bin("negotiated-host")), ("rust", PathBuf::from(RUST_HOST))]
+    [
+        ("go", go_bin("negotiated-host")),
+        ("rust", PathBuf::from(RUST_HOST)),
+    ]
 }
 
 fn plugins() -> [(&'static str, PathBuf); 2] {
-    [("go", go_bin("negotiated-plugin-go")), ("rust", PathBuf::from(RUST_PLUGIN))]
+    [
+        ("go", go_bin("negotiated-plugin-go")),
+        ("rust", PathBuf::from(RUST_PLUGIN)),
+    ]
 }
 
 /// A working directory with `plugin` installed as `./kv-plugin`.
@@ -28,7 +34,10 @@ fn workdir(plugin: &Path) -> tempfile::TempDir {
 
 fn run(host: &Path, dir: &Path, proto: &str, args: &[&str]) -> Output {
     run_with_timeout(
-        Command::new(host).args(args).current_dir(dir).env("KV_PROTO", proto),
+        Command::new(host)
+            .args(args)
+            .current_dir(dir)
+            .env("KV_PROTO", proto),
         Duration::from_secs(60),
     )
 }
@@ -60,9 +69,16 @@ fn version_2_needs_net_rpc() {
     // Go/Go: the Go plugin serves version 2 over net/rpc.
     let dir = workdir(&go_bin("negotiated-plugin-go"));
     let go_host = go_bin("negotiated-host");
-    assert!(run(&go_host, dir.path(), "netrpc", &["put", "a", "b"]).status.success());
+    assert!(
+        run(&go_host, dir.path(), "netrpc", &["put", "a", "b"])
+            .status
+            .success()
+    );
     let get = run(&go_host, dir.path(), "netrpc", &["get", "a"]);
-    assert_eq!(text(&get.stdout), "b\n\nWritten from plugin version 2\nRead by plugin version 2\n\n");
+    assert_eq!(
+        text(&get.stdout),
+        "b\n\nWritten from plugin version 2\nRead by plugin version 2\n\n"
+    );
 
     // The Rust plugin has only version 3: both hosts refuse it with go-plugin's text.
     for (host_name, host) in hosts() {
@@ -81,5 +97,8 @@ fn version_2_needs_net_rpc() {
     let dir = workdir(&go_bin("negotiated-plugin-go"));
     let get = run(Path::new(RUST_HOST), dir.path(), "netrpc", &["get", "a"]);
     assert_eq!(get.status.code(), Some(1));
-    assert_eq!(text(&get.stdout), "Error: plugin protocol netrpc is not supported by this version of goplug\n");
+    assert_eq!(
+        text(&get.stdout),
+        "Error: plugin protocol netrpc is not supported by this version of goplug\n"
+    );
 }

@@ -36,7 +36,10 @@ fn main() -> ExitCode {
 fn kv_config() -> ServeConfig {
     let versions = std::env::var("FAKE_VERSIONS").unwrap_or_else(|_| "1".to_owned());
     let mut config = ServeConfig::new(HANDSHAKE).file_descriptor_set(pb::FILE_DESCRIPTOR_SET);
-    for version in versions.split(',').filter_map(|v| v.trim().parse::<u32>().ok()) {
+    for version in versions
+        .split(',')
+        .filter_map(|v| v.trim().parse::<u32>().ok())
+    {
         let kv = pb::kv_server::KvServer::new(FileKv::versioned(version));
         config = config.version(version, PluginSet::new().grpc("kv", kv));
     }
@@ -49,7 +52,10 @@ fn no_controller() -> ExitCode {
     runtime.block_on(async {
         let dir = tempfile::Builder::new()
             .prefix("fake")
-            .tempdir_in(std::env::var_os("PLUGIN_UNIX_SOCKET_DIR").map_or_else(std::env::temp_dir, Into::into))
+            .tempdir_in(
+                std::env::var_os("PLUGIN_UNIX_SOCKET_DIR")
+                    .map_or_else(std::env::temp_dir, Into::into),
+            )
             .expect("socket dir");
         let path = dir.path().join("s.sock");
         let listener = tokio::net::UnixListener::bind(&path).expect("bind");

@@ -289,14 +289,18 @@ impl ClientBuilder {
             unix_socket_dir,
             unix_socket_group,
         } = self;
-        let command = command.ok_or_else(|| Error::Config("no plugin command was given".to_owned()))?;
+        let command =
+            command.ok_or_else(|| Error::Config("no plugin command was given".to_owned()))?;
         if versions.is_empty() {
             versions.insert(handshake.protocol_version, PluginSet::new());
         }
         let offered: Vec<u32> = versions.keys().copied().collect();
 
         let mut plugin_vars = vec![
-            process::os_pair(&handshake.magic_cookie_key, handshake.magic_cookie_value.as_ref()),
+            process::os_pair(
+                &handshake.magic_cookie_key,
+                handshake.magic_cookie_value.as_ref(),
+            ),
             process::os_pair(env::PLUGIN_MIN_PORT, port_range.0.to_string()),
             process::os_pair(env::PLUGIN_MAX_PORT, port_range.1.to_string()),
             process::os_pair(env::PLUGIN_PROTOCOL_VERSIONS, format_versions(&offered)),
@@ -304,8 +308,12 @@ impl ClientBuilder {
         // A private directory per plugin, removed when the plugin is gone:
         // go-plugin plugins (>= 1.5) put their sockets there, so none is left
         // behind even when the plugin is killed.
-        let socket_dir = SocketDir::create(unix_socket_dir.as_deref(), unix_socket_group.as_deref())?;
-        plugin_vars.push(process::os_pair(env::PLUGIN_UNIX_SOCKET_DIR, socket_dir.path()));
+        let socket_dir =
+            SocketDir::create(unix_socket_dir.as_deref(), unix_socket_group.as_deref())?;
+        plugin_vars.push(process::os_pair(
+            env::PLUGIN_UNIX_SOCKET_DIR,
+            socket_dir.path(),
+        ));
         if let Some(group) = &unix_socket_group {
             plugin_vars.push(process::os_pair(env::PLUGIN_UNIX_SOCKET_GROUP, group));
         }
@@ -404,7 +412,9 @@ async fn read_handshake(
         Line::Eof(_) => {
             // No line at all: the plugin is exiting (or closed stdout).
             let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
-            process.wait_gone(remaining.min(Duration::from_secs(2))).await;
+            process
+                .wait_gone(remaining.min(Duration::from_secs(2)))
+                .await;
             return Err(Error::ExitedBeforeHandshake {
                 status: None,
                 stderr: Default::default(),
@@ -427,7 +437,12 @@ async fn read_handshake(
             // Say whether a handshake followed the noise: the usual cause is
             // a plugin printing before it serves.
             let peek_until = deadline.min(tokio::time::Instant::now() + NOISE_PEEK);
-            let following = match tokio::time::timeout_at(peek_until, process::read_line(stdout, HANDSHAKE_LINE_LIMIT)).await {
+            let following = match tokio::time::timeout_at(
+                peek_until,
+                process::read_line(stdout, HANDSHAKE_LINE_LIMIT),
+            )
+            .await
+            {
                 Ok(Ok(Line::Complete(next) | Line::Eof(next))) => String::from_utf8(next)
                     .ok()
                     .filter(|next| HandshakeLine::parse(next).is_ok())
@@ -538,10 +553,14 @@ impl Client {
     /// [`Error::UnknownPlugin`] for a name the set lacks;
     /// [`Error::DispenseType`] when `T` is not the registered client type.
     pub fn dispense<T: 'static>(&self, name: &str) -> Result<T> {
-        let entry = self.plugins.entries.get(name).ok_or_else(|| Error::UnknownPlugin {
-            name: name.to_owned(),
-            available: self.plugins.names(),
-        })?;
+        let entry = self
+            .plugins
+            .entries
+            .get(name)
+            .ok_or_else(|| Error::UnknownPlugin {
+                name: name.to_owned(),
+                available: self.plugins.names(),
+            })?;
         if entry.type_id != TypeId::of::<T>() {
             return Err(Error::DispenseType {
                 name: name.to_owned(),
@@ -664,14 +683,14 @@ impl SocketDir {
     }
 
     fn path(&self) -> &std::path::Path {
-        self.0.as_ref().map_or(std::path::Path::new(""), |dir| dir.path())
+        self.0
+            .as_ref()
+            .map_or(std::path::Path::new(""), |dir| dir.path())
     }
 
     fn remove(mut self) {
-        if let Some(dir) = self.0.take() {
-            if let Err(e) = dir.close() {
-                tracing::debug!("removing the plugin's socket directory: {e}");
-            }
+        if let Some(Err(e)) = self.0.take().map(tempfile::TempDir::close) {
+            tracing::debug!("removing the plugin's socket directory: {e}");
         }
     }
 }
@@ -682,9 +701,11 @@ fn share_with_group(dir: &std::path::Path, group: &str) -> Result<()> {
     let gid = crate::plugin::resolve_group(group)?;
     nix::unistd::chown(dir, None, Some(gid))
         .map_err(|e| Error::Config(format!("chown {} to group {group}: {e}", dir.display())))?;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o770)).map_err(|source| Error::Io {
-        context: "making the socket directory group-accessible",
-        source,
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o770)).map_err(|source| {
+        Error::Io {
+            context: "making the socket directory group-accessible",
+            source,
+        }
     })
 }
 

@@ -123,17 +123,15 @@ impl PluginProcess {
         })?;
         let pid = child.id().unwrap_or_default();
         // Opened before anyone can reap the child, so it names this process.
-        let pidfd = rustix::process::Pid::from_raw(pid as i32)
-            .and_then(|p| rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()).ok());
-        let (stdout, stderr) = match (child.stdout.take(), child.stderr.take()) {
-            (Some(stdout), Some(stderr)) => (stdout, stderr),
-            // Unreachable with piped stdio; the child is killed on drop.
-            _ => {
-                return Err(Error::Spawn {
-                    program,
-                    source: io::Error::other("the child's stdout or stderr pipe is missing"),
-                });
-            }
+        let pidfd = rustix::process::Pid::from_raw(pid as i32).and_then(|p| {
+            rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()).ok()
+        });
+        // Both are always present with piped stdio; the child is killed on drop.
+        let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
+            return Err(Error::Spawn {
+                program,
+                source: io::Error::other("the child's stdout or stderr pipe is missing"),
+            });
         };
 
         let (state_tx, state) = watch::channel(ProcessState::Running);
@@ -158,10 +156,12 @@ impl PluginProcess {
         });
 
         let tail = Arc::new(Mutex::new(Tail::default()));
-        let plugin_name = program
-            .file_name()
-            .map_or_else(|| program.display().to_string(), |n| n.to_string_lossy().into_owned());
-        let stderr_task = tokio::spawn(drain_stderr(stderr, stderr_sink, tail.clone(), plugin_name));
+        let plugin_name = program.file_name().map_or_else(
+            || program.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        let stderr_task =
+            tokio::spawn(drain_stderr(stderr, stderr_sink, tail.clone(), plugin_name));
 
         Ok((
             Self {
@@ -280,7 +280,10 @@ fn kill_descendants(pid: u32) {
     // Deepest first, so no child outlives its parent long enough to matter.
     for child in found.into_iter().rev() {
         if let Ok(raw) = i32::try_from(child) {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(raw), nix::sys::signal::Signal::SIGKILL);
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(raw),
+                nix::sys::signal::Signal::SIGKILL,
+            );
         }
     }
 }
@@ -291,7 +294,11 @@ fn children_of(pid: u32) -> Vec<u32> {
     };
     tasks
         .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("children")).ok())
-        .flat_map(|text| text.split_whitespace().filter_map(|p| p.parse().ok()).collect::<Vec<u32>>())
+        .flat_map(|text| {
+            text.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect::<Vec<u32>>()
+        })
         .collect()
 }
 
@@ -323,7 +330,10 @@ async fn drain_stderr(
                 writer.flush().await
             };
             if let Err(e) = written.await {
-                tracing::warn!(plugin, "copying plugin stderr failed, no longer copying: {e}");
+                tracing::warn!(
+                    plugin,
+                    "copying plugin stderr failed, no longer copying: {e}"
+                );
                 sink = None;
             }
         }
@@ -342,7 +352,10 @@ pub(crate) enum Line {
 }
 
 /// Reads up to and excluding `\n`, never buffering more than `limit` bytes.
-pub(crate) async fn read_line<R: AsyncBufRead + Unpin>(reader: &mut R, limit: usize) -> io::Result<Line> {
+pub(crate) async fn read_line<R: AsyncBufRead + Unpin>(
+    reader: &mut R,
+    limit: usize,
+) -> io::Result<Line> {
     let mut line = Vec::new();
     loop {
         let available = reader.fill_buf().await?;
@@ -401,7 +414,12 @@ mod tests {
         );
         assert_eq!(
             env,
-            pairs(&[("A", "caller"), ("B", "host"), ("C", "plugin"), ("PLUGIN_MIN_PORT", "10000")])
+            pairs(&[
+                ("A", "caller"),
+                ("B", "host"),
+                ("C", "plugin"),
+                ("PLUGIN_MIN_PORT", "10000")
+            ])
         );
         let skipped = assemble_env(pairs(&[("B", "caller")]), None::<Vec<_>>, pairs(&[]));
         assert_eq!(skipped, pairs(&[("B", "caller")]));
@@ -410,9 +428,29 @@ mod tests {
     #[tokio::test]
     async fn read_line_caps_and_splits() {
         let cases: Vec<(&[u8], usize, Vec<Line>)> = vec![
-            (b"1|1|unix|/s|grpc|\n", 64, vec![Line::Complete(b"1|1|unix|/s|grpc|".to_vec()), Line::Eof(vec![])]),
-            (b"a\r\nb", 64, vec![Line::Complete(b"a\r".to_vec()), Line::Eof(b"b".to_vec())]),
-            (b"abcdefgh\n", 4, vec![Line::TooLong(b"abcd".to_vec()), Line::TooLong(b"efgh".to_vec()), Line::Complete(vec![]), Line::Eof(vec![])]),
+            (
+                b"1|1|unix|/s|grpc|\n",
+                64,
+                vec![
+                    Line::Complete(b"1|1|unix|/s|grpc|".to_vec()),
+                    Line::Eof(vec![]),
+                ],
+            ),
+            (
+                b"a\r\nb",
+                64,
+                vec![Line::Complete(b"a\r".to_vec()), Line::Eof(b"b".to_vec())],
+            ),
+            (
+                b"abcdefgh\n",
+                4,
+                vec![
+                    Line::TooLong(b"abcd".to_vec()),
+                    Line::TooLong(b"efgh".to_vec()),
+                    Line::Complete(vec![]),
+                    Line::Eof(vec![]),
+                ],
+            ),
             (b"", 4, vec![Line::Eof(vec![])]),
         ];
         for (input, limit, want) in cases {

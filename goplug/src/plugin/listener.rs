@@ -52,13 +52,15 @@ impl BoundListener {
     pub(crate) fn address(&self) -> Result<PluginAddress> {
         match self {
             Self::Unix { path, .. } => Ok(PluginAddress::Unix(path.clone())),
-            Self::Tcp(listener) => listener
-                .local_addr()
-                .map(PluginAddress::Tcp)
-                .map_err(|source| Error::Io {
-                    context: "reading the listener's address",
-                    source,
-                }),
+            Self::Tcp(listener) => {
+                listener
+                    .local_addr()
+                    .map(PluginAddress::Tcp)
+                    .map_err(|source| Error::Io {
+                        context: "reading the listener's address",
+                        source,
+                    })
+            }
         }
     }
 }
@@ -77,7 +79,12 @@ fn bind_unix() -> Result<BoundListener> {
     let dir = tempfile::Builder::new()
         .prefix("plugin")
         .tempdir_in(&base)
-        .map_err(|e| Error::Listen(format!("creating a socket directory in {}: {e}", base.display())))?;
+        .map_err(|e| {
+            Error::Listen(format!(
+                "creating a socket directory in {}: {e}",
+                base.display()
+            ))
+        })?;
     let path = dir.path().join("plugin.sock");
     let len = path.as_os_str().len();
     if len > MAX_SOCKET_PATH {

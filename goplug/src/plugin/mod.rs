@@ -40,8 +40,8 @@ use tonic::server::NamedService;
 use tonic::service::{Routes, RoutesBuilder};
 use tonic::transport::Server;
 
-pub use listener::Transport;
 use listener::BoundListener;
+pub use listener::Transport;
 pub(crate) use listener::resolve_group;
 
 use crate::env;
@@ -175,7 +175,10 @@ impl ServeConfig {
 
     /// Stops serving when `signal` completes, as a host's shutdown request does.
     #[must_use]
-    pub fn with_graceful_shutdown(mut self, signal: impl Future<Output = ()> + Send + 'static) -> Self {
+    pub fn with_graceful_shutdown(
+        mut self,
+        signal: impl Future<Output = ()> + Send + 'static,
+    ) -> Self {
         self.shutdown_signal = Some(Box::pin(signal));
         self
     }
@@ -186,7 +189,10 @@ impl ServeConfig {
 ///
 /// Errors are written to stderr (go-plugin's own texts for a missing cookie).
 pub fn run(config: ServeConfig) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(e) => {
             write_stderr(&format!("goplug: failed to start the async runtime: {e}\n"));
@@ -245,9 +251,7 @@ pub async fn serve(config: ServeConfig) -> Result<()> {
             negotiated.version
         );
     }
-    let plugins = versions
-        .remove(&negotiated.version)
-        .unwrap_or_default();
+    let plugins = versions.remove(&negotiated.version).unwrap_or_default();
 
     let listener = BoundListener::bind(transport).await?;
     let address = listener.address()?;
@@ -281,9 +285,17 @@ pub async fn serve(config: ServeConfig) -> Result<()> {
         .add_routes(routes);
     let stopped = shutdown.clone().cancelled_owned();
     let result = match listener {
-        BoundListener::Unix { listener, path, dir } => {
+        BoundListener::Unix {
+            listener,
+            path,
+            dir,
+        } => {
             let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
-            let result = run_until_drained(server.serve_with_incoming_shutdown(incoming, stopped), &shutdown).await;
+            let result = run_until_drained(
+                server.serve_with_incoming_shutdown(incoming, stopped),
+                &shutdown,
+            )
+            .await;
             drop(path);
             // Removes the socket and its private directory.
             if let Err(e) = dir.close() {
@@ -292,8 +304,13 @@ pub async fn serve(config: ServeConfig) -> Result<()> {
             result
         }
         BoundListener::Tcp(listener) => {
-            let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-            run_until_drained(server.serve_with_incoming_shutdown(incoming, stopped), &shutdown).await
+            let incoming =
+                tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+            run_until_drained(
+                server.serve_with_incoming_shutdown(incoming, stopped),
+                &shutdown,
+            )
+            .await
         }
     };
     shutdown.cancel();
@@ -354,7 +371,8 @@ async fn build_routes(
         v1 = v1.register_encoded_file_descriptor_set(set);
         v1alpha = v1alpha.register_encoded_file_descriptor_set(set);
     }
-    let reflection_error = |e: tonic_reflection::server::Error| Error::Config(format!("reflection: {e}"));
+    let reflection_error =
+        |e: tonic_reflection::server::Error| Error::Config(format!("reflection: {e}"));
     routes.add_service(v1.build_v1().map_err(reflection_error)?);
     routes.add_service(v1alpha.build_v1alpha().map_err(reflection_error)?);
 
@@ -363,9 +381,11 @@ async fn build_routes(
             shutdown: shutdown.clone(),
         },
     ));
-    routes.add_service(pb::grpc_stdio_server::GrpcStdioServer::new(services::Stdio {
-        shutdown: shutdown.clone(),
-    }));
+    routes.add_service(pb::grpc_stdio_server::GrpcStdioServer::new(
+        services::Stdio {
+            shutdown: shutdown.clone(),
+        },
+    ));
 
     for (_name, add) in plugins.plugins {
         add(&mut routes);
@@ -374,7 +394,10 @@ async fn build_routes(
 }
 
 /// Writes the handshake line on fd 1: the only stdout write in the library.
-#[expect(clippy::disallowed_methods, reason = "the handshake is the one stdout write")]
+#[expect(
+    clippy::disallowed_methods,
+    reason = "the handshake is the one stdout write"
+)]
 fn write_handshake(line: &HandshakeLine) -> Result<()> {
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "{line}")

@@ -35,7 +35,10 @@ pub(crate) struct Stdio {
 impl pb::grpc_stdio_server::GrpcStdio for Stdio {
     type StreamStdioStream = ReceiverStream<Result<pb::StdioData, Status>>;
 
-    async fn stream_stdio(&self, _request: Request<()>) -> Result<Response<Self::StreamStdioStream>, Status> {
+    async fn stream_stdio(
+        &self,
+        _request: Request<()>,
+    ) -> Result<Response<Self::StreamStdioStream>, Status> {
         let (tx, rx) = tokio::sync::mpsc::channel(1);
         let shutdown = self.shutdown.clone();
         tokio::spawn(async move {

@@ -12,9 +12,9 @@
 
 use std::process::ExitCode;
 
-use goplug::host::{Channel, Client, PluginSet, shell_command};
 use goplug::Protocol;
-use goplug_example_kv::{HANDSHAKE, PLUGIN_GRPC, PLUGIN_NETRPC, pb::kv_client::KvClient, pb};
+use goplug::host::{Channel, Client, PluginSet, shell_command};
+use goplug_example_kv::{HANDSHAKE, PLUGIN_GRPC, PLUGIN_NETRPC, pb, pb::kv_client::KvClient};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -54,9 +54,18 @@ async fn run() -> Result<ExitCode, Box<dyn std::error::Error>> {
 async fn use_kv(client: &Client, plugin_name: &str) -> Result<(), Box<dyn std::error::Error>> {
     let mut kv: KvClient<Channel> = client.dispense(plugin_name)?;
     let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+    match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
         ["get", key, ..] => {
-            let response = kv.get(pb::GetRequest { key: (*key).to_owned() }).await?;
+            let response = kv
+                .get(pb::GetRequest {
+                    key: (*key).to_owned(),
+                })
+                .await?;
             println!("{}", String::from_utf8_lossy(&response.get_ref().value));
             Ok(())
         }

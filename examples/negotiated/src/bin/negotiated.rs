@@ -49,9 +49,18 @@ async fn run(version: u32) -> Result<(), Box<dyn std::error::Error>> {
 async fn use_kv(client: &Client) -> Result<(), Box<dyn std::error::Error>> {
     let mut kv: KvClient<Channel> = client.dispense("kv")?;
     let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+    match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
         ["get", key, ..] => {
-            let response = kv.get(pb::GetRequest { key: (*key).to_owned() }).await?;
+            let response = kv
+                .get(pb::GetRequest {
+                    key: (*key).to_owned(),
+                })
+                .await?;
             println!("{}", String::from_utf8_lossy(&response.get_ref().value));
             Ok(())
         }

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Runs goplug's whole test suite, interop with real go-plugin v1.8.0 (Go) and
+# grpcio (Python) included. Installs what the interop peers need first:
+#   - Python: a virtualenv in target/pyvenv with interop/python/requirements.txt
+#   - Go: the modules of interop/go (go-plugin v1.8.0) from the Go module proxy
+# Needs: cargo, go (>= 1.25), python3 (>= 3.10).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+for tool in cargo go python3; do
+    command -v "$tool" >/dev/null || { echo "scripts/test.sh: '$tool' is required" >&2; exit 1; }
+done
+
+venv="$root/target/pyvenv"
+requirements="$root/interop/python/requirements.txt"
+stamp="$venv/.requirements"
+if ! cmp -s "$requirements" "$stamp" 2>/dev/null; then
+    echo "==> installing Python interop packages into $venv"
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
+    cp "$requirements" "$stamp"
+fi
+export GOPLUG_PYTHON="$venv/bin/python"
+
+echo "==> downloading Go interop modules"
+(cd interop/go && go mod download)
+
+echo "==> cargo test"
+cargo test --workspace --locked "$@"
