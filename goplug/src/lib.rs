@@ -1,13 +1,124 @@
-//! goplug: HashiCorp's go-plugin for Rust.
+//! goplug: HashiCorp's [go-plugin] for Rust, wire-compatible with Go's
+//! go-plugin v1.8 in both directions.
 //!
-//! WIP crate docs.
+//! A plugin is a separate program. The host launches it, the plugin prints
+//! one handshake line on stdout, and from then on the two speak gRPC over a
+//! Unix socket (or loopback TCP). goplug implements both halves:
+//!
+//! - **Rust host, any plugin**: [`host::Client`] launches plugins written
+//!   with Go's go-plugin, with goplug, or in any language that follows the
+//!   protocol (Python with grpcio, for one), and hands out typed tonic
+//!   clients.
+//! - **Rust plugin, any host**: [`plugin::run`] serves your tonic services
+//!   so that a Go program using go-plugin cannot tell the plugin from a Go
+//!   one.
+//!
+//! [go-plugin]: https://github.com/hashicorp/go-plugin
+//!
+//! # Design overview
+//!
+//! ```text
+//!   host process                                     plugin process
+//!  ┌──────────────────────────┐  env: cookie, PLUGIN_PROTOCOL_VERSIONS,
+//!  │ host::Client             │       PLUGIN_UNIX_SOCKET_DIR, ports ...
+//!  │  spawn ──────────────────┼─────────────────────▶┌──────────────────────────┐
+//!  │                          │                      │ plugin::serve            │
+//!  │  read 1st stdout line ◀──┼──── stdout ──────────│  check cookie, negotiate │
+//!  │  "1|3|unix|/tmp/…|grpc|" │                      │  listen, print handshake │
+//!  │                          │                      │                          │
+//!  │  stderr tail, copy  ◀────┼──── stderr ──────────│  logs                    │
+//!  │                          │                      │                          │
+//!  │  tonic Channel ──────────┼── gRPC over unix ───▶│ grpc.health.v1.Health    │
+//!  │   ping, dispense::<C>()  │      socket          │ plugin.GRPCController    │
+//!  │   shutdown(): Shutdown   │                      │ plugin.GRPCStdio         │
+//!  │   RPC, 2 s grace, kill   │                      │ reflection, your services│
+//!  └──────────────────────────┘                      └──────────────────────────┘
+//! ```
+//!
+//! The [`handshake`] module is the pure core both sides share: parsing and
+//! printing the line, and version negotiation, with no I/O.
+//!
+//! # Writing a plugin
+//!
+//! Implement the tonic-generated trait of your service and hand the
+//! generated server to [`plugin::run`] from `main`:
+//!
+//! ```no_run
+//! use goplug::HandshakeConfig;
+//! use goplug::plugin::{PluginSet, ServeConfig};
+//!
+//! const HANDSHAKE: HandshakeConfig = HandshakeConfig::new(1, "BASIC_PLUGIN", "hello");
+//!
+//! fn main() -> std::process::ExitCode {
+//! #   // Stand-in for a tonic-generated server such as `KvServer::new(MyKv)`.
+//! #   let kv_server = tonic_health::server::health_reporter().1;
+//!     goplug::plugin::run(ServeConfig::new(HANDSHAKE).plugins(PluginSet::new().grpc("kv", kv_server)))
+//! }
+//! ```
+//!
+//! Run by hand, the binary refuses with go-plugin's message and exit
+//! status 1; launched by a host it serves until the host shuts it down.
+//!
+//! # Writing a host
+//!
+//! ```no_run
+//! # async fn example() -> goplug::Result<()> {
+//! use goplug::HandshakeConfig;
+//! use goplug::host::{Channel, Client, PluginSet};
+//! # use tonic_health::pb::health_client::HealthClient as KvClient;
+//! # mod pb { pub use tonic_health::pb::HealthCheckRequest as GetRequest; }
+//!
+//! const HANDSHAKE: HandshakeConfig = HandshakeConfig::new(1, "BASIC_PLUGIN", "hello");
+//!
+//! let client = Client::builder(HANDSHAKE)
+//!     // With a generated client, `goplug::grpc_client!(KvClient)` and `.grpc::<KvClient<Channel>>("kv")`.
+//!     .plugins(PluginSet::new().grpc_with("kv", KvClient::new))
+//!     .command(std::process::Command::new("./kv-plugin"))
+//!     .start()
+//!     .await?;
+//! let mut kv: KvClient<Channel> = client.dispense("kv")?;
+//! # let _ = kv.check(pb::GetRequest::default()).await;
+//! let report = client.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! # Compatibility
+//!
+//! | go-plugin feature | goplug |
+//! |---|---|
+//! | handshake, magic cookie, `PLUGIN_PROTOCOL_VERSIONS` negotiation | yes, both sides |
+//! | gRPC plugins, health, controller shutdown, reflection | yes, both sides |
+//! | Unix sockets (`PLUGIN_UNIX_SOCKET_DIR`/`_GROUP`), TCP (`PLUGIN_MIN_PORT`/`_MAX_PORT`) | yes |
+//! | stdin inheritance, SIGINT ignored by plugins | yes |
+//! | AutoMTLS/TLS, broker, stdio sync, log forwarding, net/rpc, reattach | not yet |
+//!
+//! Where goplug differs from go-plugin on purpose (each is a place where
+//! go-plugin hangs, panics, leaks or says less):
+//!
+//! - Every wait is bounded: a plugin that never answers the shutdown
+//!   request is killed after the grace period, and a plugin whose
+//!   descendants hold its pipes open cannot hang [`host::Client::shutdown`].
+//! - Killing a plugin kills its descendants too, so `sh -c plugin` (which
+//!   go-plugin's examples use) leaves no orphan behind.
+//! - The host gives each plugin a private socket directory and removes it
+//!   when the plugin is gone, even after a kill.
+//! - The host connects eagerly, so an unreachable plugin fails `start`.
+//! - Errors are typed ([`Error`], [`HandshakeError`]) and quote the
+//!   offending line; go-plugin's texts start them where tools grep for them.
+//! - A handshake line carrying a certificate the host did not ask for is an
+//!   error, where a Go host panics.
+//! - The host sends `PLUGIN_PROTOCOL_VERSIONS` sorted; go-plugin sends map order.
+//! - The default allowed protocol is gRPC (go-plugin: net/rpc).
+
+#![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod env;
 mod error;
 pub mod grpc;
 pub mod handshake;
+pub mod host;
 pub mod plugin;
 
 pub use error::{Error, HandshakeError, Result, StderrTail};
 pub use handshake::{HandshakeConfig, Protocol};
-pub mod host;

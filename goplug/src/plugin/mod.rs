@@ -9,16 +9,16 @@
 //! asks it to shut down.
 //!
 //! ```no_run
-//! # mod pb { pub mod kv_server { #[derive(Clone)] pub struct KvServer; } }
-//! use goplug::plugin::{PluginSet, ServeConfig};
 //! use goplug::HandshakeConfig;
+//! use goplug::plugin::{PluginSet, ServeConfig};
 //!
 //! const HANDSHAKE: HandshakeConfig = HandshakeConfig::new(1, "BASIC_PLUGIN", "hello");
 //!
 //! fn main() -> std::process::ExitCode {
+//! #   // Stand-in for a tonic-generated server such as `KvServer::new(MyKv)`.
 //! #   let kv_server = tonic_health::server::health_reporter().1;
-//!     // kv_server = pb::kv_server::KvServer::new(MyKv::default());
-//!     goplug::plugin::run(ServeConfig::new(HANDSHAKE).plugins(PluginSet::new().grpc("kv", kv_server)))
+//!     let config = ServeConfig::new(HANDSHAKE).plugins(PluginSet::new().grpc("kv", kv_server));
+//!     goplug::plugin::run(config)
 //! }
 //! ```
 
