@@ -387,9 +387,13 @@ async fn versions_negotiate_to_the_highest_common_one() {
         }
         other => panic!("expected a version mismatch, got {other:?}"),
     }
-    assert!(err.to_string().starts_with(
-        "incompatible API version with plugin. Plugin version: 1, Client versions: [5, 6]"
-    ));
+    let text = err.to_string();
+    assert!(
+        text.starts_with("incompatible API version with plugin. Plugin version: 1, Client versions: [5, 6]"),
+        "{text}"
+    );
+    // A goplug plugin says on stderr which versions it has; the error shows it.
+    assert!(text.contains("host offered [5 6], plugin supports [1 2 3]"), "{text}");
     s.assert_clean().await;
 }
 

@@ -262,7 +262,7 @@ pub enum HandshakeError {
 
     /// Field 2 names a version the host did not offer.
     #[error(
-        "incompatible API version with plugin. Plugin version: {plugin}, Client versions: {host:?}\nThe plugin chose version {plugin} because it supports none of the versions this host offers; upgrade the older side. (line {line:?})"
+        "incompatible API version with plugin. Plugin version: {plugin}, Client versions: {host:?}\nThe plugin chose version {plugin} because it supports none of the versions this host offers; upgrade the older side. (line {line:?}){stderr}"
     )]
     AppVersionMismatch {
         /// The version the plugin chose.
@@ -271,6 +271,9 @@ pub enum HandshakeError {
         host: Vec<u32>,
         /// The line.
         line: String,
+        /// What the plugin wrote to stderr; a goplug plugin lists the
+        /// versions it supports there.
+        stderr: StderrTail,
     },
 
     /// Field 3 is neither `unix` nor `tcp`.
@@ -374,6 +377,7 @@ mod tests {
             plugin: 2,
             host: vec![3],
             line: "1|2|unix|/p|grpc|".into(),
+            stderr: StderrTail::default(),
         };
         assert!(e.to_string().starts_with(
             "incompatible API version with plugin. Plugin version: 2, Client versions: [3]"

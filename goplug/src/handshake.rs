@@ -255,6 +255,7 @@ impl HandshakeLine {
                 plugin: self.app_version,
                 host: offered_versions.to_vec(),
                 line: quote(&self.to_string()),
+                stderr: Default::default(),
             });
         }
         if !allowed_protocols.contains(&self.protocol) {

@@ -346,7 +346,19 @@ impl ClientBuilder {
             });
         if let Err(e) = checked {
             process.kill().await;
-            return Err(e);
+            process.finish_readers(Duration::from_millis(500)).await;
+            return Err(match e {
+                Error::Handshake(HandshakeError::AppVersionMismatch { plugin, host, line, .. }) => {
+                    HandshakeError::AppVersionMismatch {
+                        plugin,
+                        host,
+                        line,
+                        stderr: process.stderr_tail(),
+                    }
+                    .into()
+                }
+                other => other,
+            });
         }
         tracing::debug!(version = line.app_version, "using plugin version");
         process.discard_stdout(stdout);

@@ -244,12 +244,14 @@ pub async fn serve(config: ServeConfig) -> Result<()> {
         tracing::warn!("server sent invalid plugin version {entry:?}");
     }
     if !negotiated.matched {
-        tracing::warn!(
-            host_versions = offer.as_deref().unwrap_or(""),
-            plugin_versions = ?plugin_versions,
-            "no common protocol version; announcing version {} so the host can report the mismatch",
+        // On stderr so the host can show both sides' versions; the `[WARN]`
+        // prefix makes a go-plugin host log it at warn level.
+        write_stderr(&format!(
+            "[WARN]  plugin: no common app protocol version: host offered [{}], plugin supports [{}]; announcing {}\n",
+            offer.as_deref().unwrap_or("").replace(',', " "),
+            plugin_versions.iter().map(u32::to_string).collect::<Vec<_>>().join(" "),
             negotiated.version
-        );
+        ));
     }
     let plugins = versions.remove(&negotiated.version).unwrap_or_default();
 
