@@ -389,11 +389,16 @@ async fn versions_negotiate_to_the_highest_common_one() {
     }
     let text = err.to_string();
     assert!(
-        text.starts_with("incompatible API version with plugin. Plugin version: 1, Client versions: [5, 6]"),
+        text.starts_with(
+            "incompatible API version with plugin. Plugin version: 1, Client versions: [5, 6]"
+        ),
         "{text}"
     );
     // A goplug plugin says on stderr which versions it has; the error shows it.
-    assert!(text.contains("host offered [5 6], plugin supports [1 2 3]"), "{text}");
+    assert!(
+        text.contains("host offered [5 6], plugin supports [1 2 3]"),
+        "{text}"
+    );
     s.assert_clean().await;
 }
 

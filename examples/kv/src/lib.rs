@@ -109,3 +109,50 @@ pub fn serve_config() -> goplug::plugin::ServeConfig {
         ))
         .file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
 }
+
+/// What the example hosts are asked to do: `get KEY` or `put KEY VALUE`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KvCommand {
+    /// Read a key.
+    Get {
+        /// The key.
+        key: String,
+    },
+    /// Store a value.
+    Put {
+        /// The key.
+        key: String,
+        /// The value.
+        value: Vec<u8>,
+    },
+}
+
+impl KvCommand {
+    /// Parses the host's arguments (without the program name).
+    pub fn parse(args: &[String]) -> Option<Self> {
+        match args {
+            [verb, key, ..] if verb == "get" => Some(Self::Get { key: key.clone() }),
+            [verb, key, value, ..] if verb == "put" => Some(Self::Put {
+                key: key.clone(),
+                value: value.clone().into_bytes(),
+            }),
+            _ => None,
+        }
+    }
+
+    /// Runs the command; a `get` returns the value for the host to print.
+    pub async fn execute(
+        self,
+        kv: &mut pb::kv_client::KvClient<goplug::host::Channel>,
+    ) -> Result<Option<Vec<u8>>, Status> {
+        match self {
+            Self::Get { key } => Ok(Some(
+                kv.get(pb::GetRequest { key }).await?.into_inner().value,
+            )),
+            Self::Put { key, value } => {
+                kv.put(pb::PutRequest { key, value }).await?;
+                Ok(None)
+            }
+        }
+    }
+}

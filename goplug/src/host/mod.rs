@@ -348,15 +348,15 @@ impl ClientBuilder {
             process.kill().await;
             process.finish_readers(Duration::from_millis(500)).await;
             return Err(match e {
-                Error::Handshake(HandshakeError::AppVersionMismatch { plugin, host, line, .. }) => {
-                    HandshakeError::AppVersionMismatch {
-                        plugin,
-                        host,
-                        line,
-                        stderr: process.stderr_tail(),
-                    }
-                    .into()
+                Error::Handshake(HandshakeError::AppVersionMismatch {
+                    plugin, host, line, ..
+                }) => HandshakeError::AppVersionMismatch {
+                    plugin,
+                    host,
+                    line,
+                    stderr: process.stderr_tail(),
                 }
+                .into(),
                 other => other,
             });
         }

@@ -249,7 +249,11 @@ pub async fn serve(config: ServeConfig) -> Result<()> {
         write_stderr(&format!(
             "[WARN]  plugin: no common app protocol version: host offered [{}], plugin supports [{}]; announcing {}\n",
             offer.as_deref().unwrap_or("").replace(',', " "),
-            plugin_versions.iter().map(u32::to_string).collect::<Vec<_>>().join(" "),
+            plugin_versions
+                .iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(" "),
             negotiated.version
         ));
     }

@@ -14,7 +14,9 @@ use std::process::ExitCode;
 
 use goplug::Protocol;
 use goplug::host::{Channel, Client, PluginSet, shell_command};
-use goplug_example_kv::{HANDSHAKE, PLUGIN_GRPC, PLUGIN_NETRPC, pb, pb::kv_client::KvClient};
+use goplug_example_kv::{
+    HANDSHAKE, KvCommand, PLUGIN_GRPC, PLUGIN_NETRPC, pb::kv_client::KvClient,
+};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -54,30 +56,12 @@ async fn run() -> Result<ExitCode, Box<dyn std::error::Error>> {
 async fn use_kv(client: &Client, plugin_name: &str) -> Result<(), Box<dyn std::error::Error>> {
     let mut kv: KvClient<Channel> = client.dispense(plugin_name)?;
     let args: Vec<String> = std::env::args().skip(1).collect();
-    match args
-        .iter()
-        .map(String::as_str)
-        .collect::<Vec<_>>()
-        .as_slice()
-    {
-        ["get", key, ..] => {
-            let response = kv
-                .get(pb::GetRequest {
-                    key: (*key).to_owned(),
-                })
-                .await?;
-            println!("{}", String::from_utf8_lossy(&response.get_ref().value));
-            Ok(())
-        }
-        ["put", key, value, ..] => {
-            kv.put(pb::PutRequest {
-                key: (*key).to_owned(),
-                value: value.as_bytes().to_vec(),
-            })
-            .await?;
-            Ok(())
-        }
-        [other, ..] => Err(format!("please only use 'get' or 'put', given: {other:?}").into()),
-        [] => Err("please only use 'get' or 'put', given no command".into()),
+    let Some(command) = KvCommand::parse(&args) else {
+        let given = args.first().map(String::as_str).unwrap_or_default();
+        return Err(format!("please only use 'get' or 'put', given: {given:?}").into());
+    };
+    if let Some(value) = command.execute(&mut kv).await? {
+        println!("{}", String::from_utf8_lossy(&value));
     }
+    Ok(())
 }

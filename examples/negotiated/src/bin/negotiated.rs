@@ -13,7 +13,7 @@ use std::process::ExitCode;
 
 use goplug::Protocol;
 use goplug::host::{Channel, Client, PluginSet};
-use goplug_example_kv::{HANDSHAKE, pb, pb::kv_client::KvClient};
+use goplug_example_kv::{HANDSHAKE, KvCommand, pb::kv_client::KvClient};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -49,29 +49,9 @@ async fn run(version: u32) -> Result<(), Box<dyn std::error::Error>> {
 async fn use_kv(client: &Client) -> Result<(), Box<dyn std::error::Error>> {
     let mut kv: KvClient<Channel> = client.dispense("kv")?;
     let args: Vec<String> = std::env::args().skip(1).collect();
-    match args
-        .iter()
-        .map(String::as_str)
-        .collect::<Vec<_>>()
-        .as_slice()
-    {
-        ["get", key, ..] => {
-            let response = kv
-                .get(pb::GetRequest {
-                    key: (*key).to_owned(),
-                })
-                .await?;
-            println!("{}", String::from_utf8_lossy(&response.get_ref().value));
-            Ok(())
-        }
-        ["put", key, value, ..] => {
-            kv.put(pb::PutRequest {
-                key: (*key).to_owned(),
-                value: value.as_bytes().to_vec(),
-            })
-            .await?;
-            Ok(())
-        }
-        _ => Err("Please only use 'get' or 'put'".into()),
+    let command = KvCommand::parse(&args).ok_or("Please only use 'get' or 'put'")?;
+    if let Some(value) = command.execute(&mut kv).await? {
+        println!("{}", String::from_utf8_lossy(&value));
     }
+    Ok(())
 }
