@@ -582,3 +582,82 @@ async fn stderr_lines_reach_the_configured_writer() {
     assert!(text.starts_with("first\nsecond\n"), "{text:?}");
     s.assert_clean().await;
 }
+
+#[tokio::test]
+async fn output_after_the_handshake_never_blocks_the_plugin() {
+    let s = Scratch::new();
+    let client = s.builder(s.fake("kv-chatty")).start().await.unwrap();
+    let done = s.work.join("chatty-done");
+    let started = Instant::now();
+    while !done.exists() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the plugin is stuck writing 1 MiB to stdout and stderr"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    client.ping().await.unwrap();
+    assert!(client.shutdown().await.graceful);
+    s.assert_clean().await;
+}
+
+#[tokio::test]
+async fn a_stopped_plugin_is_killed_within_the_grace() {
+    let s = Scratch::new();
+    let client = s
+        .builder(s.fake("kv"))
+        .shutdown_grace(Duration::from_millis(500))
+        .start()
+        .await
+        .unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(client.pid() as i32),
+        nix::sys::signal::Signal::SIGSTOP,
+    )
+    .unwrap();
+    let report = client.shutdown().await;
+    assert!(!report.graceful, "{report:?}");
+    assert!(report.elapsed < Duration::from_secs(3), "{report:?}");
+    s.assert_clean().await;
+}
+
+#[tokio::test]
+async fn socket_group_gets_access_like_go_plugin() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    // gid 1 is `daemon` on Debian; the group must exist for a name lookup.
+    for group in ["1", "daemon"] {
+        let s = Scratch::new();
+        let client = s
+            .builder(s.fake("kv"))
+            .unix_socket_group(group)
+            .start()
+            .await
+            .unwrap();
+        let goplug::handshake::PluginAddress::Unix(socket) = client.address().clone() else {
+            panic!("expected a unix socket");
+        };
+        let meta = std::fs::metadata(&socket).unwrap();
+        assert_eq!(meta.gid(), 1, "{group}: socket group");
+        assert_eq!(
+            meta.permissions().mode() & 0o777,
+            0o660,
+            "{group}: socket mode"
+        );
+        // The host's per-plugin directory and the plugin's own directory.
+        for dir in [
+            socket.parent().unwrap(),
+            socket.parent().unwrap().parent().unwrap(),
+        ] {
+            let meta = std::fs::metadata(dir).unwrap();
+            assert_eq!(meta.gid(), 1, "{group}: {}", dir.display());
+            assert_eq!(
+                meta.permissions().mode() & 0o777,
+                0o770,
+                "{group}: {}",
+                dir.display()
+            );
+        }
+        assert!(client.shutdown().await.graceful);
+        s.assert_clean().await;
+    }
+}

@@ -224,3 +224,15 @@ async fn rust_host_refuses_both_alike() {
         }
     }
 }
+
+#[test]
+fn go_host_uses_a_rust_plugin_over_tcp() {
+    // go-plugin's Windows transport, selectable in goplug on any OS.
+    let report = probe(
+        &format!("exec '{FAKE}' kv-tcp"),
+        &["-ping", "-put", "k=v", "-get", "k"],
+    );
+    assert_eq!(report["ok"], true, "{report}");
+    assert_eq!(report["graceful"], true, "{report}");
+    assert_eq!(report["warnings"], Value::Array(vec![]), "{report}");
+}

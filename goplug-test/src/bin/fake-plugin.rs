@@ -3,6 +3,8 @@
 //!
 //! - `kv`: the KV example plugin (versions from `FAKE_VERSIONS`, default 1).
 //! - `kv-tcp`: the same over TCP on 127.0.0.1.
+//! - `kv-chatty`: the KV plugin, plus a thread that writes 1 MiB to stdout
+//!   and to stderr after the handshake, then creates the file `chatty-done`.
 //! - `no-controller`: a handshake and a gRPC server without
 //!   `GRPCController`, so a host's shutdown request goes unanswered.
 //! - `pid-file PATH MODE...`: writes its pid to PATH, then runs MODE.
@@ -25,6 +27,10 @@ fn main() -> ExitCode {
     match args.first().map(String::as_str) {
         Some("kv") => goplug::plugin::run(kv_config()),
         Some("kv-tcp") => goplug::plugin::run(kv_config().transport(Transport::Tcp)),
+        Some("kv-chatty") => {
+            std::thread::spawn(chatter);
+            goplug::plugin::run(kv_config())
+        }
         Some("no-controller") => no_controller(),
         other => {
             eprintln!("fake-plugin: unknown mode {other:?}");
@@ -44,6 +50,25 @@ fn kv_config() -> ServeConfig {
         config = config.version(version, PluginSet::new().grpc("kv", kv));
     }
     config
+}
+
+/// Floods stdout and stderr once the handshake is out: a host that stops
+/// reading either pipe would block this thread before `chatty-done` exists.
+fn chatter() {
+    use std::io::Write;
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let line = format!("{}\n", "x".repeat(1023));
+    #[expect(clippy::disallowed_methods, reason = "flooding stdout is the point")]
+    let mut stdout = std::io::stdout().lock();
+    let mut stderr = std::io::stderr().lock();
+    for _ in 0..1024 {
+        if stdout.write_all(line.as_bytes()).is_err() || stderr.write_all(line.as_bytes()).is_err()
+        {
+            return;
+        }
+    }
+    let _ = stdout.flush();
+    let _ = std::fs::write("chatty-done", "");
 }
 
 /// Serves health only, on a socket of its own, and never exits by itself.
