@@ -147,6 +147,21 @@ async fn sigint_is_ignored_like_a_go_plugin() {
 }
 
 #[tokio::test]
+async fn sigterm_shuts_down_cleanly() {
+    let (sockets, work) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let client = start(sockets.path(), work.path()).await;
+    let goplug::handshake::PluginAddress::Unix(socket) = client.address().clone() else {
+        panic!("expected a unix socket");
+    };
+    let pid = nix::unistd::Pid::from_raw(client.pid() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    assert!(client.wait_exit(Duration::from_secs(2)).await);
+    assert_eq!(client.exit_status().and_then(|s| s.code()), Some(0));
+    assert!(!socket.exists(), "the plugin left its socket behind");
+    client.shutdown().await;
+}
+
+#[tokio::test]
 async fn shutdown_request_exits_promptly_and_removes_the_socket() {
     let (sockets, work) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let client = start(sockets.path(), work.path()).await;

@@ -103,6 +103,8 @@
 //! - The host gives each plugin a private socket directory and removes it
 //!   when the plugin is gone, even after a kill.
 //! - The host connects eagerly, so an unreachable plugin fails `start`.
+//! - A plugin shuts down cleanly on SIGTERM instead of dying with its socket
+//!   left behind.
 //! - Errors are typed ([`Error`], [`HandshakeError`]) and quote the
 //!   offending line; go-plugin's texts start them where tools grep for them.
 //! - A handshake line carrying a certificate the host did not ask for is an

@@ -329,47 +329,20 @@ impl ClientBuilder {
         let (mut process, mut stdout) = PluginProcess::spawn(command, environment, stderr)?;
         tracing::debug!(pid = process.pid, "plugin started");
 
-        let line = match read_handshake(&mut process, &mut stdout, deadline, start_timeout).await {
+        let line = match read_handshake(&mut process, &mut stdout, deadline, start_timeout)
+            .await
+            .and_then(|line| check(&line, &offered, &allowed_protocols).map(|()| line))
+        {
             Ok(line) => line,
-            Err(e) => {
-                process.kill().await;
-                process.finish_readers(Duration::from_millis(500)).await;
-                return Err(with_tail(e, &process));
-            }
+            Err(e) => return Err(abort(process, e).await),
         };
-        let checked = line
-            .check(&offered, &allowed_protocols, false)
-            .map_err(Error::from)
-            .and_then(|()| match line.protocol {
-                Protocol::Grpc => Ok(()),
-                other => Err(Error::ProtocolNotImplemented(other)),
-            });
-        if let Err(e) = checked {
-            process.kill().await;
-            process.finish_readers(Duration::from_millis(500)).await;
-            return Err(match e {
-                Error::Handshake(HandshakeError::AppVersionMismatch {
-                    plugin, host, line, ..
-                }) => HandshakeError::AppVersionMismatch {
-                    plugin,
-                    host,
-                    line,
-                    stderr: process.stderr_tail(),
-                }
-                .into(),
-                other => other,
-            });
-        }
         tracing::debug!(version = line.app_version, "using plugin version");
         process.discard_stdout(stdout);
 
         let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
         let channel = match connect::connect(&line.address, remaining).await {
             Ok(channel) => channel,
-            Err(e) => {
-                process.kill().await;
-                return Err(e);
-            }
+            Err(e) => return Err(abort(process, e).await),
         };
         let plugins = versions.remove(&line.app_version).unwrap_or_default();
         Ok(Client {
@@ -386,8 +359,20 @@ impl ClientBuilder {
     }
 }
 
-/// Adds the stderr tail to errors that are about the plugin failing.
-fn with_tail(error: Error, process: &PluginProcess) -> Error {
+/// Whether the host accepts the plugin's line: version, protocol, TLS.
+fn check(line: &HandshakeLine, offered: &[u32], allowed: &[Protocol]) -> Result<()> {
+    line.check(offered, allowed, false)?;
+    match line.protocol {
+        Protocol::Grpc => Ok(()),
+        other => Err(Error::ProtocolNotImplemented(other)),
+    }
+}
+
+/// Kills the plugin after a failed start and adds what it wrote to stderr
+/// to the errors that are about the plugin itself.
+async fn abort(mut process: PluginProcess, error: Error) -> Error {
+    process.kill().await;
+    process.finish_readers(Duration::from_millis(500)).await;
     match error {
         Error::StartTimeout { timeout, .. } => Error::StartTimeout {
             timeout,
@@ -397,6 +382,15 @@ fn with_tail(error: Error, process: &PluginProcess) -> Error {
             status: process.exit_status(),
             stderr: process.stderr_tail(),
         },
+        Error::Handshake(HandshakeError::AppVersionMismatch {
+            plugin, host, line, ..
+        }) => HandshakeError::AppVersionMismatch {
+            plugin,
+            host,
+            line,
+            stderr: process.stderr_tail(),
+        }
+        .into(),
         other => other,
     }
 }

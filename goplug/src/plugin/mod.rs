@@ -266,7 +266,7 @@ pub async fn serve(config: ServeConfig) -> Result<()> {
 
     // Before the handshake: a Ctrl-C in the host's terminal reaches every
     // process of the foreground group, and the host owns plugin shutdown.
-    let _sigint = ignore_sigint(shutdown.clone())?;
+    let _signals = watch_signals(shutdown.clone())?;
     if let Some(signal) = shutdown_signal {
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
@@ -419,23 +419,31 @@ fn write_stderr(text: &str) {
     let _ = std::io::stderr().lock().write_all(text.as_bytes());
 }
 
-/// Keeps SIGINT from killing the plugin, as go-plugin does, while serving.
-fn ignore_sigint(shutdown: CancellationToken) -> Result<tokio::task::JoinHandle<()>> {
-    let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
-        .map_err(|source| Error::Io {
-            context: "installing the SIGINT handler",
+/// Keeps SIGINT from killing the plugin, as go-plugin does, and turns
+/// SIGTERM into a graceful shutdown (go-plugin dies on it and leaves its
+/// socket behind).
+fn watch_signals(shutdown: CancellationToken) -> Result<tokio::task::JoinHandle<()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let install = |kind: SignalKind| {
+        signal(kind).map_err(|source| Error::Io {
+            context: "installing a signal handler",
             source,
-        })?;
+        })
+    };
+    let mut sigint = install(SignalKind::interrupt())?;
+    let mut sigterm = install(SignalKind::terminate())?;
     Ok(tokio::spawn(async move {
         let mut count = 0u64;
         loop {
             tokio::select! {
-                received = sigint.recv() => {
-                    if received.is_none() {
-                        return;
-                    }
+                Some(()) = sigint.recv() => {
                     count += 1;
                     tracing::trace!(count, "plugin received interrupt signal, ignoring");
+                }
+                Some(()) = sigterm.recv() => {
+                    tracing::debug!("plugin received SIGTERM, shutting down");
+                    shutdown.cancel();
+                    return;
                 }
                 () = shutdown.cancelled() => return,
             }
