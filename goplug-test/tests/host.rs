@@ -13,6 +13,9 @@ use goplug_test::{leftovers, read_pid};
 
 const FAKE: &str = env!("CARGO_BIN_EXE_fake-plugin");
 const GONE: Duration = Duration::from_secs(5);
+/// What "promptly" means in these tests: far below the 20 s start timeout
+/// and the 30 s sleeps of the scripts, with room for a loaded machine.
+const BOUND: Duration = Duration::from_secs(10);
 
 /// A scratch area: a working directory for the plugin and a socket dir.
 struct Scratch {
@@ -109,7 +112,6 @@ async fn start_dispense_call_and_graceful_shutdown() {
     let report = client.shutdown().await;
     assert!(report.graceful, "{report:?}");
     assert!(report.status.unwrap().success(), "{report:?}");
-    assert!(report.elapsed < Duration::from_secs(2), "{report:?}");
     s.assert_clean().await;
 }
 
@@ -142,11 +144,7 @@ async fn start_timeout_kills_the_plugin() {
         .start()
         .await
         .unwrap_err();
-    assert!(
-        started.elapsed() < Duration::from_secs(3),
-        "{:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed() < BOUND, "{:?}", started.elapsed());
     match &err {
         Error::StartTimeout { timeout, stderr } => {
             assert_eq!(*timeout, Duration::from_millis(500));
@@ -170,7 +168,7 @@ async fn exit_before_handshake_reports_status_and_stderr() {
         .start()
         .await
         .unwrap_err();
-    assert!(started.elapsed() < Duration::from_secs(3));
+    assert!(started.elapsed() < BOUND);
     match &err {
         Error::ExitedBeforeHandshake { status, stderr } => {
             assert_eq!(status.and_then(|s| s.code()), Some(3), "{err}");
@@ -272,7 +270,7 @@ async fn malformed_handshake_lines_get_distinct_errors() {
         let err = s.builder(s.script(&script)).start().await.unwrap_err();
         assert!(is_expected(&err), "line {line:?}: {err:?}");
         assert!(
-            started.elapsed() < Duration::from_secs(3),
+            started.elapsed() < BOUND,
             "line {line:?} took {:?}",
             started.elapsed()
         );
@@ -301,7 +299,7 @@ async fn an_endless_line_is_refused_promptly() {
         ),
         "{err:?}"
     );
-    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(started.elapsed() < BOUND);
     s.assert_clean().await;
 }
 
@@ -430,11 +428,7 @@ async fn a_failed_start_kills_a_plugin_behind_a_shell() {
         ),
         "{err:?}"
     );
-    assert!(
-        started.elapsed() < Duration::from_secs(3),
-        "{:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed() < BOUND, "{:?}", started.elapsed());
     s.assert_clean().await;
 }
 
@@ -461,10 +455,7 @@ async fn dropping_the_client_kills_the_plugin() {
     let pid = client.pid();
     let started = Instant::now();
     drop(client);
-    assert!(
-        started.elapsed() < Duration::from_millis(100),
-        "drop blocked"
-    );
+    assert!(started.elapsed() < Duration::from_secs(1), "drop blocked");
     goplug_test::process_gone(pid, GONE).await;
     s.assert_clean().await;
 }
@@ -483,7 +474,7 @@ async fn a_crashed_plugin_is_noticed() {
     assert!(client.ping().await.is_err());
     let started = Instant::now();
     let report = client.shutdown().await;
-    assert!(started.elapsed() < Duration::from_secs(1), "{report:?}");
+    assert!(started.elapsed() < BOUND, "{report:?}");
     assert!(!report.status.unwrap().success());
     // The host removes the socket directory the dead plugin could not.
     s.assert_clean().await;
@@ -502,7 +493,7 @@ async fn a_plugin_without_controller_is_killed_after_the_grace() {
     let report = client.shutdown().await;
     assert!(!report.graceful, "{report:?}");
     assert!(report.elapsed >= Duration::from_millis(300), "{report:?}");
-    assert!(report.elapsed < Duration::from_secs(3), "{report:?}");
+    assert!(report.elapsed < BOUND, "{report:?}");
     s.assert_clean().await;
 }
 
@@ -617,7 +608,7 @@ async fn a_stopped_plugin_is_killed_within_the_grace() {
     .unwrap();
     let report = client.shutdown().await;
     assert!(!report.graceful, "{report:?}");
-    assert!(report.elapsed < Duration::from_secs(3), "{report:?}");
+    assert!(report.elapsed < BOUND, "{report:?}");
     s.assert_clean().await;
 }
 
