@@ -55,6 +55,27 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// The plugin binary's SHA-256 is not the expected one; it was not run.
+    #[error("checksums did not match for {path:?}: expected {expected}, got {actual}")]
+    ChecksumMismatch {
+        /// The binary.
+        path: PathBuf,
+        /// The checksum the host pinned.
+        expected: crate::host::Checksum,
+        /// The binary's checksum.
+        actual: crate::host::Checksum,
+    },
+
+    /// The plugin binary could not be read for its checksum; it was not run.
+    #[error("error verifying checksum of {path:?}: {source}")]
+    ChecksumFile {
+        /// The binary.
+        path: PathBuf,
+        /// Why it could not be read.
+        #[source]
+        source: std::io::Error,
+    },
+
     /// The host could not connect to the address the plugin announced.
     #[error("failed to connect to plugin at {address}: {reason}")]
     Connect {

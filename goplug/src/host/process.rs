@@ -103,12 +103,14 @@ pub(crate) struct PluginProcess {
 
 impl PluginProcess {
     /// Spawns the plugin with stdin inherited and stdout/stderr piped.
+    /// `program` names the plugin in messages (the command may run a
+    /// verified descriptor instead of a path).
     pub(crate) fn spawn(
         command: std::process::Command,
+        program: PathBuf,
         env: Vec<(OsString, OsString)>,
         stderr_sink: Option<StderrSink>,
     ) -> Result<(Self, BufReader<ChildStdout>)> {
-        let program = PathBuf::from(command.get_program());
         let mut command = tokio::process::Command::from(command);
         command
             .env_clear()

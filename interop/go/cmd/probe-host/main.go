@@ -7,10 +7,13 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/rpc"
 	"os"
 	"os/exec"
@@ -24,6 +27,8 @@ import (
 	"github.com/hashicorp/go-plugin"
 	"github.com/hashicorp/go-plugin/examples/grpc/shared"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/peer"
 )
 
 // result is the JSON object printed on stdout.
@@ -39,6 +44,11 @@ type result struct {
 	KillMS   int64    `json:"kill_ms"`
 	KillHung bool     `json:"kill_hung"`
 	Warnings []string `json:"warnings"`
+	// TLSVersion is the TLS version of the host's gRPC connection ("1.2",
+	// "1.3"), taken from the first unary call (Ping, Put, Get or the
+	// controller's Shutdown during Kill) that got through; "" when the
+	// connection is not TLS or no call got through.
+	TLSVersion string `json:"tls_version"`
 }
 
 // logSink collects the host logger's output. hclog writes each log entry
@@ -114,6 +124,92 @@ func usageError(format string, args ...any) {
 	os.Exit(2)
 }
 
+// tlsVersions maps -tls-max values to crypto/tls versions.
+var tlsVersions = map[string]uint16{"1.2": tls.VersionTLS12, "1.3": tls.VersionTLS13}
+
+// versionName is the inverse of tlsVersions (plus older versions).
+func versionName(v uint16) string {
+	switch v {
+	case tls.VersionTLS10:
+		return "1.0"
+	case tls.VersionTLS11:
+		return "1.1"
+	case tls.VersionTLS12:
+		return "1.2"
+	case tls.VersionTLS13:
+		return "1.3"
+	}
+	return fmt.Sprintf("0x%04x", v)
+}
+
+// manualTLSConfig builds go-plugin's ClientConfig.TLSConfig from the -tls-*
+// flags.
+func manualTLSConfig(caFile, certFile, keyFile, serverName string, max uint16) (*tls.Config, error) {
+	cfg := &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		MaxVersion: max,
+		ServerName: serverName,
+	}
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, err
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("no PEM certificate in %s", caFile)
+		}
+		cfg.RootCAs = pool
+	}
+	if certFile != "" {
+		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Certificates = []tls.Certificate{cert}
+	}
+	return cfg, nil
+}
+
+// maxVersionCreds is the gRPC transport credentials used for -automtls with
+// -tls-max. go-plugin builds its AutoMTLS tls.Config inside Start() (and
+// stores it in the ClientConfig) with no hook to change it, so this wrapper,
+// passed last in GRPCDialOptions, replaces go-plugin's credentials: at each
+// handshake it takes the config go-plugin stored, sets MaxVersion and hands
+// over to credentials.NewTLS, exactly what go-plugin's dialGRPCConn uses.
+type maxVersionCreds struct {
+	config *plugin.ClientConfig
+	max    uint16
+}
+
+func (m *maxVersionCreds) inner() credentials.TransportCredentials {
+	cfg := &tls.Config{}
+	if m.config.TLSConfig != nil {
+		cfg = m.config.TLSConfig.Clone()
+	}
+	cfg.MaxVersion = m.max
+	return credentials.NewTLS(cfg)
+}
+
+func (m *maxVersionCreds) ClientHandshake(ctx context.Context, authority string, conn net.Conn) (net.Conn, credentials.AuthInfo, error) {
+	return m.inner().ClientHandshake(ctx, authority, conn)
+}
+
+func (m *maxVersionCreds) ServerHandshake(conn net.Conn) (net.Conn, credentials.AuthInfo, error) {
+	return m.inner().ServerHandshake(conn)
+}
+
+func (m *maxVersionCreds) Info() credentials.ProtocolInfo {
+	return credentials.NewTLS(&tls.Config{}).Info()
+}
+
+func (m *maxVersionCreds) Clone() credentials.TransportCredentials {
+	c := *m
+	return &c
+}
+
+func (m *maxVersionCreds) OverrideServerName(string) error { return nil }
+
 // guard runs f, turning a panic into an error.
 func guard(f func() error) (err error) {
 	defer func() {
@@ -138,6 +234,12 @@ func main() {
 	killTimeout := flag.Duration("kill-timeout", 10*time.Second,
 		"if client.Kill() has not returned after this long, SIGKILL the plugin's process group")
 	verbose := flag.Bool("v", false, "also copy the host log to stderr")
+	autoMTLS := flag.Bool("automtls", false, "set ClientConfig.AutoMTLS")
+	tlsCA := flag.String("tls-ca", "", "manual TLS: PEM file with the CA(s) for the plugin's certificate (RootCAs)")
+	tlsCert := flag.String("tls-cert", "", "manual TLS: PEM client certificate (needs -tls-key)")
+	tlsKey := flag.String("tls-key", "", "manual TLS: PEM private key of -tls-cert")
+	tlsServerName := flag.String("tls-server-name", "localhost", "manual TLS: ServerName")
+	tlsMax := flag.String("tls-max", "", "TLS MaxVersion: 1.2 or 1.3 (default: crypto/tls's)")
 	flag.Parse()
 
 	if flag.NArg() != 0 {
@@ -153,6 +255,27 @@ func main() {
 			usageError("-put wants KEY=VALUE, got %q", *put)
 		}
 		putKey, putValue = k, v
+	}
+	if (*tlsCert == "") != (*tlsKey == "") {
+		usageError("-tls-cert and -tls-key go together")
+	}
+	var maxVersion uint16
+	if *tlsMax != "" {
+		var ok bool
+		if maxVersion, ok = tlsVersions[*tlsMax]; !ok {
+			usageError("-tls-max wants 1.2 or 1.3, got %q", *tlsMax)
+		}
+		if !*autoMTLS && *tlsCA == "" && *tlsCert == "" {
+			usageError("-tls-max needs -automtls, -tls-ca or -tls-cert")
+		}
+	}
+	var tlsConfig *tls.Config
+	if *tlsCA != "" || *tlsCert != "" {
+		var err error
+		tlsConfig, err = manualTLSConfig(*tlsCA, *tlsCert, *tlsKey, *tlsServerName, maxVersion)
+		if err != nil {
+			usageError("TLS files: %v", err)
+		}
 	}
 	versions := map[int]plugin.PluginSet{}
 	for _, v := range splitList(*versionsStr) {
@@ -197,7 +320,26 @@ func main() {
 		}
 	}
 
-	client := plugin.NewClient(&plugin.ClientConfig{
+	// The TLS version is read from the peer of unary calls: this
+	// interceptor only adds a grpc.Peer call option, which changes nothing
+	// on the wire.
+	var tlsMu sync.Mutex
+	var tlsVersion string
+	observeTLS := func(ctx context.Context, method string, req, reply interface{},
+		cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		var p peer.Peer
+		err := invoker(ctx, method, req, reply, cc, append(opts, grpc.Peer(&p))...)
+		if info, ok := p.AuthInfo.(credentials.TLSInfo); ok {
+			tlsMu.Lock()
+			if tlsVersion == "" {
+				tlsVersion = versionName(info.State.Version)
+			}
+			tlsMu.Unlock()
+		}
+		return err
+	}
+
+	config := &plugin.ClientConfig{
 		HandshakeConfig: plugin.HandshakeConfig{
 			MagicCookieKey:   *cookieKey,
 			MagicCookieValue: *cookieValue,
@@ -207,7 +349,15 @@ func main() {
 		AllowedProtocols: protocols,
 		StartTimeout:     *startTimeout,
 		Logger:           logger,
-	})
+		AutoMTLS:         *autoMTLS,
+		TLSConfig:        tlsConfig,
+		GRPCDialOptions:  []grpc.DialOption{grpc.WithChainUnaryInterceptor(observeTLS)},
+	}
+	if *autoMTLS && maxVersion != 0 {
+		config.GRPCDialOptions = append(config.GRPCDialOptions,
+			grpc.WithTransportCredentials(&maxVersionCreds{config: config, max: maxVersion}))
+	}
+	client := plugin.NewClient(config)
 
 	res := result{Warnings: []string{}}
 	fail := func(stage string, err error) {
@@ -292,6 +442,9 @@ func main() {
 		}
 	}
 	res.KillMS = time.Since(start).Milliseconds()
+	tlsMu.Lock()
+	res.TLSVersion = tlsVersion
+	tlsMu.Unlock()
 	res.Exited = client.Exited()
 	killGroup() // leave nothing behind
 
