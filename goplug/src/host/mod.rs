@@ -93,6 +93,9 @@ macro_rules! grpc_client {
     };
 }
 
+/// See [`ClientBuilder::on_checksum_verified`].
+type VerifiedHook = Box<dyn FnOnce(&std::path::Path) + Send>;
+
 type MakeClient = Arc<dyn Fn(Channel) -> Box<dyn Any + Send> + Send + Sync>;
 
 #[derive(Clone)]
@@ -171,7 +174,7 @@ pub struct ClientBuilder {
     unix_socket_dir: Option<PathBuf>,
     unix_socket_group: Option<String>,
     checksum: Option<Checksum>,
-    checksum_verified_hook: Option<Box<dyn FnOnce(&std::path::Path) + Send>>,
+    checksum_verified_hook: Option<VerifiedHook>,
 }
 
 impl fmt::Debug for ClientBuilder {
