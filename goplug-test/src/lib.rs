@@ -1,6 +1,8 @@
 //! Helpers for goplug's end-to-end tests: the Go interop binaries, scratch
 //! directories, and checks that nothing was left behind.
 
+pub mod pki;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;

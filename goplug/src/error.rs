@@ -85,6 +85,16 @@ pub enum Error {
         reason: String,
     },
 
+    /// A TLS step failed: certificate generation, configuration, or the
+    /// handshake with the peer.
+    #[error("TLS error while {context}: {reason}")]
+    Tls {
+        /// What was being done.
+        context: &'static str,
+        /// What went wrong.
+        reason: String,
+    },
+
     /// The negotiated protocol is known but not implemented by this version of goplug.
     #[error("plugin protocol {0} is not supported by this version of goplug")]
     ProtocolNotImplemented(Protocol),
@@ -339,6 +349,25 @@ pub enum HandshakeError {
         allowed: Vec<Protocol>,
         /// The line.
         line: String,
+    },
+
+    /// The host asked for automatic mutual TLS, but the line carries no
+    /// certificate: the plugin does not support AutoMTLS (or ignored it).
+    #[error(
+        "the host requested automatic mutual TLS, but the plugin sent no certificate in its handshake (line {line:?}); the plugin does not support AutoMTLS"
+    )]
+    MissingCertificate {
+        /// The line.
+        line: String,
+    },
+
+    /// Field 6 is not a certificate.
+    #[error("error parsing server cert: {reason}: field {field:?}")]
+    InvalidCertificate {
+        /// What is wrong with it.
+        reason: String,
+        /// The field.
+        field: String,
     },
 
     /// Field 6 carries a certificate although the host did not ask for TLS.

@@ -121,6 +121,7 @@ pub mod grpc;
 pub mod handshake;
 pub mod host;
 pub mod plugin;
+pub mod tls;
 
 pub use error::{Error, HandshakeError, Result, StderrTail};
 pub use handshake::{HandshakeConfig, Protocol};

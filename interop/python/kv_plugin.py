@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""A go-plugin KV plugin written in Python (plain gRPC, no TLS).
+"""A go-plugin KV plugin written in Python (plain gRPC, optional manual TLS).
 
 Behaves like go-plugin's examples/grpc/plugin-python: Put stores
 VALUE + "\\n\\nWritten from plugin-python" in the file kv_KEY in the working
@@ -16,6 +16,13 @@ host expects of a gRPC plugin:
 It listens on 127.0.0.1 with an OS-chosen port and prints only the handshake
 line ``1|1|tcp|127.0.0.1:PORT|grpc`` on stdout. SIGTERM and SIGINT also make it
 exit promptly with code 0.
+
+TLS (go-plugin's manual TLS, i.e. ServeConfig.TLSProvider; not AutoMTLS):
+KV_PLUGIN_TLS_CERT and KV_PLUGIN_TLS_KEY (PEM files, both or neither) make it
+serve with grpc.ssl_server_credentials; KV_PLUGIN_TLS_CLIENT_CA (PEM, only
+with them) makes it require and verify a client certificate signed by that CA.
+The handshake line does not change (no 6th field). PLUGIN_CLIENT_CERT is
+ignored.
 
 The Python stubs are generated at start-up with grpc_tools.protoc from the
 repository's .proto files into a temporary directory, which is deleted as soon
@@ -100,11 +107,41 @@ def load_stubs():
         shutil.rmtree(out_dir, ignore_errors=True)
 
 
+def read_file(env, path):
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as e:
+        fail("%s: %s" % (env, e))
+
+
+def server_credentials(grpc):
+    """Returns grpc.ssl_server_credentials from KV_PLUGIN_TLS_*, or None."""
+    cert_file = os.environ.get("KV_PLUGIN_TLS_CERT", "")
+    key_file = os.environ.get("KV_PLUGIN_TLS_KEY", "")
+    ca_file = os.environ.get("KV_PLUGIN_TLS_CLIENT_CA", "")
+    if not cert_file and not key_file:
+        if ca_file:
+            fail("KV_PLUGIN_TLS_CLIENT_CA needs KV_PLUGIN_TLS_CERT and KV_PLUGIN_TLS_KEY")
+        return None
+    if not cert_file or not key_file:
+        fail("KV_PLUGIN_TLS_CERT and KV_PLUGIN_TLS_KEY go together")
+    cert = read_file("KV_PLUGIN_TLS_CERT", cert_file)
+    key = read_file("KV_PLUGIN_TLS_KEY", key_file)
+    ca = read_file("KV_PLUGIN_TLS_CLIENT_CA", ca_file) if ca_file else None
+    return grpc.ssl_server_credentials(
+        [(key, cert)],
+        root_certificates=ca,
+        require_client_auth=ca is not None,
+    )
+
+
 def serve():
     import grpc
     from concurrent import futures
     from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+    creds = server_credentials(grpc)
     stubs = load_stubs()
     kv_pb2 = stubs["kv_pb2"]
     kv_pb2_grpc = stubs["kv_pb2_grpc"]
@@ -149,7 +186,14 @@ def serve():
     controller_pb2_grpc.add_GRPCControllerServicer_to_server(Controller(), server)
     stdio_pb2_grpc.add_GRPCStdioServicer_to_server(Stdio(), server)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    port = server.add_insecure_port("127.0.0.1:0")
+    if creds is None:
+        port = server.add_insecure_port("127.0.0.1:0")
+    else:
+        try:
+            port = server.add_secure_port("127.0.0.1:0", creds)
+        except RuntimeError as e:
+            # grpcio checks the PEM data only here (and logs why on stderr).
+            fail("could not listen on 127.0.0.1 with KV_PLUGIN_TLS_*: %s" % e)
     if not port:
         fail("could not listen on 127.0.0.1")
 

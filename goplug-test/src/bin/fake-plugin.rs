@@ -39,9 +39,30 @@ fn main() -> ExitCode {
     }
 }
 
+/// `FAKE_VERSIONS`: app protocol versions (default 1). `FAKE_TLS_MAX=1.2`
+/// limits AutoMTLS to TLS 1.2; `FAKE_CURVE=p521` uses go-plugin's curve.
+/// `FAKE_TLS_CERT`/`FAKE_TLS_KEY` (PEM files) serve manual TLS, with
+/// `FAKE_TLS_CLIENT_CA` requiring client certificates signed by that CA.
 fn kv_config() -> ServeConfig {
     let versions = std::env::var("FAKE_VERSIONS").unwrap_or_else(|_| "1".to_owned());
     let mut config = ServeConfig::new(HANDSHAKE).file_descriptor_set(pb::FILE_DESCRIPTOR_SET);
+    if std::env::var("FAKE_TLS_MAX").as_deref() == Ok("1.2") {
+        config = config.max_tls_version(goplug::tls::TlsVersion::Tls12);
+    }
+    if std::env::var("FAKE_CURVE").as_deref() == Ok("p521") {
+        config = config.cert_curve(goplug::tls::CertCurve::P521);
+    }
+    if let (Ok(cert), Ok(key)) = (
+        std::env::var("FAKE_TLS_CERT"),
+        std::env::var("FAKE_TLS_KEY"),
+    ) {
+        let client_ca = std::env::var("FAKE_TLS_CLIENT_CA").ok();
+        config = config.tls(goplug_test::pki::server_config(
+            &cert,
+            &key,
+            client_ca.as_deref(),
+        ));
+    }
     for version in versions
         .split(',')
         .filter_map(|v| v.trim().parse::<u32>().ok())

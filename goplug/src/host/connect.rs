@@ -1,6 +1,9 @@
 //! Connecting the host's gRPC channel to the address from the handshake.
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use rustls::pki_types::ServerName;
 
 use hyper_util::rt::TokioIo;
 use tonic::transport::{Channel, Endpoint, Uri};
@@ -11,9 +14,36 @@ use crate::handshake::PluginAddress;
 /// The shortest connect budget, even when the start timeout is nearly spent.
 const MIN_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// Connects eagerly, so an unreachable plugin is an error of `start`
-/// rather than of the first call (go-plugin dials lazily).
-pub(crate) async fn connect(address: &PluginAddress, timeout: Duration) -> Result<Channel> {
+/// TLS for the connection to the plugin.
+#[derive(Clone, Debug)]
+pub(crate) struct TlsConnect {
+    pub(crate) config: Arc<rustls::ClientConfig>,
+    pub(crate) server_name: ServerName<'static>,
+    /// The version the latest connection negotiated.
+    pub(crate) negotiated: Arc<std::sync::Mutex<Option<crate::tls::TlsVersion>>>,
+}
+
+/// Marks a TLS handshake failure inside the connector's `io::Error`, so
+/// that it can be told apart from a failed dial.
+#[derive(Debug)]
+struct TlsFailure(String);
+
+impl std::fmt::Display for TlsFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for TlsFailure {}
+
+/// Connects eagerly, so an unreachable plugin (or a failed TLS handshake)
+/// is an error of `start` rather than of the first call (go-plugin dials
+/// lazily).
+pub(crate) async fn connect(
+    address: &PluginAddress,
+    timeout: Duration,
+    tls: Option<TlsConnect>,
+) -> Result<Channel> {
     let timeout = timeout.max(MIN_CONNECT_TIMEOUT);
     let failed = |reason: String| Error::Connect {
         address: address.to_string(),
@@ -25,25 +55,134 @@ pub(crate) async fn connect(address: &PluginAddress, timeout: Duration) -> Resul
         .tcp_nodelay(true);
     let target = address.clone();
     let connector = tower::service_fn(move |_: Uri| {
-        let target = target.clone();
+        let (target, tls) = (target.clone(), tls.clone());
         async move {
-            match target {
-                PluginAddress::Unix(path) => tokio::net::UnixStream::connect(path)
-                    .await
-                    .map(|s| TokioIo::new(Box::new(s) as Box<dyn Io>)),
+            let stream: Box<dyn Io> = match target {
+                PluginAddress::Unix(path) => Box::new(tokio::net::UnixStream::connect(path).await?),
                 PluginAddress::Tcp(addr) => {
                     let stream = tokio::net::TcpStream::connect(addr).await?;
                     stream.set_nodelay(true)?;
-                    Ok(TokioIo::new(Box::new(stream) as Box<dyn Io>))
+                    Box::new(stream)
                 }
+            };
+            let Some(tls) = tls else {
+                return Ok::<_, std::io::Error>(TokioIo::new(stream));
+            };
+            let connector = tokio_rustls::TlsConnector::from(tls.config);
+            let stream = connector
+                .connect(tls.server_name, stream)
+                .await
+                .map_err(|e| std::io::Error::other(TlsFailure(e.to_string())))?;
+            let version = stream.get_ref().1.protocol_version();
+            if let Ok(mut negotiated) = tls.negotiated.lock() {
+                *negotiated = version.and_then(crate::tls::TlsVersion::from_rustls);
             }
+            Ok(TokioIo::new(Box::new(stream) as Box<dyn Io>))
         }
     });
+    let started = tokio::time::Instant::now();
     match tokio::time::timeout(timeout, endpoint.connect_with_connector(connector)).await {
-        Ok(Ok(channel)) => Ok(channel),
-        Ok(Err(e)) => Err(failed(error_chain(&e))),
+        Ok(Ok(channel)) => {
+            let remaining = timeout
+                .saturating_sub(started.elapsed())
+                .max(MIN_CONNECT_TIMEOUT);
+            probe(&channel, address, remaining).await.map(|()| channel)
+        }
+        Ok(Err(e)) => Err(match tls_failure(&e) {
+            Some(reason) => Error::Tls {
+                context: "connecting to the plugin",
+                reason: format!("TLS handshake with {address} failed: {reason}"),
+            },
+            None => failed(error_chain(&e)),
+        }),
         Err(_) => Err(failed(format!("no connection within {timeout:?}"))),
     }
+}
+
+/// One request over the new channel. The HTTP/2 handshake (and, with TLS
+/// 1.3, the server's verdict on the client certificate) completes only
+/// when the first request goes out, so without this a plaintext/TLS
+/// mismatch or a refused certificate would surface at the user's first
+/// call. Any gRPC status from the plugin proves the connection; only a
+/// transport failure is an error.
+async fn probe(channel: &Channel, address: &PluginAddress, timeout: Duration) -> Result<()> {
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
+    let request = tonic_health::pb::HealthCheckRequest {
+        service: crate::grpc::HEALTH_SERVICE_NAME.to_owned(),
+    };
+    match tokio::time::timeout(timeout, health.check(request)).await {
+        Err(_) => Err(Error::Connect {
+            address: address.to_string(),
+            reason: format!("the plugin did not answer a first request within {timeout:?}"),
+        }),
+        Ok(Ok(_)) => Ok(()),
+        // A status the plugin sent (Unimplemented from a plugin without
+        // health, say): the connection works. tonic reports local transport
+        // failures as statuses with a source error.
+        Ok(Err(status))
+            if status.code() != tonic::Code::Unavailable
+                && std::error::Error::source(&status).is_none() =>
+        {
+            Ok(())
+        }
+        Ok(Err(status)) => {
+            let mut reason = format!("{}: {}", status.code(), status.message());
+            if let Some(source) = std::error::Error::source(&status) {
+                reason.push_str(": ");
+                reason.push_str(&error_chain(source));
+            }
+            Err(if rustls_failure(&status) {
+                Error::Tls {
+                    context: "connecting to the plugin",
+                    reason: format!("TLS with {address} failed: {reason}"),
+                }
+            } else {
+                Error::Connect {
+                    address: address.to_string(),
+                    reason,
+                }
+            })
+        }
+    }
+}
+
+/// Whether a rustls error (such as the peer's alert refusing our
+/// certificate) is in an error's chain.
+fn rustls_failure(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(error);
+    while let Some(e) = current {
+        let inner = e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .map(|inner| inner as &(dyn std::error::Error + 'static));
+        if e.is::<rustls::Error>()
+            || inner.is_some_and(|i| i.is::<rustls::Error>() || i.is::<TlsFailure>())
+        {
+            return true;
+        }
+        current = e.source();
+    }
+    false
+}
+
+/// Finds a [`TlsFailure`] in an error's chain. `io::Error::source` skips
+/// the error it wraps, so look inside each `io::Error` too.
+fn tls_failure(error: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut current = Some(error);
+    while let Some(e) = current {
+        if let Some(failure) = e.downcast_ref::<TlsFailure>() {
+            return Some(failure.0.clone());
+        }
+        if let Some(failure) = e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .and_then(|inner| inner.downcast_ref::<TlsFailure>())
+        {
+            return Some(failure.0.clone());
+        }
+        current = e.source();
+    }
+    None
 }
 
 trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin {}

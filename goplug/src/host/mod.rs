@@ -44,7 +44,9 @@ use crate::env;
 use crate::error::{Error, HandshakeError, Result, quote};
 use crate::grpc::{HEALTH_SERVICE_NAME, pb};
 use crate::handshake::{HandshakeConfig, HandshakeLine, PluginAddress, Protocol, format_versions};
+use crate::tls::{self, CertCurve, MutualTls, TlsVersion};
 use process::{Line, PluginProcess, ProcessState};
+use rustls::pki_types::ServerName;
 
 /// go-plugin's default start timeout.
 pub const DEFAULT_START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -175,6 +177,10 @@ pub struct ClientBuilder {
     unix_socket_group: Option<String>,
     checksum: Option<Checksum>,
     checksum_verified_hook: Option<VerifiedHook>,
+    auto_mtls: bool,
+    tls: Option<connect::TlsConnect>,
+    max_tls_version: TlsVersion,
+    cert_curve: CertCurve,
 }
 
 impl fmt::Debug for ClientBuilder {
@@ -283,6 +289,41 @@ impl ClientBuilder {
         self
     }
 
+    /// Automatic mutual TLS (go-plugin's `AutoMTLS`): a certificate made for
+    /// this launch goes to the plugin in `PLUGIN_CLIENT_CERT`, the plugin
+    /// answers with its own in the handshake, and the connection is mutual
+    /// TLS pinned to exactly that certificate. A plugin that does not answer
+    /// with a certificate is refused.
+    pub fn auto_mtls(mut self, enabled: bool) -> Self {
+        self.auto_mtls = enabled;
+        self
+    }
+
+    /// Connects over TLS with this configuration (go-plugin's `TLSConfig`),
+    /// verifying the plugin as `server_name`. ALPN `h2` is added if
+    /// missing: grpc-go plugins require it. Exclusive with
+    /// [`auto_mtls`](Self::auto_mtls).
+    pub fn tls(mut self, config: rustls::ClientConfig, server_name: ServerName<'static>) -> Self {
+        self.tls = Some(connect::TlsConnect {
+            config: Arc::new(tls::with_h2(config)),
+            server_name,
+            negotiated: Arc::default(),
+        });
+        self
+    }
+
+    /// Limits the TLS version of automatic mutual TLS (default: 1.3 or 1.2).
+    pub fn max_tls_version(mut self, version: TlsVersion) -> Self {
+        self.max_tls_version = version;
+        self
+    }
+
+    /// The curve of the host's AutoMTLS certificate (default P-256).
+    pub fn cert_curve(mut self, curve: CertCurve) -> Self {
+        self.cert_curve = curve;
+        self
+    }
+
     /// Test hook: runs after the checksum matched and before the plugin is
     /// spawned, with the verified path. goplug's tests replace the file here
     /// to show that the verified bytes are what runs.
@@ -323,9 +364,21 @@ impl ClientBuilder {
             unix_socket_group,
             checksum,
             checksum_verified_hook,
+            auto_mtls,
+            tls,
+            max_tls_version,
+            cert_curve,
         } = self;
         let command =
             command.ok_or_else(|| Error::Config("no plugin command was given".to_owned()))?;
+        if auto_mtls && tls.is_some() {
+            return Err(Error::Config(
+                "auto_mtls and a manual TLS config are exclusive".to_owned(),
+            ));
+        }
+        let own_cert = auto_mtls
+            .then(|| crate::tls::AutoCert::generate(cert_curve))
+            .transpose()?;
         let program = process::program_of(&command);
         // Before anything else: a binary that fails its check never runs.
         let (command, _verified_file) = match checksum {
@@ -365,6 +418,9 @@ impl ClientBuilder {
         if let Some(group) = &unix_socket_group {
             plugin_vars.push(process::os_pair(env::PLUGIN_UNIX_SOCKET_GROUP, group));
         }
+        if let Some(cert) = &own_cert {
+            plugin_vars.push(process::os_pair(env::PLUGIN_CLIENT_CERT, &cert.pem));
+        }
         let environment = process::assemble_env(
             process::caller_env(&command),
             (!skip_host_env).then(std::env::vars_os),
@@ -380,16 +436,24 @@ impl ClientBuilder {
 
         let line = match read_handshake(&mut process, &mut stdout, deadline, start_timeout)
             .await
-            .and_then(|line| check(&line, &offered, &allowed_protocols).map(|()| line))
+            .and_then(|line| check(&line, &offered, &allowed_protocols, auto_mtls).map(|()| line))
         {
             Ok(line) => line,
             Err(e) => return Err(abort(process, e).await),
+        };
+        let tls = match (&own_cert, &line.server_cert) {
+            (Some(own), Some(field)) => match auto_mtls_connect(own, field, max_tls_version) {
+                Ok(tls) => Some(tls),
+                Err(e) => return Err(abort(process, e).await),
+            },
+            _ => tls,
         };
         tracing::debug!(version = line.app_version, "using plugin version");
         process.discard_stdout(stdout);
 
         let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
-        let channel = match connect::connect(&line.address, remaining).await {
+        let negotiated_tls = tls.as_ref().map(|tls| tls.negotiated.clone());
+        let channel = match connect::connect(&line.address, remaining, tls).await {
             Ok(channel) => channel,
             Err(e) => return Err(abort(process, e).await),
         };
@@ -404,17 +468,48 @@ impl ClientBuilder {
             start_duration: started.elapsed(),
             process,
             socket_dir,
+            negotiated_tls,
         })
     }
 }
 
 /// Whether the host accepts the plugin's line: version, protocol, TLS.
-fn check(line: &HandshakeLine, offered: &[u32], allowed: &[Protocol]) -> Result<()> {
-    line.check(offered, allowed, false)?;
+fn check(
+    line: &HandshakeLine,
+    offered: &[u32],
+    allowed: &[Protocol],
+    auto_mtls: bool,
+) -> Result<()> {
+    line.check(offered, allowed, auto_mtls)?;
+    if auto_mtls && line.server_cert.is_none() {
+        return Err(HandshakeError::MissingCertificate {
+            line: quote(&line.to_string()),
+        }
+        .into());
+    }
     match line.protocol {
         Protocol::Grpc => Ok(()),
         other => Err(Error::ProtocolNotImplemented(other)),
     }
+}
+
+/// The TLS setup for a plugin that answered AutoMTLS with `field`.
+fn auto_mtls_connect(
+    own: &tls::AutoCert,
+    field: &str,
+    max_version: TlsVersion,
+) -> Result<connect::TlsConnect> {
+    let peer = tls::decode_handshake_cert(field)?;
+    let mutual = MutualTls::new(own, peer, max_version)?;
+    let server_name = ServerName::try_from(tls::SERVER_NAME).map_err(|e| Error::Tls {
+        context: "naming the plugin",
+        reason: e.to_string(),
+    })?;
+    Ok(connect::TlsConnect {
+        config: mutual.client,
+        server_name,
+        negotiated: Arc::default(),
+    })
 }
 
 /// Kills the plugin after a failed start and adds what it wrote to stderr
@@ -537,6 +632,7 @@ pub struct Client {
     process: PluginProcess,
     // Dropped after `process`, so the plugin is already being killed.
     socket_dir: SocketDir,
+    negotiated_tls: Option<Arc<std::sync::Mutex<Option<TlsVersion>>>>,
 }
 
 impl fmt::Debug for Client {
@@ -569,6 +665,10 @@ impl Client {
             unix_socket_group: None,
             checksum: None,
             checksum_verified_hook: None,
+            auto_mtls: false,
+            tls: None,
+            max_tls_version: TlsVersion::default(),
+            cert_curve: CertCurve::default(),
         }
     }
 
@@ -595,6 +695,12 @@ impl Client {
     /// Time from launch to a connected client.
     pub fn start_duration(&self) -> Duration {
         self.start_duration
+    }
+
+    /// The TLS version of the connection to the plugin; `None` without TLS.
+    pub fn tls_version(&self) -> Option<TlsVersion> {
+        let negotiated = self.negotiated_tls.as_ref()?;
+        negotiated.lock().ok().and_then(|version| *version)
     }
 
     /// The plugin's gRPC channel, for services outside the plugin set.

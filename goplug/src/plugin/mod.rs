@@ -22,6 +22,7 @@
 //! }
 //! ```
 
+mod incoming;
 mod listener;
 mod services;
 
@@ -32,6 +33,7 @@ use std::future::Future;
 use std::io::Write;
 use std::pin::Pin;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
@@ -48,6 +50,7 @@ use crate::env;
 use crate::error::{Error, Result};
 use crate::grpc::{HEALTH_SERVICE_NAME, PLUGIN_FILE_DESCRIPTOR_SET, pb};
 use crate::handshake::{HandshakeConfig, HandshakeLine, Protocol, negotiate};
+use crate::tls::{self, CertCurve, TlsVersion};
 
 /// How long in-flight requests may finish after a shutdown request. The Go
 /// host kills the plugin 2 s after asking, so stay well inside that.
@@ -115,6 +118,9 @@ pub struct ServeConfig {
     transport: Transport,
     descriptor_sets: Vec<&'static [u8]>,
     shutdown_signal: Option<ShutdownSignal>,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    max_tls_version: TlsVersion,
+    cert_curve: CertCurve,
 }
 
 impl fmt::Debug for ServeConfig {
@@ -136,6 +142,9 @@ impl ServeConfig {
             transport: Transport::default(),
             descriptor_sets: Vec::new(),
             shutdown_signal: None,
+            tls: None,
+            max_tls_version: TlsVersion::default(),
+            cert_curve: CertCurve::default(),
         }
     }
 
@@ -170,6 +179,29 @@ impl ServeConfig {
     #[must_use]
     pub fn file_descriptor_set(mut self, encoded: &'static [u8]) -> Self {
         self.descriptor_sets.push(encoded);
+        self
+    }
+
+    /// Serves over TLS with this configuration (go-plugin's `TLSProvider`).
+    /// It takes precedence over automatic mutual TLS, as in go-plugin. ALPN
+    /// `h2` is added if missing: grpc-go hosts require it.
+    #[must_use]
+    pub fn tls(mut self, config: rustls::ServerConfig) -> Self {
+        self.tls = Some(Arc::new(tls::with_h2(config)));
+        self
+    }
+
+    /// Limits the TLS version of automatic mutual TLS (default: 1.3 or 1.2).
+    #[must_use]
+    pub fn max_tls_version(mut self, version: TlsVersion) -> Self {
+        self.max_tls_version = version;
+        self
+    }
+
+    /// The curve of this plugin's AutoMTLS certificate (default P-256).
+    #[must_use]
+    pub fn cert_curve(mut self, curve: CertCurve) -> Self {
+        self.cert_curve = curve;
         self
     }
 
@@ -232,6 +264,9 @@ pub async fn serve(config: ServeConfig) -> Result<()> {
         transport,
         descriptor_sets,
         shutdown_signal,
+        tls,
+        max_tls_version,
+        cert_curve,
     } = config;
 
     check_cookie(&handshake)?;
@@ -259,6 +294,7 @@ pub async fn serve(config: ServeConfig) -> Result<()> {
     }
     let plugins = versions.remove(&negotiated.version).unwrap_or_default();
 
+    let (tls, server_cert) = tls_setup(tls, max_tls_version, cert_curve)?;
     let listener = BoundListener::bind(transport).await?;
     let address = listener.address()?;
     let shutdown = CancellationToken::new();
@@ -277,7 +313,10 @@ pub async fn serve(config: ServeConfig) -> Result<()> {
         });
     }
 
-    let line = HandshakeLine::new(negotiated.version, address.clone(), Protocol::Grpc);
+    let line = HandshakeLine {
+        server_cert,
+        ..HandshakeLine::new(negotiated.version, address.clone(), Protocol::Grpc)
+    };
     write_handshake(&line)?;
     tracing::debug!(%address, "plugin address");
 
@@ -289,7 +328,6 @@ pub async fn serve(config: ServeConfig) -> Result<()> {
         .http2_max_header_list_size(Some(16 * 1024))
         .concurrency_limit_per_connection(256)
         .add_routes(routes);
-    let stopped = shutdown.clone().cancelled_owned();
     let result = match listener {
         BoundListener::Unix {
             listener,
@@ -297,11 +335,7 @@ pub async fn serve(config: ServeConfig) -> Result<()> {
             dir,
         } => {
             let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
-            let result = run_until_drained(
-                server.serve_with_incoming_shutdown(incoming, stopped),
-                &shutdown,
-            )
-            .await;
+            let result = serve_on(server, incoming, tls, &shutdown).await;
             drop(path);
             // Removes the socket and its private directory.
             if let Err(e) = dir.close() {
@@ -312,15 +346,72 @@ pub async fn serve(config: ServeConfig) -> Result<()> {
         BoundListener::Tcp(listener) => {
             let incoming =
                 tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-            run_until_drained(
-                server.serve_with_incoming_shutdown(incoming, stopped),
-                &shutdown,
-            )
-            .await
+            serve_on(server, incoming, tls, &shutdown).await
         }
     };
     shutdown.cancel();
     result
+}
+
+/// The server config to serve with, and field 6 of the handshake: a
+/// manual config, or AutoMTLS when the host sent `PLUGIN_CLIENT_CERT`.
+fn tls_setup(
+    manual: Option<Arc<rustls::ServerConfig>>,
+    max_version: TlsVersion,
+    curve: CertCurve,
+) -> Result<(Option<Arc<rustls::ServerConfig>>, Option<String>)> {
+    if manual.is_some() {
+        return Ok((manual, None));
+    }
+    let Some(host_pem) = std::env::var(env::PLUGIN_CLIENT_CERT)
+        .ok()
+        .filter(|pem| !pem.is_empty())
+    else {
+        return Ok((None, None));
+    };
+    tracing::debug!("configuring server automatic mTLS");
+    let host_cert = tls::parse_pem_cert(&host_pem)?;
+    let own = tls::AutoCert::generate(curve)?;
+    let mutual = tls::MutualTls::new(&own, host_cert, max_version)?;
+    Ok((Some(mutual.server), Some(own.handshake_field())))
+}
+
+/// Serves on `incoming`, through TLS when configured, until shutdown.
+async fn serve_on<I, S, E>(
+    server: tonic::transport::server::Router,
+    incoming: I,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    shutdown: &CancellationToken,
+) -> Result<()>
+where
+    I: tokio_stream::Stream<Item = Result<S, E>> + Send + Unpin + 'static,
+    S: tokio::io::AsyncRead
+        + tokio::io::AsyncWrite
+        + tonic::transport::server::Connected
+        + Unpin
+        + Send
+        + 'static,
+    S::ConnectInfo: Clone + Send + Sync + 'static,
+    E: Into<Box<dyn std::error::Error + Send + Sync>> + std::fmt::Display + Send,
+{
+    let stopped = shutdown.clone().cancelled_owned();
+    match tls {
+        Some(config) => {
+            let incoming = incoming::tls_incoming(incoming, config, shutdown.clone());
+            run_until_drained(
+                server.serve_with_incoming_shutdown(incoming, stopped),
+                shutdown,
+            )
+            .await
+        }
+        None => {
+            run_until_drained(
+                server.serve_with_incoming_shutdown(incoming, stopped),
+                shutdown,
+            )
+            .await
+        }
+    }
 }
 
 async fn run_until_drained(
