@@ -200,7 +200,9 @@ func (m *maxVersionCreds) ServerHandshake(conn net.Conn) (net.Conn, credentials.
 }
 
 func (m *maxVersionCreds) Info() credentials.ProtocolInfo {
-	return credentials.NewTLS(&tls.Config{}).Info()
+	// Carries the config's ServerName: newer grpc-go (1.7x+) takes the
+	// authority from it, else it verifies the cert against "unused".
+	return m.inner().Info()
 }
 
 func (m *maxVersionCreds) Clone() credentials.TransportCredentials {
