@@ -159,6 +159,17 @@ impl AutoCert {
     }
 }
 
+/// Generates a certificate and key exactly as AutoMTLS does for each
+/// launch, and returns the certificate as PEM (what a host sends in
+/// `PLUGIN_CLIENT_CERT`). For tools and benchmarks.
+///
+/// # Errors
+///
+/// [`Error::Tls`] when key generation fails.
+pub fn generate_auto_mtls_cert(curve: CertCurve) -> Result<String> {
+    AutoCert::generate(curve).map(|cert| cert.pem)
+}
+
 /// Decodes field 6 of a handshake line into the plugin's certificate.
 pub(crate) fn decode_handshake_cert(
     field: &str,

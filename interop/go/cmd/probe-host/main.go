@@ -1,7 +1,8 @@
 // Command probe-host is a configurable go-plugin host for automated tests.
 // It starts one plugin, optionally pings it and does a KV put/get, kills it,
 // and prints exactly one JSON object describing what happened on stdout.
-// See ../../README.md for the contract.
+// With -bench N it instead times N start-up/Kill iterations and prints one
+// JSON object with the timings. See ../../README.md for the contract.
 package main
 
 import (
@@ -212,6 +213,138 @@ func (m *maxVersionCreds) Clone() credentials.TransportCredentials {
 
 func (m *maxVersionCreds) OverrideServerName(string) error { return nil }
 
+// tlsObserver records the TLS version of the host's gRPC connection. Its
+// intercept method is a unary client interceptor that only adds a grpc.Peer
+// call option, which changes nothing on the wire.
+type tlsObserver struct {
+	mu      sync.Mutex
+	version string
+}
+
+func (o *tlsObserver) intercept(ctx context.Context, method string, req, reply interface{},
+	cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+	var p peer.Peer
+	err := invoker(ctx, method, req, reply, cc, append(opts, grpc.Peer(&p))...)
+	if info, ok := p.AuthInfo.(credentials.TLSInfo); ok {
+		o.mu.Lock()
+		if o.version == "" {
+			o.version = versionName(info.State.Version)
+		}
+		o.mu.Unlock()
+	}
+	return err
+}
+
+func (o *tlsObserver) get() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.version
+}
+
+// newClientFunc builds a fresh plugin.Client (with a fresh "sh -c CMD"
+// exec.Cmd) from the flags. killGroup SIGKILLs the plugin's process group.
+type newClientFunc func(logger hclog.Logger) (client *plugin.Client, killGroup func(), obs *tlsObserver)
+
+// benchResult is the JSON object printed on stdout in -bench mode.
+type benchResult struct {
+	Bench        int      `json:"bench"`
+	StartPingUS  []int64  `json:"start_ping_us"`
+	KillUS       []int64  `json:"kill_us"`
+	Errors       []string `json:"errors"`
+	HostMaxRSSKB int64    `json:"host_maxrss_kb"`
+}
+
+// runBench runs n start-up iterations and prints one benchResult line.
+// Each iteration builds a fresh client (logger at level Off), times
+// client.Client() through the first Ping(), then times client.Kill().
+// A failed iteration goes to Errors only, so StartPingUS[i] and KillUS[i]
+// always belong to the same iteration.
+func runBench(n int, newClient newClientFunc, killTimeout time.Duration) {
+	res := benchResult{
+		Bench:       n,
+		StartPingUS: make([]int64, 0, n),
+		KillUS:      make([]int64, 0, n),
+		Errors:      []string{},
+	}
+	logger := hclog.New(&hclog.LoggerOptions{
+		Name:   "plugin",
+		Level:  hclog.Off,
+		Output: io.Discard,
+	})
+	for i := 1; i <= n; i++ {
+		client, killGroup, _ := newClient(logger)
+
+		stage := "start"
+		var startPing time.Duration
+		t0 := time.Now()
+		err := guard(func() error {
+			rpcClient, err := client.Client()
+			if err != nil {
+				return err
+			}
+			stage = "ping"
+			err = rpcClient.Ping()
+			startPing = time.Since(t0)
+			return err
+		})
+
+		killDone := make(chan time.Duration, 1)
+		go func() {
+			t := time.Now()
+			client.Kill()
+			killDone <- time.Since(t)
+		}()
+		var killDur time.Duration
+		killHung := false
+		timer := time.NewTimer(killTimeout)
+		select {
+		case killDur = <-killDone:
+			timer.Stop()
+		case <-timer.C:
+			killHung = true
+			killGroup()
+			select {
+			case <-killDone:
+			case <-time.After(5 * time.Second):
+			}
+		}
+		killGroup() // leave nothing behind
+
+		var msg string
+		if err != nil {
+			msg = fmt.Sprintf("iteration %d: %s: %v", i, stage, err)
+		}
+		if killHung {
+			hung := fmt.Sprintf("kill: Kill() did not return within %v, process group SIGKILLed", killTimeout)
+			if msg == "" {
+				msg = fmt.Sprintf("iteration %d: %s", i, hung)
+			} else {
+				msg += "; then " + hung
+			}
+		}
+		if msg != "" {
+			res.Errors = append(res.Errors, msg)
+			continue
+		}
+		res.StartPingUS = append(res.StartPingUS, startPing.Microseconds())
+		res.KillUS = append(res.KillUS, killDur.Microseconds())
+	}
+
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err == nil {
+		res.HostMaxRSSKB = int64(ru.Maxrss) // KiB on Linux
+	}
+
+	var out bytes.Buffer
+	enc := json.NewEncoder(&out)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(res); err != nil {
+		fmt.Fprintln(os.Stderr, "probe-host:", err)
+		os.Exit(1)
+	}
+	os.Stdout.Write(out.Bytes())
+}
+
 // guard runs f, turning a panic into an error.
 func guard(f func() error) (err error) {
 	defer func() {
@@ -242,6 +375,8 @@ func main() {
 	tlsKey := flag.String("tls-key", "", "manual TLS: PEM private key of -tls-cert")
 	tlsServerName := flag.String("tls-server-name", "localhost", "manual TLS: ServerName")
 	tlsMax := flag.String("tls-max", "", "TLS MaxVersion: 1.2 or 1.3 (default: crypto/tls's)")
+	bench := flag.Int("bench", 0,
+		"benchmark: run N start (Client()+first Ping()) / Kill() iterations and print timings instead (0 = off)")
 	flag.Parse()
 
 	if flag.NArg() != 0 {
@@ -249,6 +384,9 @@ func main() {
 	}
 	if *cmdStr == "" {
 		usageError("-cmd is required")
+	}
+	if *bench < 0 {
+		usageError("-bench wants N >= 0, got %d", *bench)
 	}
 	var putKey, putValue string
 	if *put != "" {
@@ -299,6 +437,52 @@ func main() {
 		}
 	}
 
+	// newClient builds a fresh client with the configuration the flags ask
+	// for; every call gets its own exec.Cmd, TLS config copy and TLS observer.
+	newClient := func(logger hclog.Logger) (*plugin.Client, func(), *tlsObserver) {
+		// The plugin runs as "sh -c CMD" in its own process group, so that
+		// whatever sh started can be cleaned up: go-plugin only kills the
+		// direct child (sh), and its Kill() waits until every holder of the
+		// plugin's stdout/stderr pipes has exited.
+		cmd := exec.Command("sh", "-c", *cmdStr)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		killGroup := func() {
+			if cmd.Process != nil {
+				_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			}
+		}
+
+		// The TLS version is read from the peer of unary calls.
+		obs := &tlsObserver{}
+
+		config := &plugin.ClientConfig{
+			HandshakeConfig: plugin.HandshakeConfig{
+				MagicCookieKey:   *cookieKey,
+				MagicCookieValue: *cookieValue,
+			},
+			VersionedPlugins: versions,
+			Cmd:              cmd,
+			AllowedProtocols: protocols,
+			StartTimeout:     *startTimeout,
+			Logger:           logger,
+			AutoMTLS:         *autoMTLS,
+			// A copy: go-plugin writes the plugin's certificate into
+			// RootCAs/ClientCAs of the config it is given.
+			TLSConfig:       tlsConfig.Clone(),
+			GRPCDialOptions: []grpc.DialOption{grpc.WithChainUnaryInterceptor(obs.intercept)},
+		}
+		if *autoMTLS && maxVersion != 0 {
+			config.GRPCDialOptions = append(config.GRPCDialOptions,
+				grpc.WithTransportCredentials(&maxVersionCreds{config: config, max: maxVersion}))
+		}
+		return plugin.NewClient(config), killGroup, obs
+	}
+
+	if *bench > 0 {
+		runBench(*bench, newClient, *killTimeout)
+		return
+	}
+
 	sink := &logSink{}
 	if *verbose {
 		sink.echo = os.Stderr
@@ -309,57 +493,7 @@ func main() {
 		Output:      sink,
 		DisableTime: true,
 	})
-
-	// The plugin runs as "sh -c CMD" in its own process group, so that
-	// whatever sh started can be cleaned up: go-plugin only kills the
-	// direct child (sh), and its Kill() waits until every holder of the
-	// plugin's stdout/stderr pipes has exited.
-	cmd := exec.Command("sh", "-c", *cmdStr)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	killGroup := func() {
-		if cmd.Process != nil {
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		}
-	}
-
-	// The TLS version is read from the peer of unary calls: this
-	// interceptor only adds a grpc.Peer call option, which changes nothing
-	// on the wire.
-	var tlsMu sync.Mutex
-	var tlsVersion string
-	observeTLS := func(ctx context.Context, method string, req, reply interface{},
-		cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
-		var p peer.Peer
-		err := invoker(ctx, method, req, reply, cc, append(opts, grpc.Peer(&p))...)
-		if info, ok := p.AuthInfo.(credentials.TLSInfo); ok {
-			tlsMu.Lock()
-			if tlsVersion == "" {
-				tlsVersion = versionName(info.State.Version)
-			}
-			tlsMu.Unlock()
-		}
-		return err
-	}
-
-	config := &plugin.ClientConfig{
-		HandshakeConfig: plugin.HandshakeConfig{
-			MagicCookieKey:   *cookieKey,
-			MagicCookieValue: *cookieValue,
-		},
-		VersionedPlugins: versions,
-		Cmd:              cmd,
-		AllowedProtocols: protocols,
-		StartTimeout:     *startTimeout,
-		Logger:           logger,
-		AutoMTLS:         *autoMTLS,
-		TLSConfig:        tlsConfig,
-		GRPCDialOptions:  []grpc.DialOption{grpc.WithChainUnaryInterceptor(observeTLS)},
-	}
-	if *autoMTLS && maxVersion != 0 {
-		config.GRPCDialOptions = append(config.GRPCDialOptions,
-			grpc.WithTransportCredentials(&maxVersionCreds{config: config, max: maxVersion}))
-	}
-	client := plugin.NewClient(config)
+	client, killGroup, obs := newClient(logger)
 
 	res := result{Warnings: []string{}}
 	fail := func(stage string, err error) {
@@ -444,9 +578,7 @@ func main() {
 		}
 	}
 	res.KillMS = time.Since(start).Milliseconds()
-	tlsMu.Lock()
-	res.TLSVersion = tlsVersion
-	tlsMu.Unlock()
+	res.TLSVersion = obs.get()
 	res.Exited = client.Exited()
 	killGroup() // leave nothing behind
 
