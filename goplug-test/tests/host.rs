@@ -652,3 +652,23 @@ async fn socket_group_gets_access_like_go_plugin() {
         s.assert_clean().await;
     }
 }
+
+#[tokio::test]
+async fn sockets_are_private_without_a_group() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = Scratch::new();
+    let client = s.builder(s.fake("kv")).start().await.unwrap();
+    let goplug::handshake::PluginAddress::Unix(socket) = client.address().clone() else {
+        panic!("expected a unix socket");
+    };
+    // Both directories on the way to the socket are owner-only.
+    for dir in [
+        socket.parent().unwrap(),
+        socket.parent().unwrap().parent().unwrap(),
+    ] {
+        let mode = std::fs::metadata(dir).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "{}", dir.display());
+    }
+    assert!(client.shutdown().await.graceful);
+    s.assert_clean().await;
+}

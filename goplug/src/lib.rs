@@ -90,7 +90,8 @@
 //! | gRPC plugins, health, controller shutdown, reflection | yes, both sides |
 //! | Unix sockets (`PLUGIN_UNIX_SOCKET_DIR`/`_GROUP`), TCP (`PLUGIN_MIN_PORT`/`_MAX_PORT`) | yes |
 //! | stdin inheritance, SIGINT ignored by plugins | yes |
-//! | AutoMTLS/TLS, broker, stdio sync, log forwarding, net/rpc, reattach | not yet |
+//! | AutoMTLS and manual TLS ([`tls`]), checksum verification ([`host::Checksum`]) | yes, both sides |
+//! | broker, stdio sync, log forwarding, net/rpc, reattach | not yet |
 //!
 //! Where goplug differs from go-plugin on purpose (each is a place where
 //! go-plugin hangs, panics, leaks or says less):
@@ -110,6 +111,12 @@
 //! - A handshake line carrying a certificate the host did not ask for is an
 //!   error, where a Go host panics.
 //! - The host sends `PLUGIN_PROTOCOL_VERSIONS` sorted; go-plugin sends map order.
+//! - With AutoMTLS a plugin that sends no certificate, and every TLS failure,
+//!   is an error of `start` (the host makes one health-check request while
+//!   connecting); a Go host fails at the first call instead.
+//! - A verified binary is executed through the descriptor that was hashed,
+//!   so it cannot be swapped between the check and the exec.
+//! - AutoMTLS certificates are P-256 by default (go-plugin: P-521).
 //! - The default allowed protocol is gRPC (go-plugin: net/rpc).
 
 #![warn(missing_docs)]

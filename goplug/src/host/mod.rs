@@ -834,6 +834,7 @@ impl SocketDir {
         let base = base.map_or_else(std::env::temp_dir, std::path::Path::to_path_buf);
         let dir = tempfile::Builder::new()
             .prefix("goplug-")
+            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
             .tempdir_in(&base)
             .map_err(|source| Error::Io {
                 context: "creating the plugin's socket directory",

@@ -75,9 +75,10 @@ fn bind_unix() -> Result<BoundListener> {
         .map(|g| resolve_group(&g))
         .transpose()?;
 
-    // tempfile creates the directory with mode 0700.
+    // Owner only, unless PLUGIN_UNIX_SOCKET_GROUP opens it below.
     let dir = tempfile::Builder::new()
         .prefix("plugin")
+        .permissions(std::fs::Permissions::from_mode(0o700))
         .tempdir_in(&base)
         .map_err(|e| {
             Error::Listen(format!(
