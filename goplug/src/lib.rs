@@ -127,6 +127,7 @@ mod error;
 pub mod grpc;
 pub mod handshake;
 pub mod host;
+pub mod log;
 pub mod plugin;
 pub mod tls;
 

@@ -25,6 +25,7 @@
 mod checksum;
 mod connect;
 mod process;
+mod stdio;
 
 pub use checksum::Checksum;
 
@@ -181,6 +182,9 @@ pub struct ClientBuilder {
     tls: Option<connect::TlsConnect>,
     max_tls_version: TlsVersion,
     cert_curve: CertCurve,
+    log_buffer_size: usize,
+    sync_stdout: Option<stdio::SyncSink>,
+    sync_stderr: Option<stdio::SyncSink>,
 }
 
 impl fmt::Debug for ClientBuilder {
@@ -261,6 +265,31 @@ impl ClientBuilder {
     /// `writer`, as go-plugin's `Stderr`.
     pub fn stderr(mut self, writer: impl AsyncWrite + Send + Unpin + 'static) -> Self {
         self.stderr = Some(Box::new(writer));
+        self
+    }
+
+    /// Where what the plugin writes to its stdout after the handshake goes
+    /// (go-plugin's `SyncStdout`, via `GRPCStdio`). Default: discarded.
+    pub fn sync_stdout(mut self, writer: impl AsyncWrite + Send + Unpin + 'static) -> Self {
+        self.sync_stdout = Some(Box::new(writer));
+        self
+    }
+
+    /// Where what a plugin sends as its stderr through `GRPCStdio` goes
+    /// (go-plugin's `SyncStderr`; Go plugins' `os.Stderr`). Default:
+    /// discarded. The raw stderr pipe, which carries logs, is
+    /// [`stderr`](Self::stderr).
+    pub fn sync_stderr(mut self, writer: impl AsyncWrite + Send + Unpin + 'static) -> Self {
+        self.sync_stderr = Some(Box::new(writer));
+        self
+    }
+
+    /// Longest stderr line parsed as one log line (go-plugin's
+    /// `PluginLogBufferSize`, default 64 KiB). Longer lines are split into
+    /// pieces of this size, logged verbatim at debug, and copied whole to
+    /// the [`stderr`](Self::stderr) writer.
+    pub fn plugin_log_buffer_size(mut self, bytes: usize) -> Self {
+        self.log_buffer_size = bytes;
         self
     }
 
@@ -368,6 +397,9 @@ impl ClientBuilder {
             tls,
             max_tls_version,
             cert_curve,
+            log_buffer_size,
+            sync_stdout,
+            sync_stderr,
         } = self;
         let command =
             command.ok_or_else(|| Error::Config("no plugin command was given".to_owned()))?;
@@ -431,7 +463,7 @@ impl ClientBuilder {
         let deadline = tokio::time::Instant::now() + start_timeout;
         tracing::debug!(path = %program.display(), "starting plugin");
         let (mut process, mut stdout) =
-            PluginProcess::spawn(command, program, environment, stderr)?;
+            PluginProcess::spawn(command, program, environment, stderr, log_buffer_size)?;
         tracing::debug!(pid = process.pid, "plugin started");
 
         let line = match read_handshake(&mut process, &mut stdout, deadline, start_timeout)
@@ -458,6 +490,12 @@ impl ClientBuilder {
             Err(e) => return Err(abort(process, e).await),
         };
         let plugins = versions.remove(&line.app_version).unwrap_or_default();
+        let stdio_task = TaskGuard(Some(tokio::spawn(stdio::copy(
+            channel.clone(),
+            process.name().to_owned(),
+            sync_stdout,
+            sync_stderr,
+        ))));
         Ok(Client {
             channel,
             plugins,
@@ -469,6 +507,7 @@ impl ClientBuilder {
             process,
             socket_dir,
             negotiated_tls,
+            stdio_task,
         })
     }
 }
@@ -633,6 +672,28 @@ pub struct Client {
     // Dropped after `process`, so the plugin is already being killed.
     socket_dir: SocketDir,
     negotiated_tls: Option<Arc<std::sync::Mutex<Option<TlsVersion>>>>,
+    stdio_task: TaskGuard,
+}
+
+/// A background task that ends with its owner.
+#[derive(Debug)]
+struct TaskGuard(Option<tokio::task::JoinHandle<()>>);
+
+impl TaskGuard {
+    /// Lets the task finish on its own, for at most `timeout`.
+    async fn finish(mut self, timeout: Duration) {
+        if let Some(task) = self.0.as_mut() {
+            let _ = tokio::time::timeout(timeout, task).await;
+        }
+    }
+}
+
+impl Drop for TaskGuard {
+    fn drop(&mut self) {
+        if let Some(task) = self.0.take() {
+            task.abort();
+        }
+    }
 }
 
 impl fmt::Debug for Client {
@@ -669,6 +730,9 @@ impl Client {
             tls: None,
             max_tls_version: TlsVersion::default(),
             cert_curve: CertCurve::default(),
+            log_buffer_size: process::DEFAULT_LOG_BUFFER_SIZE,
+            sync_stdout: None,
+            sync_stderr: None,
         }
     }
 
@@ -797,6 +861,7 @@ impl Client {
             shutdown_grace,
             mut process,
             socket_dir,
+            stdio_task,
             ..
         } = self;
         let started = Instant::now();
@@ -816,6 +881,8 @@ impl Client {
             tracing::debug!(pid = process.pid, "plugin exited");
         }
         process.finish_readers(Duration::from_secs(1)).await;
+        // Synced output the plugin sent before it exited still arrives.
+        stdio_task.finish(Duration::from_secs(1)).await;
         socket_dir.remove();
         ShutdownReport {
             graceful,

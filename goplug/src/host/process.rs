@@ -17,9 +17,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, Result, StderrTail};
 
-/// Longest stderr line handled as one line; longer ones are split, as
-/// go-plugin's `PluginLogBufferSize` does.
-const STDERR_LINE_LIMIT: usize = 64 * 1024;
+/// Longest stderr line handled as one line by default; longer ones are
+/// split, as go-plugin's `PluginLogBufferSize` does.
+pub(crate) const DEFAULT_LOG_BUFFER_SIZE: usize = 64 * 1024;
 /// Stderr lines kept for error messages.
 const TAIL_LINES: usize = 20;
 /// Bytes of each kept stderr line.
@@ -92,6 +92,7 @@ impl Tail {
 pub(crate) struct PluginProcess {
     pub(crate) pid: u32,
     pub(crate) program: PathBuf,
+    name: String,
     state: watch::Receiver<ProcessState>,
     kill: CancellationToken,
     /// Refers to exactly this process, even once its pid is recycled.
@@ -110,6 +111,7 @@ impl PluginProcess {
         program: PathBuf,
         env: Vec<(OsString, OsString)>,
         stderr_sink: Option<StderrSink>,
+        log_buffer_size: usize,
     ) -> Result<(Self, BufReader<ChildStdout>)> {
         let mut command = tokio::process::Command::from(command);
         command
@@ -162,13 +164,19 @@ impl PluginProcess {
             || program.display().to_string(),
             |n| n.to_string_lossy().into_owned(),
         );
-        let stderr_task =
-            tokio::spawn(drain_stderr(stderr, stderr_sink, tail.clone(), plugin_name));
+        let stderr_task = tokio::spawn(drain_stderr(
+            stderr,
+            stderr_sink,
+            tail.clone(),
+            plugin_name.clone(),
+            log_buffer_size.max(1),
+        ));
 
         Ok((
             Self {
                 pid,
                 program,
+                name: plugin_name,
                 state,
                 kill,
                 pidfd,
@@ -186,6 +194,11 @@ impl PluginProcess {
         self.stdout_task = Some(tokio::spawn(async move {
             let _ = tokio::io::copy_buf(&mut stdout, &mut tokio::io::sink()).await;
         }));
+    }
+
+    /// The plugin's name in logs: its program's file name, as go-plugin.
+    pub(crate) fn name(&self) -> &str {
+        &self.name
     }
 
     pub(crate) fn state(&self) -> ProcessState {
@@ -304,17 +317,26 @@ fn children_of(pid: u32) -> Vec<u32> {
         .collect()
 }
 
+/// Reads the plugin's stderr to the end: every line goes to the tail kept
+/// for errors, to the raw copy (if any), and is re-logged through
+/// `tracing` as go-plugin's host logs it. Lines longer than `limit` are
+/// split and logged verbatim at debug, never parsed, never dropped.
 async fn drain_stderr(
     stderr: ChildStderr,
     mut sink: Option<StderrSink>,
     tail: Arc<Mutex<Tail>>,
     plugin: String,
+    limit: usize,
 ) {
-    let mut reader = BufReader::with_capacity(STDERR_LINE_LIMIT, stderr);
+    let mut reader = BufReader::with_capacity(limit.min(1 << 20), stderr);
+    let mut parser = crate::log::StderrParser::new();
+    // Inside a line longer than `limit`, between its pieces.
+    let mut continuing = false;
     loop {
-        let line = match read_line(&mut reader, STDERR_LINE_LIMIT).await {
-            Ok(Line::Complete(line) | Line::TooLong(line)) => line,
-            Ok(Line::Eof(rest)) if !rest.is_empty() => rest,
+        let (piece, line_ends) = match read_line(&mut reader, limit).await {
+            Ok(Line::Complete(line)) => (line, true),
+            Ok(Line::TooLong(piece)) => (piece, false),
+            Ok(Line::Eof(rest)) if !rest.is_empty() => (rest, true),
             Ok(Line::Eof(_)) => break,
             Err(e) => {
                 tracing::error!(plugin, "reading plugin stderr: {e}");
@@ -322,13 +344,21 @@ async fn drain_stderr(
             }
         };
         if let Ok(mut tail) = tail.lock() {
-            tail.push(&line);
+            tail.push(&piece);
         }
-        tracing::debug!(target: "goplug::plugin_stderr", plugin, "{}", String::from_utf8_lossy(&line));
+        let text = String::from_utf8_lossy(&piece);
+        if continuing || !line_ends {
+            tracing::debug!(target: "goplug::plugin", plugin, "{text}");
+        } else {
+            crate::log::emit(&plugin, &parser.parse(&text));
+        }
+        continuing = !line_ends;
         if let Some(writer) = sink.as_mut() {
             let written = async {
-                writer.write_all(&line).await?;
-                writer.write_all(b"\n").await?;
+                writer.write_all(&piece).await?;
+                if line_ends {
+                    writer.write_all(b"\n").await?;
+                }
                 writer.flush().await
             };
             if let Err(e) = written.await {

@@ -298,7 +298,14 @@ pub async fn serve(config: ServeConfig) -> Result<()> {
     let listener = BoundListener::bind(transport).await?;
     let address = listener.address()?;
     let shutdown = CancellationToken::new();
-    let routes = build_routes(plugins, &descriptor_sets, &shutdown).await?;
+    let (stdout, redirect) = match services::capture_stdout() {
+        Ok((stdout, redirect)) => (Some(stdout), Some(redirect)),
+        Err(e) => {
+            tracing::warn!("stdout will not be synced to the host: {e}");
+            (None, None)
+        }
+    };
+    let routes = build_routes(plugins, &descriptor_sets, &shutdown, stdout).await?;
 
     // Before the handshake: a Ctrl-C in the host's terminal reaches every
     // process of the foreground group, and the host owns plugin shutdown.
@@ -318,6 +325,11 @@ pub async fn serve(config: ServeConfig) -> Result<()> {
         ..HandshakeLine::new(negotiated.version, address.clone(), Protocol::Grpc)
     };
     write_handshake(&line)?;
+    // From here on, what the plugin prints travels through GRPCStdio, as a
+    // Go plugin's os.Stdout does.
+    if let Some(Err(e)) = redirect.map(services::StdoutRedirect::apply) {
+        tracing::warn!("stdout will not be synced to the host: {e}");
+    }
     tracing::debug!(%address, "plugin address");
 
     let server = Server::builder()
@@ -449,6 +461,7 @@ async fn build_routes(
     plugins: PluginSet,
     descriptor_sets: &[&'static [u8]],
     shutdown: &CancellationToken,
+    stdout: Option<tokio::sync::mpsc::Receiver<pb::StdioData>>,
 ) -> Result<Routes> {
     let mut routes = RoutesBuilder::default();
 
@@ -481,6 +494,7 @@ async fn build_routes(
     routes.add_service(pb::grpc_stdio_server::GrpcStdioServer::new(
         services::Stdio {
             shutdown: shutdown.clone(),
+            output: std::sync::Mutex::new(stdout),
         },
     ));
 

@@ -1,5 +1,8 @@
 //! go-plugin's internal services as a Rust plugin serves them.
 
+use std::sync::Mutex;
+
+use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
@@ -22,13 +25,53 @@ impl pb::grpc_controller_server::GrpcController for Controller {
     }
 }
 
-/// `plugin.GRPCStdio`: the stream stays open, carrying nothing, until the
-/// plugin shuts down. A plugin that mirrors no stdio behaves like a Go
-/// plugin that writes nothing to `os.Stdout`; hosts see a healthy service
-/// instead of "stdio service not available".
+/// `plugin.GRPCStdio`: what the plugin writes to stdout after the
+/// handshake, in chunks of up to 1 KiB, as go-plugin's Go plugins send what
+/// they write to `os.Stdout`. Backpressured: when the host does not read,
+/// the plugin's writes block, and nothing is dropped.
 #[derive(Debug)]
 pub(crate) struct Stdio {
     pub(crate) shutdown: CancellationToken,
+    pub(crate) output: Mutex<Option<mpsc::Receiver<pb::StdioData>>>,
+}
+
+/// The write end of the stdout pipe, to be put on fd 1 once the
+/// handshake line (which must reach the real stdout) is out.
+#[derive(Debug)]
+pub(crate) struct StdoutRedirect(std::os::fd::OwnedFd);
+
+impl StdoutRedirect {
+    pub(crate) fn apply(self) -> std::io::Result<()> {
+        rustix::stdio::dup2_stdout(&self.0)?;
+        Ok(())
+    }
+}
+
+/// A pipe for the plugin's stdout, and the `StdioData` chunks read from it.
+/// The chunks flow before the host connects, so none can be missed.
+pub(crate) fn capture_stdout() -> std::io::Result<(mpsc::Receiver<pb::StdioData>, StdoutRedirect)> {
+    use tokio::io::AsyncReadExt as _;
+    let (read, write) = rustix::pipe::pipe()?;
+    let mut pipe = tokio::net::unix::pipe::Receiver::from_owned_fd(read)?;
+    let (tx, rx) = mpsc::channel(4);
+    tokio::spawn(async move {
+        // go-plugin's chunk size (grpcStdioBuffer).
+        let mut buffer = vec![0u8; 1024];
+        loop {
+            let n = match pipe.read(&mut buffer).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            };
+            let data = pb::StdioData {
+                channel: pb::stdio_data::Channel::Stdout as i32,
+                data: buffer[..n].to_vec(),
+            };
+            if tx.send(data).await.is_err() {
+                return;
+            }
+        }
+    });
+    Ok((rx, StdoutRedirect(write)))
 }
 
 #[tonic::async_trait]
@@ -39,12 +82,40 @@ impl pb::grpc_stdio_server::GrpcStdio for Stdio {
         &self,
         _request: Request<()>,
     ) -> Result<Response<Self::StreamStdioStream>, Status> {
-        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        let output = self.output.lock().ok().and_then(|mut output| output.take());
+        let (tx, rx) = mpsc::channel(1);
         let shutdown = self.shutdown.clone();
         tokio::spawn(async move {
-            tokio::select! {
-                () = shutdown.cancelled() => {}
-                () = tx.closed() => {}
+            let Some(mut output) = output else {
+                // go-plugin: "must only be called ONCE". A second caller
+                // gets an empty stream that ends with the plugin.
+                tokio::select! {
+                    () = shutdown.cancelled() => {}
+                    () = tx.closed() => {}
+                }
+                return;
+            };
+            loop {
+                tokio::select! {
+                    biased;
+                    data = output.recv() => match data {
+                        Some(data) => {
+                            if tx.send(Ok(data)).await.is_err() {
+                                return;
+                            }
+                        }
+                        None => return,
+                    },
+                    () = shutdown.cancelled() => {
+                        // What was printed before the shutdown still goes out.
+                        while let Ok(data) = output.try_recv() {
+                            if tx.send(Ok(data)).await.is_err() {
+                                return;
+                            }
+                        }
+                        return;
+                    }
+                }
             }
         });
         Ok(Response::new(ReceiverStream::new(rx)))

@@ -50,6 +50,18 @@ type result struct {
 	// controller's Shutdown during Kill) that got through; "" when the
 	// connection is not TLS or no call got through.
 	TLSVersion string `json:"tls_version"`
+	// Log is every host log entry (all levels, same text as Warnings), in
+	// order; only with -log-all (a pointer, so that it is absent otherwise
+	// and [] when there was no entry).
+	Log *[]string `json:"log,omitempty"`
+	// SyncStdoutBytes / SyncStderrBytes: bytes written to the -sync-stdout /
+	// -sync-stderr file; only with those flags.
+	SyncStdoutBytes *int64 `json:"sync_stdout_bytes,omitempty"`
+	SyncStderrBytes *int64 `json:"sync_stderr_bytes,omitempty"`
+	// StdioEnded: whether go-plugin's GRPCStdio receive loop had ended
+	// when probe-host closed the sync files (see -sync-stdout); only with
+	// -sync-stdout or -sync-stderr.
+	StdioEnded *bool `json:"stdio_ended,omitempty"`
 }
 
 // logSink collects the host logger's output. hclog writes each log entry
@@ -70,10 +82,77 @@ func (s *logSink) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// waitFor polls the entries until one contains any of subs or the timeout
+// has passed, and reports whether one was found.
+func (s *logSink) waitFor(timeout time.Duration, subs ...string) bool {
+	deadline := time.Now().Add(timeout)
+	for {
+		for _, e := range s.snapshot() {
+			for _, sub := range subs {
+				if strings.Contains(e, sub) {
+					return true
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 func (s *logSink) snapshot() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]string(nil), s.entries...)
+}
+
+// syncFile is the writer given to ClientConfig.SyncStdout/SyncStderr/Stderr:
+// a file whose writes are serialized and counted. After close(), later
+// writes are dropped (and not counted), so the file is final once closed.
+type syncFile struct {
+	mu     sync.Mutex
+	f      *os.File
+	n      int64
+	closed bool
+}
+
+func createSyncFile(path string) (*syncFile, error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	return &syncFile{f: f}, nil
+}
+
+func (s *syncFile) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return len(p), nil
+	}
+	n, err := s.f.Write(p)
+	s.n += int64(n)
+	return n, err
+}
+
+// count returns the bytes written so far.
+func (s *syncFile) count() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.n
+}
+
+// close waits for a write in progress, closes the file and returns the
+// byte count.
+func (s *syncFile) close() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.closed {
+		s.closed = true
+		s.f.Close()
+	}
+	return s.n
 }
 
 // level returns the hclog level tag of a text log entry ("WARN", "ERROR",
@@ -243,7 +322,8 @@ func (o *tlsObserver) get() string {
 
 // newClientFunc builds a fresh plugin.Client (with a fresh "sh -c CMD"
 // exec.Cmd) from the flags. killGroup SIGKILLs the plugin's process group.
-type newClientFunc func(logger hclog.Logger) (client *plugin.Client, killGroup func(), obs *tlsObserver)
+// tweak, if not nil, may change the ClientConfig before NewClient.
+type newClientFunc func(logger hclog.Logger, tweak func(*plugin.ClientConfig)) (client *plugin.Client, killGroup func(), obs *tlsObserver)
 
 // benchResult is the JSON object printed on stdout in -bench mode.
 type benchResult struct {
@@ -272,7 +352,7 @@ func runBench(n int, newClient newClientFunc, killTimeout time.Duration) {
 		Output: io.Discard,
 	})
 	for i := 1; i <= n; i++ {
-		client, killGroup, _ := newClient(logger)
+		client, killGroup, _ := newClient(logger, nil)
 
 		stage := "start"
 		var startPing time.Duration
@@ -377,6 +457,14 @@ func main() {
 	tlsMax := flag.String("tls-max", "", "TLS MaxVersion: 1.2 or 1.3 (default: crypto/tls's)")
 	bench := flag.Int("bench", 0,
 		"benchmark: run N start (Client()+first Ping()) / Kill() iterations and print timings instead (0 = off)")
+	syncStdoutPath := flag.String("sync-stdout", "", "ClientConfig.SyncStdout: write the plugin's GRPCStdio stdout to this file")
+	syncStderrPath := flag.String("sync-stderr", "", "ClientConfig.SyncStderr: write the plugin's GRPCStdio stderr to this file")
+	stderrPath := flag.String("stderr", "", "ClientConfig.Stderr: write the plugin's raw stderr to this file")
+	logAll := flag.Bool("log-all", false, `add "log": every host log entry`)
+	wait := flag.Duration("wait", 0, "sleep this long after the last operation, before Kill")
+	waitStdoutBytes := flag.Int64("wait-stdout-bytes", 0,
+		"before -wait: wait until the -sync-stdout file has at least N bytes (at most -wait-stdout-timeout)")
+	waitStdoutTimeout := flag.Duration("wait-stdout-timeout", 30*time.Second, "upper bound for -wait-stdout-bytes")
 	flag.Parse()
 
 	if flag.NArg() != 0 {
@@ -387,6 +475,15 @@ func main() {
 	}
 	if *bench < 0 {
 		usageError("-bench wants N >= 0, got %d", *bench)
+	}
+	if *wait < 0 {
+		usageError("-wait wants a duration >= 0, got %v", *wait)
+	}
+	if *waitStdoutBytes < 0 {
+		usageError("-wait-stdout-bytes wants N >= 0, got %d", *waitStdoutBytes)
+	}
+	if *waitStdoutBytes > 0 && *syncStdoutPath == "" {
+		usageError("-wait-stdout-bytes needs -sync-stdout")
 	}
 	var putKey, putValue string
 	if *put != "" {
@@ -439,7 +536,7 @@ func main() {
 
 	// newClient builds a fresh client with the configuration the flags ask
 	// for; every call gets its own exec.Cmd, TLS config copy and TLS observer.
-	newClient := func(logger hclog.Logger) (*plugin.Client, func(), *tlsObserver) {
+	newClient := func(logger hclog.Logger, tweak func(*plugin.ClientConfig)) (*plugin.Client, func(), *tlsObserver) {
 		// The plugin runs as "sh -c CMD" in its own process group, so that
 		// whatever sh started can be cleaned up: go-plugin only kills the
 		// direct child (sh), and its Kill() waits until every holder of the
@@ -475,6 +572,9 @@ func main() {
 			config.GRPCDialOptions = append(config.GRPCDialOptions,
 				grpc.WithTransportCredentials(&maxVersionCreds{config: config, max: maxVersion}))
 		}
+		if tweak != nil {
+			tweak(config)
+		}
 		return plugin.NewClient(config), killGroup, obs
 	}
 
@@ -493,7 +593,33 @@ func main() {
 		Output:      sink,
 		DisableTime: true,
 	})
-	client, killGroup, obs := newClient(logger)
+	// Output files (normal mode only), created before the plugin starts.
+	var syncStdout, syncStderr, rawStderr *syncFile
+	for _, f := range []struct {
+		path string
+		dst  **syncFile
+	}{{*syncStdoutPath, &syncStdout}, {*syncStderrPath, &syncStderr}, {*stderrPath, &rawStderr}} {
+		if f.path == "" {
+			continue
+		}
+		sf, err := createSyncFile(f.path)
+		if err != nil {
+			usageError("%v", err)
+		}
+		*f.dst = sf
+	}
+	client, killGroup, obs := newClient(logger, func(c *plugin.ClientConfig) {
+		// Only non-nil writers: go-plugin replaces nil by io.Discard.
+		if syncStdout != nil {
+			c.SyncStdout = syncStdout
+		}
+		if syncStderr != nil {
+			c.SyncStderr = syncStderr
+		}
+		if rawStderr != nil {
+			c.Stderr = rawStderr
+		}
+	})
 
 	res := result{Warnings: []string{}}
 	fail := func(stage string, err error) {
@@ -561,6 +687,16 @@ func main() {
 		res.OK = true
 	}()
 
+	if *waitStdoutBytes > 0 {
+		deadline := time.Now().Add(*waitStdoutTimeout)
+		for syncStdout.count() < *waitStdoutBytes && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	if *wait > 0 {
+		time.Sleep(*wait)
+	}
+
 	start := time.Now()
 	killed := make(chan struct{})
 	go func() {
@@ -582,8 +718,40 @@ func main() {
 	res.Exited = client.Exited()
 	killGroup() // leave nothing behind
 
+	// go-plugin's GRPCStdio receive loop (grpcStdioClient.Run) is a
+	// goroutine that Kill does not wait for; it ends when Kill closes the gRPC
+	// connection, and logs one of these just before it returns. Wait for that
+	// (bounded), so that no write is still under way, then close the files.
+	if syncStdout != nil || syncStderr != nil {
+		ended := true
+		if res.Protocol == string(plugin.ProtocolGRPC) {
+			ended = sink.waitFor(2*time.Second,
+				"plugin.stdio: received EOF, stopping recv loop",
+				"plugin.stdio: error receiving data",
+				"plugin.stdio: stdio service unavailable, run will do nothing")
+		}
+		res.StdioEnded = &ended
+	}
+	if syncStdout != nil {
+		n := syncStdout.close()
+		res.SyncStdoutBytes = &n
+	}
+	if syncStderr != nil {
+		n := syncStderr.close()
+		res.SyncStderrBytes = &n
+	}
+	if rawStderr != nil {
+		// Written by go-plugin's logStderr, which Kill waits for.
+		rawStderr.close()
+	}
+
 	res.Graceful = true
-	for _, e := range sink.snapshot() {
+	entries := sink.snapshot()
+	if *logAll {
+		all := append([]string{}, entries...)
+		res.Log = &all
+	}
+	for _, e := range entries {
 		switch level(e) {
 		case "WARN", "ERROR":
 			res.Warnings = append(res.Warnings, e)

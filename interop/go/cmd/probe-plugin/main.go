@@ -11,6 +11,15 @@
 //	PROBE_TLS_KEY       with its PEM key (both or neither)
 //	PROBE_TLS_CLIENT_CA PEM CA(s): require and verify a client certificate
 //	PROBE_TLS_MAX       "1.2" or "1.3": TLS MaxVersion (manual TLS and AutoMTLS)
+//	PROBE_STDOUT_TEXT   text (+ "\n") written to os.Stdout once serving (GRPCStdio)
+//	PROBE_STDERR_TEXT   text (+ "\n") written to os.Stderr once serving (GRPCStdio)
+//	PROBE_STDOUT_BYTES  N: then N bytes "0123456789abcdef..." to os.Stdout, 4 KiB writes
+//	PROBE_LOG           "1": hclog JSON entries (trace..error), a plain "[WARN] ..."
+//	                    line and a pretend panic on the real stderr once serving
+//
+// "Once serving" is 100 ms after the first RPC the host makes (see
+// startOutput), when go-plugin has replaced os.Stdout/os.Stderr with its
+// GRPCStdio pipes.
 //
 // Without PROBE_TLS_CERT/KEY, go-plugin turns AutoMTLS on by itself when the
 // host sends PLUGIN_CLIENT_CERT. go-plugin has no hook to change that
@@ -23,6 +32,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
@@ -31,10 +41,14 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
+	"time"
 	_ "unsafe" // go:linkname
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
 	"github.com/hashicorp/go-plugin/examples/grpc/shared"
+	"google.golang.org/grpc"
 )
 
 // generateCert is go-plugin's own AutoMTLS certificate generator (mtls.go),
@@ -148,6 +162,100 @@ func autoMTLS(clientCertPEM string, max uint16) *tls.Config {
 	return cfg
 }
 
+// outputConfig is what PROBE_STDOUT_TEXT, PROBE_STDERR_TEXT,
+// PROBE_STDOUT_BYTES and PROBE_LOG ask for.
+type outputConfig struct {
+	stdoutText, stderrText string
+	stdoutBytes            int64
+	log                    bool
+}
+
+func (o outputConfig) any() bool {
+	return o.stdoutText != "" || o.stderrText != "" || o.stdoutBytes > 0 || o.log
+}
+
+// stdoutPattern is repeated for PROBE_STDOUT_BYTES: byte i is
+// stdoutPattern[i%16]. Every 4 KiB write starts at a multiple of 16.
+const stdoutPattern = "0123456789abcdef"
+
+// startOutput prepares the PROBE_* output and returns a GRPCServer factory
+// (plugin.DefaultGRPCServer plus interceptors) that triggers it. It must be
+// called before plugin.Serve: the hclog logger and realStderr keep the
+// process's real stderr (fd 2), which Serve later replaces in os.Stderr.
+//
+// The output starts 100 ms after the first RPC (unary or stream, any
+// service) reaches the server. go-plugin assigns its stdio pipes to
+// os.Stdout/os.Stderr just before it starts the gRPC server, so from then on
+// os.Stdout/os.Stderr are the GRPCStdio pipes (a plain timer could fire
+// before the handshake line when the start-up is slow, e.g. AutoMTLS key
+// generation). go-plugin's host calls StreamStdio and the broker's
+// StartStream in Client().
+func startOutput(o outputConfig) func([]grpc.ServerOption) *grpc.Server {
+	realStderr := os.Stderr
+	var logger hclog.Logger
+	if o.log {
+		logger = hclog.New(&hclog.LoggerOptions{
+			Level:      hclog.Trace,
+			Output:     os.Stderr,
+			JSONFormat: true,
+		})
+	}
+
+	serving := make(chan struct{})
+	var once sync.Once
+	trigger := func() { once.Do(func() { close(serving) }) }
+
+	go func() {
+		<-serving
+		time.Sleep(100 * time.Millisecond)
+		if o.log {
+			logger.Trace("trace message", "foo", "bar", "n", 12)
+			logger.Debug("debug message", "foo", "bar", "n", 12)
+			logger.Info("info message", "foo", "bar", "n", 12)
+			logger.Warn("warn message", "foo", "bar", "n", 12)
+			logger.Error("error message", "foo", "bar", "n", 12)
+			io.WriteString(realStderr, "[WARN] plain text warning\n")
+			io.WriteString(realStderr, "panic: pretend panic\ngoroutine 1 [running]:\nmain.main()\n")
+		}
+		// Read os.Stdout/os.Stderr only now (after Serve replaced them).
+		stdout, stderr := os.Stdout, os.Stderr
+		if o.stdoutText != "" {
+			io.WriteString(stdout, o.stdoutText+"\n")
+		}
+		if o.stderrText != "" {
+			io.WriteString(stderr, o.stderrText+"\n")
+		}
+		if o.stdoutBytes > 0 {
+			chunk := []byte(strings.Repeat(stdoutPattern, 4096/len(stdoutPattern)))
+			for left := o.stdoutBytes; left > 0; {
+				n := int64(len(chunk))
+				if left < n {
+					n = left
+				}
+				if _, err := stdout.Write(chunk[:n]); err != nil {
+					return
+				}
+				left -= n
+			}
+		}
+	}()
+
+	unary := func(ctx context.Context, req interface{}, info *grpc.UnaryServerInfo,
+		handler grpc.UnaryHandler) (interface{}, error) {
+		trigger()
+		return handler(ctx, req)
+	}
+	stream := func(srv interface{}, ss grpc.ServerStream, info *grpc.StreamServerInfo,
+		handler grpc.StreamHandler) error {
+		trigger()
+		return handler(srv, ss)
+	}
+	return func(opts []grpc.ServerOption) *grpc.Server {
+		opts = append(opts, grpc.ChainUnaryInterceptor(unary), grpc.ChainStreamInterceptor(stream))
+		return plugin.DefaultGRPCServer(opts)
+	}
+}
+
 func main() {
 	versions := map[int]plugin.PluginSet{}
 	for _, f := range strings.Split(envOr("PROBE_VERSIONS", "1"), ",") {
@@ -188,13 +296,36 @@ func main() {
 		tlsProvider = func() (*tls.Config, error) { return autoMTLS(clientCert, maxVersion), nil }
 	}
 
+	out := outputConfig{
+		stdoutText: os.Getenv("PROBE_STDOUT_TEXT"),
+		stderrText: os.Getenv("PROBE_STDERR_TEXT"),
+	}
+	if v := os.Getenv("PROBE_STDOUT_BYTES"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			die("PROBE_STDOUT_BYTES wants a byte count >= 0, got %q", v)
+		}
+		out.stdoutBytes = n
+	}
+	switch v := os.Getenv("PROBE_LOG"); v {
+	case "", "0":
+	case "1":
+		out.log = true
+	default:
+		die("PROBE_LOG wants 1 (or 0), got %q", v)
+	}
+	grpcServer := plugin.DefaultGRPCServer
+	if out.any() {
+		grpcServer = startOutput(out)
+	}
+
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig: plugin.HandshakeConfig{
 			MagicCookieKey:   envOr("PROBE_COOKIE_KEY", "BASIC_PLUGIN"),
 			MagicCookieValue: envOr("PROBE_COOKIE_VALUE", "hello"),
 		},
 		VersionedPlugins: versions,
-		GRPCServer:       plugin.DefaultGRPCServer,
+		GRPCServer:       grpcServer,
 		TLSProvider:      tlsProvider,
 	})
 }

@@ -1,0 +1,71 @@
+//! go-plugin's stdout/stderr syncing, host side: what a plugin writes to
+//! its (Go-level) stdout and stderr after the handshake arrives over
+//! `plugin.GRPCStdio` and goes to the writers the host configured.
+
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tonic::transport::Channel;
+
+use crate::grpc::{HOST_MAX_MESSAGE_SIZE, pb};
+
+/// A writer for synced plugin output.
+pub(crate) type SyncSink = Box<dyn AsyncWrite + Send + Unpin>;
+
+/// Opens `StreamStdio` and copies each chunk to its writer until the
+/// stream ends. A plugin without the service (old go-plugin, plugins in
+/// other languages) is logged once and left alone, as go-plugin does.
+/// Chunks are consumed even without a writer, so the plugin never blocks.
+pub(crate) async fn copy(
+    channel: Channel,
+    plugin: String,
+    mut stdout: Option<SyncSink>,
+    mut stderr: Option<SyncSink>,
+) {
+    let mut client = pb::grpc_stdio_client::GrpcStdioClient::new(channel)
+        .max_decoding_message_size(HOST_MAX_MESSAGE_SIZE);
+    let mut stream = match client.stream_stdio(()).await {
+        Ok(response) => response.into_inner(),
+        Err(status) => {
+            tracing::warn!(
+                plugin,
+                code = ?status.code(),
+                "stdio service not available, stdout/stderr syncing unavailable"
+            );
+            return;
+        }
+    };
+    loop {
+        let data = match stream.message().await {
+            Ok(Some(data)) => data,
+            Ok(None) => break,
+            Err(status) => {
+                tracing::debug!(plugin, "received EOF, stopping recv loop: {status}");
+                break;
+            }
+        };
+        let sink = match pb::stdio_data::Channel::try_from(data.channel) {
+            Ok(pb::stdio_data::Channel::Stdout) => &mut stdout,
+            Ok(pb::stdio_data::Channel::Stderr) => &mut stderr,
+            _ => {
+                tracing::warn!(
+                    plugin,
+                    channel = data.channel,
+                    "unknown stdio channel, dropping data"
+                );
+                continue;
+            }
+        };
+        if let Some(writer) = sink.as_mut() {
+            let written = async {
+                writer.write_all(&data.data).await?;
+                writer.flush().await
+            };
+            if let Err(e) = written.await {
+                tracing::warn!(
+                    plugin,
+                    "writing synced plugin output failed, no longer copying it: {e}"
+                );
+                *sink = None;
+            }
+        }
+    }
+}
