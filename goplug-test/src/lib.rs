@@ -161,3 +161,39 @@ pub fn run_with_input(
         }
     }
 }
+
+/// A `tracing` layer that records the plugin log events a goplug host
+/// re-emits (target `goplug::plugin`): level, message and key/values.
+#[derive(Clone, Debug, Default)]
+pub struct PluginLogs(std::sync::Arc<std::sync::Mutex<Vec<(tracing::Level, String, String)>>>);
+
+impl PluginLogs {
+    /// The events so far: (level, message, `k=v` fields).
+    pub fn events(&self) -> Vec<(tracing::Level, String, String)> {
+        self.0.lock().map(|e| e.clone()).unwrap_or_default()
+    }
+}
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for PluginLogs {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        if event.metadata().target() != "goplug::plugin" {
+            return;
+        }
+        #[derive(Default)]
+        struct Fields(String, String);
+        impl tracing::field::Visit for Fields {
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                match field.name() {
+                    "message" => self.0 = format!("{value:?}"),
+                    "fields" => self.1 = format!("{value:?}"),
+                    _ => {}
+                }
+            }
+        }
+        let mut fields = Fields::default();
+        event.record(&mut fields);
+        if let Ok(mut events) = self.0.lock() {
+            events.push((*event.metadata().level(), fields.0, fields.1));
+        }
+    }
+}

@@ -91,7 +91,8 @@
 //! | Unix sockets (`PLUGIN_UNIX_SOCKET_DIR`/`_GROUP`), TCP (`PLUGIN_MIN_PORT`/`_MAX_PORT`) | yes |
 //! | stdin inheritance, SIGINT ignored by plugins | yes |
 //! | AutoMTLS and manual TLS ([`tls`]), checksum verification ([`host::Checksum`]) | yes, both sides |
-//! | broker, stdio sync, log forwarding, net/rpc, reattach | not yet |
+//! | hclog log forwarding ([`log`]), stdout/stderr sync (`GRPCStdio`) | yes, both sides |
+//! | broker, net/rpc, reattach | not yet |
 //!
 //! Where goplug differs from go-plugin on purpose (each is a place where
 //! go-plugin hangs, panics, leaks or says less):

@@ -342,10 +342,11 @@ fn parse_json(line: &str) -> Option<LogRecord> {
     let message = text_field("@message")?.unwrap_or_default();
     let level_text = text_field("@level")?.unwrap_or_default();
     let timestamp = text_field("@timestamp")?;
-    if let Some(stamp) = &timestamp {
-        if !valid_timestamp(stamp) {
-            return None;
-        }
+    if timestamp
+        .as_deref()
+        .is_some_and(|stamp| !valid_timestamp(stamp))
+    {
+        return None;
     }
     let Some(level) = LogLevel::parse(&level_text) else {
         // `off` or an unknown level: the raw line at debug, as go-plugin.

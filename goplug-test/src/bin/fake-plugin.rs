@@ -5,6 +5,11 @@
 //! - `kv-tcp`: the same over TCP on 127.0.0.1.
 //! - `kv-chatty`: the KV plugin, plus a thread that writes 1 MiB to stdout
 //!   and to stderr after the handshake, then creates the file `chatty-done`.
+//! - `kv-logs`: the KV plugin logging one `tracing` event per level (with
+//!   key/values), a text line and a Rust panic message, through
+//!   `goplug::log::init()` (set `RUST_LOG=trace` to see all levels).
+//! - `kv-print`: the KV plugin printing a line on stdout after the
+//!   handshake, then creating `print-done`.
 //! - `no-controller`: a handshake and a gRPC server without
 //!   `GRPCController`, so a host's shutdown request goes unanswered.
 //! - `pid-file PATH MODE...`: writes its pid to PATH, then runs MODE.
@@ -29,6 +34,19 @@ fn main() -> ExitCode {
         Some("kv-tcp") => goplug::plugin::run(kv_config().transport(Transport::Tcp)),
         Some("kv-chatty") => {
             std::thread::spawn(chatter);
+            goplug::plugin::run(kv_config())
+        }
+        Some("kv-logs") => {
+            goplug::log::init();
+            std::thread::spawn(log_each_level);
+            goplug::plugin::run(kv_config())
+        }
+        Some("kv-print") => {
+            std::thread::spawn(|| {
+                std::thread::sleep(std::time::Duration::from_millis(200));
+                println!("hello from the plugin's stdout");
+                let _ = std::fs::write("print-done", "");
+            });
             goplug::plugin::run(kv_config())
         }
         Some("no-controller") => no_controller(),
@@ -71,6 +89,17 @@ fn kv_config() -> ServeConfig {
         config = config.version(version, PluginSet::new().grpc("kv", kv));
     }
     config
+}
+
+/// One event per level, with the key/values a host must show.
+fn log_each_level() {
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    tracing::trace!(foo = "bar", n = 12, "trace message");
+    tracing::debug!(foo = "bar", n = 12, "debug message");
+    tracing::info!(foo = "bar", n = 12, "info message");
+    tracing::warn!(foo = "bar", n = 12, "warn message");
+    tracing::error!(foo = "bar", n = 12, "error message");
+    let _ = std::fs::write("logs-done", "");
 }
 
 /// Floods stdout and stderr once the handshake is out: a host that stops

@@ -1,0 +1,341 @@
+//! Stdout/stderr syncing (`GRPCStdio`) and hclog log forwarding, between
+//! Rust and Go hosts and plugins: what the host records (level, message,
+//! key/values) and the bytes that reach the sync writers.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use goplug::host::{Channel, Client, ClientBuilder, PluginSet, shell_command};
+use goplug_example_kv::{HANDSHAKE, pb::kv_client::KvClient};
+use goplug_test::{PluginLogs, go_bin, run_with_timeout};
+use serde_json::Value;
+use tracing::Level;
+use tracing_subscriber::layer::SubscriberExt as _;
+
+const FAKE: &str = env!("CARGO_BIN_EXE_fake-plugin");
+
+fn builder(command: Command, sockets: &Path) -> ClientBuilder {
+    Client::builder(HANDSHAKE)
+        .plugins(PluginSet::new().grpc::<KvClient<Channel>>("kv"))
+        .command(command)
+        .unix_socket_dir(sockets)
+        .start_timeout(Duration::from_secs(20))
+}
+
+fn in_dir(line: &str, dir: &Path) -> Command {
+    let mut command = shell_command(line);
+    command.current_dir(dir);
+    command
+}
+
+async fn wait_for(path: &Path) {
+    let started = Instant::now();
+    while !path.exists() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{} never appeared",
+            path.display()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The recorded event with this message, as (level, fields).
+fn event(logs: &PluginLogs, message: &str) -> (Level, String) {
+    logs.events()
+        .into_iter()
+        .find(|(_, m, _)| m == message)
+        .map(|(level, _, fields)| (level, fields))
+        .unwrap_or_else(|| panic!("no event {message:?} in {:#?}", logs.events()))
+}
+
+fn assert_kv(fields: &str, message: &str) {
+    let pairs: Vec<&str> = fields.split(' ').collect();
+    assert!(
+        pairs.contains(&"foo=bar") && pairs.contains(&"n=12"),
+        "{message}: {fields}"
+    );
+}
+
+#[tokio::test]
+async fn plugin_logs_reach_the_rust_host_at_their_levels() {
+    let logs = PluginLogs::default();
+    let _guard =
+        tracing::subscriber::set_default(tracing_subscriber::registry().with(logs.clone()));
+    let levels = [
+        ("trace message", Level::TRACE),
+        ("debug message", Level::DEBUG),
+        ("info message", Level::INFO),
+        ("warn message", Level::WARN),
+        ("error message", Level::ERROR),
+    ];
+
+    // A Rust plugin, through goplug::log.
+    let (work, sockets) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let plugin = format!("RUST_LOG=trace exec '{FAKE}' kv-logs");
+    let client = builder(in_dir(&plugin, work.path()), sockets.path())
+        .start()
+        .await
+        .unwrap();
+    wait_for(&work.path().join("logs-done")).await;
+    assert!(client.shutdown().await.graceful);
+    for (message, level) in levels {
+        let (got, fields) = event(&logs, message);
+        assert_eq!(got, level, "rust plugin: {message}");
+        assert_kv(&fields, message);
+    }
+
+    // A Go plugin, through hclog: the same, plus go-plugin's text rules.
+    let logs_before = logs.events().len();
+    let plugin = format!("PROBE_LOG=1 exec '{}'", go_bin("probe-plugin").display());
+    let client = builder(in_dir(&plugin, work.path()), sockets.path())
+        .start()
+        .await
+        .unwrap();
+    let started = Instant::now();
+    while !logs.events().iter().any(|(_, m, _)| m == "main.main()") {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{:#?}",
+            logs.events()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(client.shutdown().await.graceful);
+    let go_events: Vec<_> = logs.events().into_iter().skip(logs_before).collect();
+    for (message, level) in levels {
+        let (got, fields) = go_events
+            .iter()
+            .find(|(_, m, _)| m == message)
+            .map(|(l, _, f)| (*l, f.clone()))
+            .unwrap_or_else(|| panic!("go plugin: no {message:?} in {go_events:#?}"));
+        assert_eq!(got, level, "go plugin: {message}");
+        assert_kv(&fields, message);
+    }
+    for (message, level) in [
+        ("[WARN] plain text warning", Level::WARN),
+        ("panic: pretend panic", Level::ERROR),
+        ("goroutine 1 [running]:", Level::ERROR),
+        ("main.main()", Level::ERROR),
+    ] {
+        assert_eq!(event(&logs, message).0, level, "go plugin: {message}");
+    }
+}
+
+#[tokio::test]
+async fn stdout_reaches_the_rust_hosts_writers() {
+    let (work, sockets) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let out = work.path().join("synced-stdout");
+    let err = work.path().join("synced-stderr");
+
+    // Rust plugin: println! after the handshake.
+    let client = builder(
+        in_dir(&format!("exec '{FAKE}' kv-print"), work.path()),
+        sockets.path(),
+    )
+    .sync_stdout(tokio::fs::File::create(&out).await.unwrap())
+    .start()
+    .await
+    .unwrap();
+    wait_for(&work.path().join("print-done")).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(client.shutdown().await.graceful);
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap(),
+        "hello from the plugin's stdout\n"
+    );
+
+    // Go plugin: os.Stdout and os.Stderr, and 1 MiB under backpressure.
+    let size = 1 << 20;
+    let plugin = format!(
+        "PROBE_STDOUT_TEXT=hello PROBE_STDERR_TEXT=oops PROBE_STDOUT_BYTES={size} exec '{}'",
+        go_bin("probe-plugin").display()
+    );
+    let client = builder(in_dir(&plugin, work.path()), sockets.path())
+        .sync_stdout(tokio::fs::File::create(&out).await.unwrap())
+        .sync_stderr(tokio::fs::File::create(&err).await.unwrap())
+        .start()
+        .await
+        .unwrap();
+    let expected_len = "hello\n".len() + size;
+    let started = Instant::now();
+    while std::fs::metadata(&out).map_or(0, |m| m.len() as usize) < expected_len {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "stdout stalled"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(client.shutdown().await.graceful);
+    let synced = std::fs::read(&out).unwrap();
+    assert_eq!(&synced[..6], b"hello\n");
+    let pattern = b"0123456789abcdef";
+    assert!(
+        synced[6..]
+            .iter()
+            .enumerate()
+            .all(|(i, b)| *b == pattern[i % 16]),
+        "stdout bytes were reordered or lost"
+    );
+    assert_eq!(synced.len(), expected_len);
+    assert_eq!(std::fs::read_to_string(&err).unwrap(), "oops\n");
+}
+
+#[tokio::test]
+async fn a_plugin_without_the_stdio_service_is_fine() {
+    let (work, sockets) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    // Serves health only: StreamStdio is Unimplemented, as for old plugins.
+    let client = builder(
+        in_dir(&format!("exec '{FAKE}' no-controller"), work.path()),
+        sockets.path(),
+    )
+    .shutdown_grace(Duration::from_millis(200))
+    .sync_stdout(tokio::io::sink())
+    .start()
+    .await
+    .unwrap();
+    client.ping().await.unwrap();
+    assert!(!client.exited());
+    client.shutdown().await;
+}
+
+#[tokio::test]
+async fn long_lines_and_invalid_utf8_on_stderr_are_handled() {
+    let logs = PluginLogs::default();
+    let _guard =
+        tracing::subscriber::set_default(tracing_subscriber::registry().with(logs.clone()));
+    let (work, sockets) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let raw = work.path().join("raw-stderr");
+    // A 1 MiB line without a newline inside, then invalid UTF-8, then a
+    // normal line; the plugin then starts normally.
+    let script = format!(
+        "head -c 1048576 /dev/zero | tr '\\0' a >&2; echo >&2; printf '\\377\\376bad\\n' >&2; echo after >&2; exec '{FAKE}' kv"
+    );
+    let client = builder(in_dir(&script, work.path()), sockets.path())
+        .plugin_log_buffer_size(64 * 1024)
+        .stderr(tokio::fs::File::create(&raw).await.unwrap())
+        .start()
+        .await
+        .unwrap();
+    assert!(client.shutdown().await.graceful);
+    let copied = std::fs::read(&raw).unwrap();
+    // The raw copy is byte-exact: the long line whole, one newline.
+    assert!(copied.starts_with(&[b'a'; 1 << 20]));
+    assert_eq!(&copied[1 << 20..(1 << 20) + 1], b"\n");
+    assert!(copied.windows(6).any(|w| w == b"\xff\xfebad\n"));
+    // The long line was logged in 16 verbatim debug pieces, not dropped.
+    let pieces = logs
+        .events()
+        .iter()
+        .filter(|(_, m, _)| m.chars().all(|c| c == 'a') && !m.is_empty())
+        .count();
+    assert_eq!(pieces, 16);
+    assert!(
+        logs.events()
+            .iter()
+            .any(|(l, m, _)| *l == Level::DEBUG && m == "after")
+    );
+}
+
+/// go-plugin's host against `plugin`; its JSON report.
+fn probe(plugin: &str, flags: &[&str], work: &Path) -> Value {
+    let output = run_with_timeout(
+        Command::new(go_bin("probe-host"))
+            .arg("-cmd")
+            .arg(plugin)
+            .args(flags)
+            .current_dir(work),
+        Duration::from_secs(60),
+    );
+    assert!(output.status.success(), "{output:?}");
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("no JSON ({e}): {output:?}"))
+}
+
+fn log_line<'a>(report: &'a Value, prefix: &str) -> &'a str {
+    report["log"]
+        .as_array()
+        .and_then(|lines| {
+            lines
+                .iter()
+                .filter_map(Value::as_str)
+                .find(|l| l.starts_with(prefix))
+        })
+        .unwrap_or_else(|| panic!("no host log line starting {prefix:?} in {report:#}"))
+}
+
+#[test]
+fn a_go_host_logs_a_rust_plugins_events_like_a_go_plugins() {
+    let work = tempfile::tempdir().unwrap();
+    for (name, plugin) in [
+        (
+            "go",
+            format!("PROBE_LOG=1 exec '{}'", go_bin("probe-plugin").display()),
+        ),
+        ("rust", format!("RUST_LOG=trace exec '{FAKE}' kv-logs")),
+    ] {
+        let report = probe(
+            &plugin,
+            &["-ping", "-log-all", "-wait", "700ms"],
+            work.path(),
+        );
+        assert_eq!(report["ok"], true, "{name}: {report}");
+        for prefix in [
+            "[TRACE] plugin.sh: trace message:",
+            "[DEBUG] plugin.sh: debug message:",
+            "[INFO]  plugin.sh: info message:",
+            "[WARN]  plugin.sh: warn message:",
+            "[ERROR] plugin.sh: error message:",
+        ] {
+            let line = log_line(&report, prefix);
+            assert!(
+                line.contains("foo=bar") && line.contains("n=12"),
+                "{name}: {line}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_go_host_receives_a_rust_plugins_stdout() {
+    let work = tempfile::tempdir().unwrap();
+    let out: PathBuf = work.path().join("go-synced-stdout");
+    let out_flag = out.display().to_string();
+    // One line, then 1 MiB under backpressure, byte-exact.
+    let report = probe(
+        &format!("exec '{FAKE}' kv-print"),
+        &[
+            "-ping",
+            "-sync-stdout",
+            &out_flag,
+            "-wait-stdout-bytes",
+            "31",
+            "-wait",
+            "100ms",
+        ],
+        work.path(),
+    );
+    assert_eq!(report["ok"], true, "{report}");
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap(),
+        "hello from the plugin's stdout\n"
+    );
+
+    let size = 1024 * 1024;
+    let report = probe(
+        &format!("exec '{FAKE}' kv-chatty"),
+        &[
+            "-ping",
+            "-sync-stdout",
+            &out_flag,
+            "-wait-stdout-bytes",
+            &size.to_string(),
+        ],
+        work.path(),
+    );
+    assert_eq!(report["ok"], true, "{report}");
+    let synced = std::fs::read(&out).unwrap();
+    assert_eq!(synced.len(), size, "{report}");
+    let line = format!("{}\n", "x".repeat(1023));
+    assert!(synced.chunks(1024).all(|chunk| chunk == line.as_bytes()));
+}
