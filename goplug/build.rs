@@ -12,15 +12,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let fds = protox::compile(protos, ["proto"])?;
     let out = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
-    // Served by the plugin's reflection service, as go-plugin's Go plugins
-    // do. The broker is left out until goplug serves it.
-    let mut served = fds.clone();
-    served
-        .file
-        .retain(|file| file.name() != "grpc_broker.proto");
+    // Served by the plugin's reflection service, as go-plugin's Go plugins do.
     std::fs::write(
         out.join("plugin_descriptor.bin"),
-        prost::Message::encode_to_vec(&served),
+        prost::Message::encode_to_vec(&fds),
     )?;
     tonic_prost_build::configure().compile_fds(fds)?;
     Ok(())

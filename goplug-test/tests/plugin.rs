@@ -217,8 +217,7 @@ async fn registers_go_plugins_services_and_reflection() {
         [
             "grpc.health.v1.Health",
             "grpc.reflection.v1.ServerReflection",
-            // go-plugin also lists plugin.GRPCBroker; goplug serves it with
-            // the broker, in a later release.
+            "plugin.GRPCBroker",
             "plugin.GRPCController",
             "plugin.GRPCStdio",
             "proto.KV",

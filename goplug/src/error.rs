@@ -121,6 +121,15 @@ pub enum Error {
         requested: &'static str,
     },
 
+    /// A brokered connection failed.
+    #[error("broker connection {id}: {reason}")]
+    Broker {
+        /// The broker id.
+        id: u32,
+        /// What went wrong.
+        reason: String,
+    },
+
     /// A health check (`ping`) failed.
     #[error("plugin health check failed: {0}")]
     Ping(String),

@@ -123,6 +123,7 @@
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod broker;
 pub mod env;
 mod error;
 pub mod grpc;

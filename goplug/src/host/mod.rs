@@ -23,7 +23,7 @@
 //! ```
 
 mod checksum;
-mod connect;
+pub(crate) mod connect;
 mod process;
 mod stdio;
 
@@ -39,8 +39,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::io::AsyncWrite;
+use tokio_util::sync::CancellationToken;
 pub use tonic::transport::Channel;
 
+use crate::broker::{BrokerTls, GrpcBroker};
 use crate::env;
 use crate::error::{Error, HandshakeError, Result, quote};
 use crate::grpc::{HEALTH_SERVICE_NAME, pb};
@@ -99,7 +101,7 @@ macro_rules! grpc_client {
 /// See [`ClientBuilder::on_checksum_verified`].
 type VerifiedHook = Box<dyn FnOnce(&std::path::Path) + Send>;
 
-type MakeClient = Arc<dyn Fn(Channel) -> Box<dyn Any + Send> + Send + Sync>;
+type MakeClient = Arc<dyn Fn(Channel, &GrpcBroker) -> Box<dyn Any + Send> + Send + Sync>;
 
 #[derive(Clone)]
 struct Entry {
@@ -141,16 +143,28 @@ impl PluginSet {
     /// such as your own wrapper around a generated client.
     #[must_use]
     pub fn grpc_with<C: Send + 'static>(
-        mut self,
+        self,
         name: impl Into<String>,
         make: impl Fn(Channel) -> C + Send + Sync + 'static,
+    ) -> Self {
+        self.grpc_with_broker(name, move |channel, _| make(channel))
+    }
+
+    /// Adds a plugin whose client also gets the host's [`GrpcBroker`], for
+    /// interfaces that pass callbacks to the plugin (go-plugin's
+    /// `GRPCClient(ctx, broker, conn)`).
+    #[must_use]
+    pub fn grpc_with_broker<C: Send + 'static>(
+        mut self,
+        name: impl Into<String>,
+        make: impl Fn(Channel, &GrpcBroker) -> C + Send + Sync + 'static,
     ) -> Self {
         self.entries.insert(
             name.into(),
             Entry {
                 type_id: TypeId::of::<C>(),
                 type_name: type_name::<C>(),
-                make: Arc::new(move |channel| Box::new(make(channel))),
+                make: Arc::new(move |channel, broker| Box::new(make(channel, broker))),
             },
         );
         self
@@ -473,12 +487,12 @@ impl ClientBuilder {
             Ok(line) => line,
             Err(e) => return Err(abort(process, e).await),
         };
-        let tls = match (&own_cert, &line.server_cert) {
+        let (tls, broker_tls) = match (&own_cert, &line.server_cert) {
             (Some(own), Some(field)) => match auto_mtls_connect(own, field, max_tls_version) {
-                Ok(tls) => Some(tls),
+                Ok((tls, broker_tls)) => (Some(tls), Some(broker_tls)),
                 Err(e) => return Err(abort(process, e).await),
             },
-            _ => tls,
+            _ => (tls, None),
         };
         tracing::debug!(version = line.app_version, "using plugin version");
         process.discard_stdout(stdout);
@@ -490,6 +504,28 @@ impl ClientBuilder {
             Err(e) => return Err(abort(process, e).await),
         };
         let plugins = versions.remove(&line.app_version).unwrap_or_default();
+        let socket_group = match unix_socket_group
+            .as_deref()
+            .map(crate::plugin::resolve_group)
+        {
+            Some(Err(e)) => return Err(abort(process, e).await),
+            Some(Ok(gid)) => Some(gid),
+            None => None,
+        };
+        let broker_closed = CancellationToken::new();
+        let (broker_tx, broker_rx) = tokio::sync::mpsc::channel(16);
+        let broker = GrpcBroker::new(
+            broker_tx,
+            socket_dir.path().to_path_buf(),
+            socket_group,
+            broker_tls,
+            broker_closed.clone(),
+        );
+        let broker_task = TaskGuard(Some(tokio::spawn(run_broker(
+            channel.clone(),
+            broker.clone(),
+            broker_rx,
+        ))));
         let stdio_task = TaskGuard(Some(tokio::spawn(stdio::copy(
             channel.clone(),
             process.name().to_owned(),
@@ -508,6 +544,9 @@ impl ClientBuilder {
             socket_dir,
             negotiated_tls,
             stdio_task,
+            broker,
+            broker_closed: broker_closed.drop_guard(),
+            broker_task,
         })
     }
 }
@@ -537,18 +576,23 @@ fn auto_mtls_connect(
     own: &tls::AutoCert,
     field: &str,
     max_version: TlsVersion,
-) -> Result<connect::TlsConnect> {
+) -> Result<(connect::TlsConnect, BrokerTls)> {
     let peer = tls::decode_handshake_cert(field)?;
     let mutual = MutualTls::new(own, peer, max_version)?;
     let server_name = ServerName::try_from(tls::SERVER_NAME).map_err(|e| Error::Tls {
         context: "naming the plugin",
         reason: e.to_string(),
     })?;
-    Ok(connect::TlsConnect {
+    let connect = connect::TlsConnect {
         config: mutual.client,
         server_name,
         negotiated: Arc::default(),
-    })
+    };
+    let broker = BrokerTls {
+        server: mutual.server,
+        client: connect.clone(),
+    };
+    Ok((connect, broker))
 }
 
 /// Kills the plugin after a failed start and adds what it wrote to stderr
@@ -673,6 +717,28 @@ pub struct Client {
     socket_dir: SocketDir,
     negotiated_tls: Option<Arc<std::sync::Mutex<Option<TlsVersion>>>>,
     stdio_task: TaskGuard,
+    broker: GrpcBroker,
+    broker_closed: tokio_util::sync::DropGuard,
+    broker_task: TaskGuard,
+}
+
+/// Opens `plugin.GRPCBroker/StartStream` and delivers the plugin's
+/// announcements to the broker. Plugins without a broker (Python's
+/// example) answer Unimplemented; their brokered dials time out.
+async fn run_broker(
+    channel: Channel,
+    broker: GrpcBroker,
+    outgoing: tokio::sync::mpsc::Receiver<pb::ConnInfo>,
+) {
+    let mut client = pb::grpc_broker_client::GrpcBrokerClient::new(channel)
+        .max_decoding_message_size(crate::grpc::HOST_MAX_MESSAGE_SIZE);
+    match client
+        .start_stream(tokio_stream::wrappers::ReceiverStream::new(outgoing))
+        .await
+    {
+        Ok(response) => broker.receive(response.into_inner()).await,
+        Err(status) => tracing::debug!("the plugin has no broker: {status}"),
+    }
 }
 
 /// A background task that ends with its owner.
@@ -767,6 +833,13 @@ impl Client {
         negotiated.lock().ok().and_then(|version| *version)
     }
 
+    /// The host's broker, to serve callbacks the plugin dials
+    /// ([`GrpcBroker::accept_and_serve`]) and to dial servers the plugin
+    /// announces ([`GrpcBroker::dial`]).
+    pub fn broker(&self) -> &GrpcBroker {
+        &self.broker
+    }
+
     /// The plugin's gRPC channel, for services outside the plugin set.
     pub fn channel(&self) -> Channel {
         self.channel.clone()
@@ -795,7 +868,7 @@ impl Client {
                 requested: type_name::<T>(),
             });
         }
-        (entry.make)(self.channel.clone())
+        (entry.make)(self.channel.clone(), &self.broker)
             .downcast::<T>()
             .map(|client| *client)
             .map_err(|_| Error::DispenseType {
@@ -862,6 +935,8 @@ impl Client {
             mut process,
             socket_dir,
             stdio_task,
+            broker_closed,
+            broker_task,
             ..
         } = self;
         let started = Instant::now();
@@ -872,6 +947,9 @@ impl Client {
             // before its reply is sent.
             let _ = tokio::time::timeout_at(deadline, controller.shutdown(pb::Empty {})).await;
         }
+        // As go-plugin: brokered servers stop with the connection.
+        drop(broker_closed);
+        drop(broker_task);
         let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
         let graceful = process.wait_gone(remaining).await;
         if !graceful {

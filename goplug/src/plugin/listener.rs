@@ -65,7 +65,9 @@ impl BoundListener {
     }
 }
 
-fn bind_unix() -> Result<BoundListener> {
+/// Where a plugin puts its sockets: `PLUGIN_UNIX_SOCKET_DIR` (or the temp
+/// dir), shared with `PLUGIN_UNIX_SOCKET_GROUP` when that is set.
+pub(crate) fn socket_location() -> Result<(PathBuf, Option<nix::unistd::Gid>)> {
     let base = std::env::var_os(env::PLUGIN_UNIX_SOCKET_DIR)
         .filter(|dir| !dir.is_empty())
         .map_or_else(std::env::temp_dir, PathBuf::from);
@@ -74,12 +76,21 @@ fn bind_unix() -> Result<BoundListener> {
         .filter(|g| !g.is_empty())
         .map(|g| resolve_group(&g))
         .transpose()?;
+    Ok((base, group))
+}
 
+fn bind_unix() -> Result<BoundListener> {
+    let (base, group) = socket_location()?;
+    bind_unix_in(&base, group)
+}
+
+/// A Unix socket in a new private directory under `base`.
+pub(crate) fn bind_unix_in(base: &Path, group: Option<nix::unistd::Gid>) -> Result<BoundListener> {
     // Owner only, unless PLUGIN_UNIX_SOCKET_GROUP opens it below.
     let dir = tempfile::Builder::new()
         .prefix("plugin")
         .permissions(std::fs::Permissions::from_mode(0o700))
-        .tempdir_in(&base)
+        .tempdir_in(base)
         .map_err(|e| {
             Error::Listen(format!(
                 "creating a socket directory in {}: {e}",

@@ -23,7 +23,7 @@
 //! ```
 
 mod incoming;
-mod listener;
+pub(crate) mod listener;
 mod services;
 
 use std::collections::BTreeMap;
@@ -46,6 +46,7 @@ use listener::BoundListener;
 pub use listener::Transport;
 pub(crate) use listener::resolve_group;
 
+use crate::broker::{BrokerTls, GrpcBroker};
 use crate::env;
 use crate::error::{Error, Result};
 use crate::grpc::{HEALTH_SERVICE_NAME, PLUGIN_FILE_DESCRIPTOR_SET, pb};
@@ -56,7 +57,7 @@ use crate::tls::{self, CertCurve, TlsVersion};
 /// host kills the plugin 2 s after asking, so stay well inside that.
 const SHUTDOWN_DRAIN: Duration = Duration::from_millis(500);
 
-type AddRoutes = Box<dyn FnOnce(&mut RoutesBuilder) + Send>;
+type AddRoutes = Box<dyn FnOnce(&mut RoutesBuilder, &GrpcBroker) + Send>;
 type ShutdownSignal = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// The services a plugin serves for one app protocol version: go-plugin's
@@ -86,7 +87,28 @@ impl PluginSet {
     /// Adds a gRPC plugin: a tonic-generated server wrapping your
     /// implementation, such as `KvServer::new(MyKv)`.
     #[must_use]
-    pub fn grpc<S>(mut self, name: impl Into<String>, service: S) -> Self
+    pub fn grpc<S>(self, name: impl Into<String>, service: S) -> Self
+    where
+        S: tower::Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>
+            + NamedService
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        self.grpc_with_broker(name, move |_| service)
+    }
+
+    /// Adds a gRPC plugin built with the plugin's [`GrpcBroker`], for
+    /// services that call back into the host (go-plugin's
+    /// `GRPCServer(broker, server)`): `|broker| CounterServer::new(MyCounter::new(broker.clone()))`.
+    #[must_use]
+    pub fn grpc_with_broker<S>(
+        mut self,
+        name: impl Into<String>,
+        make: impl FnOnce(&GrpcBroker) -> S + Send + 'static,
+    ) -> Self
     where
         S: tower::Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>
             + NamedService
@@ -98,8 +120,8 @@ impl PluginSet {
     {
         self.plugins.push((
             name.into(),
-            Box::new(move |routes: &mut RoutesBuilder| {
-                routes.add_service(service);
+            Box::new(move |routes: &mut RoutesBuilder, broker: &GrpcBroker| {
+                routes.add_service(make(broker));
             }),
         ));
         self
@@ -294,7 +316,7 @@ pub async fn serve(config: ServeConfig) -> Result<()> {
     }
     let plugins = versions.remove(&negotiated.version).unwrap_or_default();
 
-    let (tls, server_cert) = tls_setup(tls, max_tls_version, cert_curve)?;
+    let (tls, server_cert, broker_tls) = tls_setup(tls, max_tls_version, cert_curve)?;
     let listener = BoundListener::bind(transport).await?;
     let address = listener.address()?;
     let shutdown = CancellationToken::new();
@@ -305,7 +327,23 @@ pub async fn serve(config: ServeConfig) -> Result<()> {
             (None, None)
         }
     };
-    let routes = build_routes(plugins, &descriptor_sets, &shutdown, stdout).await?;
+    let (socket_base, socket_group) = listener::socket_location()?;
+    let (broker_tx, broker_rx) = tokio::sync::mpsc::channel(16);
+    let broker = GrpcBroker::new(
+        broker_tx,
+        socket_base,
+        socket_group,
+        broker_tls,
+        shutdown.clone(),
+    );
+    let routes = build_routes(
+        plugins,
+        &descriptor_sets,
+        &shutdown,
+        stdout,
+        (broker, broker_rx),
+    )
+    .await?;
 
     // Before the handshake: a Ctrl-C in the host's terminal reaches every
     // process of the foreground group, and the host owns plugin shutdown.
@@ -340,16 +378,79 @@ pub async fn serve(config: ServeConfig) -> Result<()> {
         .http2_max_header_list_size(Some(16 * 1024))
         .concurrency_limit_per_connection(256)
         .add_routes(routes);
-    let result = match listener {
+    let result = serve_listener(server, listener, tls, &shutdown).await;
+    shutdown.cancel();
+    result
+}
+
+/// What [`tls_setup`] decides: the server config, field 6 of the handshake,
+/// and the TLS of brokered connections.
+type TlsSetup = (
+    Option<Arc<rustls::ServerConfig>>,
+    Option<String>,
+    Option<BrokerTls>,
+);
+
+/// The server config to serve with, field 6 of the handshake, and the TLS
+/// of brokered connections: a manual config, or AutoMTLS when the host sent
+/// `PLUGIN_CLIENT_CERT`. (With a manual server config the plugin has no
+/// client config to dial the host's brokered servers with, so those stay
+/// plaintext, on the host's private socket.)
+fn tls_setup(
+    manual: Option<Arc<rustls::ServerConfig>>,
+    max_version: TlsVersion,
+    curve: CertCurve,
+) -> Result<TlsSetup> {
+    if manual.is_some() {
+        return Ok((manual, None, None));
+    }
+    let Some(host_pem) = std::env::var(env::PLUGIN_CLIENT_CERT)
+        .ok()
+        .filter(|pem| !pem.is_empty())
+    else {
+        return Ok((None, None, None));
+    };
+    tracing::debug!("configuring server automatic mTLS");
+    let host_cert = tls::parse_pem_cert(&host_pem)?;
+    let own = tls::AutoCert::generate(curve)?;
+    let mutual = tls::MutualTls::new(&own, host_cert, max_version)?;
+    let broker_tls = BrokerTls {
+        server: mutual.server.clone(),
+        client: crate::host::connect::TlsConnect {
+            config: mutual.client,
+            server_name: rustls::pki_types::ServerName::try_from(tls::SERVER_NAME).map_err(
+                |e| Error::Tls {
+                    context: "naming the host",
+                    reason: e.to_string(),
+                },
+            )?,
+            negotiated: Arc::default(),
+        },
+    };
+    Ok((
+        Some(mutual.server),
+        Some(own.handshake_field()),
+        Some(broker_tls),
+    ))
+}
+
+/// Serves on a bound listener, through TLS when configured, until
+/// `shutdown`; then removes a Unix socket and its directory.
+pub(crate) async fn serve_listener(
+    server: tonic::transport::server::Router,
+    listener: BoundListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    shutdown: &CancellationToken,
+) -> Result<()> {
+    match listener {
         BoundListener::Unix {
             listener,
             path,
             dir,
         } => {
             let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
-            let result = serve_on(server, incoming, tls, &shutdown).await;
+            let result = serve_on(server, incoming, tls, shutdown).await;
             drop(path);
-            // Removes the socket and its private directory.
             if let Err(e) = dir.close() {
                 tracing::debug!("removing the socket directory: {e}");
             }
@@ -358,34 +459,9 @@ pub async fn serve(config: ServeConfig) -> Result<()> {
         BoundListener::Tcp(listener) => {
             let incoming =
                 tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-            serve_on(server, incoming, tls, &shutdown).await
+            serve_on(server, incoming, tls, shutdown).await
         }
-    };
-    shutdown.cancel();
-    result
-}
-
-/// The server config to serve with, and field 6 of the handshake: a
-/// manual config, or AutoMTLS when the host sent `PLUGIN_CLIENT_CERT`.
-fn tls_setup(
-    manual: Option<Arc<rustls::ServerConfig>>,
-    max_version: TlsVersion,
-    curve: CertCurve,
-) -> Result<(Option<Arc<rustls::ServerConfig>>, Option<String>)> {
-    if manual.is_some() {
-        return Ok((manual, None));
     }
-    let Some(host_pem) = std::env::var(env::PLUGIN_CLIENT_CERT)
-        .ok()
-        .filter(|pem| !pem.is_empty())
-    else {
-        return Ok((None, None));
-    };
-    tracing::debug!("configuring server automatic mTLS");
-    let host_cert = tls::parse_pem_cert(&host_pem)?;
-    let own = tls::AutoCert::generate(curve)?;
-    let mutual = tls::MutualTls::new(&own, host_cert, max_version)?;
-    Ok((Some(mutual.server), Some(own.handshake_field())))
 }
 
 /// Serves on `incoming`, through TLS when configured, until shutdown.
@@ -462,6 +538,7 @@ async fn build_routes(
     descriptor_sets: &[&'static [u8]],
     shutdown: &CancellationToken,
     stdout: Option<tokio::sync::mpsc::Receiver<pb::StdioData>>,
+    (broker, broker_outgoing): (GrpcBroker, tokio::sync::mpsc::Receiver<pb::ConnInfo>),
 ) -> Result<Routes> {
     let mut routes = RoutesBuilder::default();
 
@@ -491,6 +568,12 @@ async fn build_routes(
             shutdown: shutdown.clone(),
         },
     ));
+    routes.add_service(pb::grpc_broker_server::GrpcBrokerServer::new(
+        services::Broker {
+            broker: broker.clone(),
+            outgoing: std::sync::Mutex::new(Some(broker_outgoing)),
+        },
+    ));
     routes.add_service(pb::grpc_stdio_server::GrpcStdioServer::new(
         services::Stdio {
             shutdown: shutdown.clone(),
@@ -499,7 +582,7 @@ async fn build_routes(
     ));
 
     for (_name, add) in plugins.plugins {
-        add(&mut routes);
+        add(&mut routes, &broker);
     }
     Ok(routes.routes())
 }

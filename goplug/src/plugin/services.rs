@@ -121,3 +121,38 @@ impl pb::grpc_stdio_server::GrpcStdio for Stdio {
         Ok(Response::new(ReceiverStream::new(rx)))
     }
 }
+
+/// `plugin.GRPCBroker/StartStream`: the host's announcements come in, this
+/// side's go out. One stream per connection, as in go-plugin.
+#[derive(Debug)]
+pub(crate) struct Broker {
+    pub(crate) broker: crate::broker::GrpcBroker,
+    pub(crate) outgoing: Mutex<Option<mpsc::Receiver<pb::ConnInfo>>>,
+}
+
+#[tonic::async_trait]
+impl pb::grpc_broker_server::GrpcBroker for Broker {
+    type StartStreamStream = ReceiverStream<Result<pb::ConnInfo, Status>>;
+
+    async fn start_stream(
+        &self,
+        request: Request<tonic::Streaming<pb::ConnInfo>>,
+    ) -> Result<Response<Self::StartStreamStream>, Status> {
+        let Some(mut outgoing) = self.outgoing.lock().ok().and_then(|mut o| o.take()) else {
+            return Err(Status::failed_precondition(
+                "the broker stream is already open",
+            ));
+        };
+        let broker = self.broker.clone();
+        tokio::spawn(async move { broker.receive(request.into_inner()).await });
+        let (tx, rx) = mpsc::channel(16);
+        tokio::spawn(async move {
+            while let Some(info) = outgoing.recv().await {
+                if tx.send(Ok(info)).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+}

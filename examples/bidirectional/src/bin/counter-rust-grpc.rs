@@ -1,0 +1,13 @@
+//! The counter plugin, in Rust: go-plugin's
+//! `examples/bidirectional/plugin-go-grpc`. Run it through a host:
+//! `COUNTER_PLUGIN=./counter-rust-grpc ./counter put a 3`
+
+use goplug::plugin::{PluginSet, ServeConfig};
+use goplug_example_bidirectional::{FileCounter, HANDSHAKE, pb};
+
+fn main() -> std::process::ExitCode {
+    let plugins = PluginSet::new().grpc_with_broker("counter", |broker| {
+        pb::counter_server::CounterServer::new(FileCounter::new(broker.clone()))
+    });
+    goplug::plugin::run(ServeConfig::new(HANDSHAKE).plugins(plugins))
+}

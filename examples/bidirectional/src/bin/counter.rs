@@ -1,0 +1,85 @@
+//! The counter host: go-plugin's `examples/bidirectional/main.go`, in Rust.
+//!
+//! ```sh
+//! export COUNTER_PLUGIN=./counter-rust-grpc    # or go-plugin's Go plugin
+//! ./counter put a 3; ./counter put a 4; ./counter get a    # prints 7
+//! ```
+//!
+//! `COUNTER_AUTOMTLS=1` turns on AutoMTLS (the Go example has none).
+#![allow(clippy::print_stdout)] // a CLI's output, as the Go host's
+
+use std::process::ExitCode;
+
+use goplug::Protocol;
+use goplug::host::{Channel, Client, PluginSet, shell_command};
+use goplug_example_bidirectional::{Adder, HANDSHAKE, pb, pb::counter_client::CounterClient};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    match run().await {
+        Ok(code) => code,
+        Err(e) => {
+            println!("Error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let client = Client::builder(HANDSHAKE)
+        .plugins(PluginSet::new().grpc::<CounterClient<Channel>>("counter"))
+        .command(shell_command(
+            std::env::var_os("COUNTER_PLUGIN").unwrap_or_default(),
+        ))
+        .allowed_protocols([Protocol::NetRpc, Protocol::Grpc])
+        .auto_mtls(std::env::var("COUNTER_AUTOMTLS").as_deref() == Ok("1"))
+        .start()
+        .await?;
+    let result = use_counter(&client).await;
+    client.shutdown().await;
+    result
+}
+
+async fn use_counter(client: &Client) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let mut counter: CounterClient<Channel> = client.dispense("counter")?;
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        ["get", key, ..] => {
+            let value = counter
+                .get(pb::GetRequest {
+                    key: (*key).to_owned(),
+                })
+                .await?
+                .into_inner()
+                .value;
+            println!("{value}");
+        }
+        ["put", key, value, ..] => {
+            let value: i64 = value.parse()?;
+            // The plugin calls this back while handling the put.
+            let broker = client.broker();
+            let id = broker.next_id();
+            let helper = broker
+                .accept_and_serve(id, pb::add_helper_server::AddHelperServer::new(Adder))
+                .await?;
+            counter
+                .put(pb::PutRequest {
+                    add_server: id,
+                    key: (*key).to_owned(),
+                    value,
+                })
+                .await?;
+            helper.stop();
+        }
+        _ => {
+            println!("Please only use 'get' or 'put'");
+            return Ok(ExitCode::FAILURE);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,143 @@
+//! go-plugin's bidirectional example in every pairing, with and without
+//! AutoMTLS: the plugin calls back into the host through the broker.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use goplug::host::{Channel, Client, PluginSet, shell_command};
+use goplug_example_bidirectional::{HANDSHAKE, pb, pb::counter_client::CounterClient};
+use goplug_test::{go_bin, run_with_timeout};
+
+const RUST_HOST: &str = env!("CARGO_BIN_EXE_counter");
+const RUST_PLUGIN: &str = env!("CARGO_BIN_EXE_counter-rust-grpc");
+
+fn run(host: &Path, plugin: &Path, dir: &Path, auto_mtls: bool, args: &[&str]) -> Output {
+    run_with_timeout(
+        Command::new(host)
+            .args(args)
+            .current_dir(dir)
+            .env("COUNTER_PLUGIN", plugin)
+            .env("COUNTER_AUTOMTLS", if auto_mtls { "1" } else { "0" }),
+        Duration::from_secs(60),
+    )
+}
+
+#[test]
+fn the_plugin_calls_back_into_the_host_in_every_pairing() {
+    let hosts = [
+        ("go", go_bin("bidirectional-host")),
+        ("rust", PathBuf::from(RUST_HOST)),
+    ];
+    let plugins = [
+        ("go", go_bin("bidirectional-plugin-go")),
+        ("rust", PathBuf::from(RUST_PLUGIN)),
+    ];
+    for auto_mtls in [false, true] {
+        for (host_name, host) in &hosts {
+            for (plugin_name, plugin) in &plugins {
+                let case = format!("{host_name} host, {plugin_name} plugin, AutoMTLS {auto_mtls}");
+                let dir = tempfile::tempdir().unwrap();
+                for value in ["3", "4"] {
+                    let put = run(host, plugin, dir.path(), auto_mtls, &["put", "a", value]);
+                    assert!(put.status.success(), "{case}: {put:?}");
+                    assert!(put.stdout.is_empty(), "{case}: {put:?}");
+                }
+                let get = run(host, plugin, dir.path(), auto_mtls, &["get", "a"]);
+                assert_eq!(
+                    String::from_utf8_lossy(&get.stdout),
+                    "7\n",
+                    "{case}: {get:?}"
+                );
+                let stored = std::fs::read_to_string(dir.path().join("kv_a")).unwrap();
+                assert_eq!(stored, r#"{"Value":7}"#, "{case}");
+            }
+        }
+    }
+}
+
+#[test]
+fn hosts_report_errors_alike() {
+    for host in [go_bin("bidirectional-host"), PathBuf::from(RUST_HOST)] {
+        let dir = tempfile::tempdir().unwrap();
+        let get = run(
+            &host,
+            Path::new(RUST_PLUGIN),
+            dir.path(),
+            false,
+            &["get", "missing"],
+        );
+        assert_eq!(get.status.code(), Some(1), "{get:?}");
+        let stdout = String::from_utf8_lossy(&get.stdout);
+        assert!(
+            stdout.starts_with("Error: ") && stdout.contains("kv_missing"),
+            "{stdout}"
+        );
+        let other = run(&host, Path::new(RUST_PLUGIN), dir.path(), false, &["frob"]);
+        assert_eq!(
+            String::from_utf8_lossy(&other.stdout),
+            "Please only use 'get' or 'put'\n"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_callback_id_that_was_never_served_times_out_cleanly() {
+    // Both plugins dial the id they are given; nobody announced 999.
+    for plugin in [
+        go_bin("bidirectional-plugin-go"),
+        PathBuf::from(RUST_PLUGIN),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut command = shell_command(format!("exec '{}'", plugin.display()));
+        command.current_dir(dir.path());
+        let client = Client::builder(HANDSHAKE)
+            .plugins(PluginSet::new().grpc::<CounterClient<Channel>>("counter"))
+            .command(command)
+            .unix_socket_dir(dir.path())
+            .start()
+            .await
+            .unwrap();
+        let mut counter: CounterClient<Channel> = client.dispense("counter").unwrap();
+        let started = std::time::Instant::now();
+        let status = counter
+            .put(pb::PutRequest {
+                add_server: 999,
+                key: "a".into(),
+                value: 1,
+            })
+            .await
+            .unwrap_err();
+        assert!(
+            status
+                .message()
+                .contains("timeout waiting for connection info"),
+            "{status:?}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(15));
+        assert!(client.shutdown().await.graceful);
+    }
+}
+
+#[tokio::test]
+async fn the_host_dials_a_server_the_plugin_never_announced() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = shell_command(format!("exec '{RUST_PLUGIN}'"));
+    command.current_dir(dir.path());
+    let client = Client::builder(HANDSHAKE)
+        .plugins(PluginSet::new().grpc::<CounterClient<Channel>>("counter"))
+        .command(command)
+        .unix_socket_dir(dir.path())
+        .start()
+        .await
+        .unwrap();
+    let err = client.broker().dial(42).await.unwrap_err();
+    assert!(
+        matches!(err, goplug::Error::Broker { id: 42, .. })
+            && err
+                .to_string()
+                .contains("timeout waiting for connection info"),
+        "{err:?}"
+    );
+    assert!(client.shutdown().await.graceful);
+}

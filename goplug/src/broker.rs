@@ -1,0 +1,261 @@
+//! go-plugin's gRPC broker (`plugin.GRPCBroker`, classic mode): either side
+//! serves an extra gRPC server under a numeric id, tells the other side
+//! where it listens over the `StartStream` stream, and the other side dials
+//! it by id. The id itself travels in the application's own messages (for
+//! example a callback server's id in a request), as in go-plugin.
+//!
+//! Ids start at 1 on each side; waits are 5 s, as go-plugin's. Under
+//! AutoMTLS brokered connections use the same certificates, both ways.
+//!
+//! Not yet: the multiplexed mode (`PLUGIN_MULTIPLEX_GRPC`), which needs
+//! yamux; a host that asks for it gets a plugin that says it cannot.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tonic::body::Body;
+use tonic::server::NamedService;
+use tonic::transport::Channel;
+
+use crate::error::{Error, Result};
+use crate::grpc::pb;
+use crate::handshake::PluginAddress;
+use crate::host::connect::{self, TlsConnect};
+use crate::plugin::listener::bind_unix_in;
+
+/// go-plugin's broker timeouts: waiting for a connection's address, and
+/// how long an address nobody dialed is kept.
+const BROKER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// TLS of brokered connections: the same as the main connection.
+#[derive(Clone, Debug)]
+pub(crate) struct BrokerTls {
+    pub(crate) server: Arc<rustls::ServerConfig>,
+    pub(crate) client: TlsConnect,
+}
+
+/// One side's broker. Cheap to clone; all clones are the same broker.
+#[derive(Clone)]
+pub struct GrpcBroker {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    next_id: AtomicU32,
+    outgoing: mpsc::Sender<pb::ConnInfo>,
+    /// Addresses the peer announced that nobody has dialed yet.
+    announced: Mutex<HashMap<u32, (pb::ConnInfo, Instant)>>,
+    /// Dials waiting for the peer's announcement.
+    waiting: Mutex<HashMap<u32, oneshot::Sender<pb::ConnInfo>>>,
+    socket_base: PathBuf,
+    socket_group: Option<nix::unistd::Gid>,
+    tls: Option<BrokerTls>,
+    closed: CancellationToken,
+}
+
+impl fmt::Debug for GrpcBroker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GrpcBroker")
+            .field("next_id", &self.inner.next_id.load(Ordering::Relaxed))
+            .field("tls", &self.inner.tls.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A brokered server: it serves until this is dropped, [`stop`]ped, or the
+/// broker closes.
+///
+/// [`stop`]: BrokeredServer::stop
+#[derive(Debug)]
+#[must_use = "the server stops when this is dropped"]
+pub struct BrokeredServer {
+    id: u32,
+    stop: CancellationToken,
+}
+
+impl BrokeredServer {
+    /// The broker id the server was announced under.
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+
+    /// Stops the server and removes its socket.
+    pub fn stop(self) {}
+}
+
+impl Drop for BrokeredServer {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+impl GrpcBroker {
+    /// A broker whose announcements go out on `outgoing`.
+    pub(crate) fn new(
+        outgoing: mpsc::Sender<pb::ConnInfo>,
+        socket_base: PathBuf,
+        socket_group: Option<nix::unistd::Gid>,
+        tls: Option<BrokerTls>,
+        closed: CancellationToken,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                next_id: AtomicU32::new(0),
+                outgoing,
+                announced: Mutex::new(HashMap::new()),
+                waiting: Mutex::new(HashMap::new()),
+                socket_base,
+                socket_group,
+                tls,
+                closed,
+            }),
+        }
+    }
+
+    /// A new id for [`accept_and_serve`](Self::accept_and_serve): 1, 2, …
+    pub fn next_id(&self) -> u32 {
+        self.inner.next_id.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Serves `service` on a new socket and announces it to the other side
+    /// under `id`. Returns once the server accepts connections.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Listen`] when no socket can be made, [`Error::Broker`] when
+    /// the announcement cannot be sent (the connection is gone).
+    pub async fn accept_and_serve<S>(&self, id: u32, service: S) -> Result<BrokeredServer>
+    where
+        S: tower::Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>
+            + NamedService
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        let listener = bind_unix_in(&self.inner.socket_base, self.inner.socket_group)?;
+        let address = listener.address()?;
+        let stop = self.inner.closed.child_token();
+        let server = tonic::transport::Server::builder()
+            .max_concurrent_streams(Some(128))
+            .http2_max_local_error_reset_streams(Some(1024))
+            .add_service(service);
+        let tls = self.inner.tls.as_ref().map(|tls| tls.server.clone());
+        let serving = stop.clone();
+        tokio::spawn(async move {
+            if let Err(e) = crate::plugin::serve_listener(server, listener, tls, &serving).await {
+                tracing::debug!(id, "brokered server stopped: {e}");
+            }
+        });
+        let info = pb::ConnInfo {
+            service_id: id,
+            network: address.network().to_owned(),
+            address: address.address_string(),
+            knock: None,
+        };
+        self.inner
+            .outgoing
+            .send(info)
+            .await
+            .map_err(|_| Error::Broker {
+                id,
+                reason: "the broker stream to the other side is closed".to_owned(),
+            })?;
+        Ok(BrokeredServer { id, stop })
+    }
+
+    /// Connects to the server the other side announced under `id`, waiting
+    /// up to 5 s for the announcement.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Broker`] with go-plugin's "timeout waiting for connection
+    /// info" when nothing is announced in time; connection errors.
+    pub async fn dial(&self, id: u32) -> Result<Channel> {
+        let info = self.wait_for(id).await?;
+        let address = match info.network.as_str() {
+            "unix" => PluginAddress::Unix(PathBuf::from(&info.address)),
+            "tcp" => PluginAddress::Tcp(info.address.parse().map_err(|_| Error::Broker {
+                id,
+                reason: format!("invalid tcp address {:?}", info.address),
+            })?),
+            other => {
+                return Err(Error::Broker {
+                    id,
+                    reason: format!("unknown network {other:?}"),
+                });
+            }
+        };
+        let tls = self.inner.tls.as_ref().map(|tls| tls.client.clone());
+        connect::connect(&address, BROKER_TIMEOUT, tls).await
+    }
+
+    async fn wait_for(&self, id: u32) -> Result<pb::ConnInfo> {
+        let receiver = {
+            let mut announced = lock(&self.inner.announced);
+            if let Some((info, _)) = announced.remove(&id) {
+                return Ok(info);
+            }
+            let (tx, rx) = oneshot::channel();
+            lock(&self.inner.waiting).insert(id, tx);
+            rx
+        };
+        let outcome = tokio::time::timeout(BROKER_TIMEOUT, receiver).await;
+        lock(&self.inner.waiting).remove(&id);
+        match outcome {
+            Ok(Ok(info)) => Ok(info),
+            Ok(Err(_)) | Err(_) => Err(Error::Broker {
+                id,
+                reason: "timeout waiting for connection info".to_owned(),
+            }),
+        }
+    }
+
+    /// Handles an announcement from the other side.
+    pub(crate) fn deliver(&self, info: pb::ConnInfo) {
+        if info.knock.as_ref().is_some_and(|knock| knock.knock) {
+            tracing::debug!(id = info.service_id, "ignoring a multiplexed-broker knock");
+            return;
+        }
+        let id = info.service_id;
+        if let Some(waiter) = lock(&self.inner.waiting).remove(&id) {
+            let _ = waiter.send(info);
+            return;
+        }
+        let mut announced = lock(&self.inner.announced);
+        announced.retain(|_, (_, at)| at.elapsed() < BROKER_TIMEOUT);
+        announced.insert(id, (info, Instant::now()));
+    }
+
+    /// Reads the other side's announcements until the stream ends.
+    pub(crate) async fn receive(&self, mut inbound: tonic::Streaming<pb::ConnInfo>) {
+        loop {
+            tokio::select! {
+                message = inbound.message() => match message {
+                    Ok(Some(info)) => self.deliver(info),
+                    Ok(None) => return,
+                    Err(status) => {
+                        tracing::debug!("broker stream ended: {status}");
+                        return;
+                    }
+                },
+                () = self.inner.closed.cancelled() => return,
+            }
+        }
+    }
+}
+
+/// Locks, recovering from a poisoned lock (the maps stay consistent).
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
