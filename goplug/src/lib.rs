@@ -92,7 +92,8 @@
 //! | stdin inheritance, SIGINT ignored by plugins | yes |
 //! | AutoMTLS and manual TLS ([`tls`]), checksum verification ([`host::Checksum`]) | yes, both sides |
 //! | hclog log forwarding ([`log`]), stdout/stderr sync (`GRPCStdio`) | yes, both sides |
-//! | broker, net/rpc, reattach | not yet |
+//! | gRPC broker, classic mode ([`broker`]), also under AutoMTLS | yes, both sides |
+//! | multiplexed broker, net/rpc, reattach | not yet |
 //!
 //! Where goplug differs from go-plugin on purpose (each is a place where
 //! go-plugin hangs, panics, leaks or says less):
