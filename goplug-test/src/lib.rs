@@ -197,3 +197,19 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for PluginLogs {
         }
     }
 }
+
+/// Runs go-plugin's host (`interop/go`'s `probe-host`) against the plugin
+/// command `plugin` (run with `sh -c`) in `dir`, and returns its JSON report.
+pub fn probe_host(plugin: &str, flags: &[&str], dir: &Path) -> serde_json::Value {
+    let output = run_with_timeout(
+        Command::new(go_bin("probe-host"))
+            .arg("-cmd")
+            .arg(plugin)
+            .args(flags)
+            .current_dir(dir),
+        Duration::from_secs(60),
+    );
+    assert!(output.status.success(), "probe-host failed: {output:?}");
+    serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("probe-host printed no JSON ({e}): {output:?}"))
+}

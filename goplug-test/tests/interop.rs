@@ -6,13 +6,12 @@
 //! Rust host side: our `Client` launches both plugins; the outcomes must
 //! match too.
 
-use std::process::Command;
 use std::time::Duration;
 
 use goplug::host::{Channel, Client, PluginSet};
 use goplug::{Error, HandshakeConfig, HandshakeError, Protocol};
 use goplug_example_kv::{HANDSHAKE, pb, pb::kv_client::KvClient};
-use goplug_test::{go_bin, leftovers, run_with_timeout};
+use goplug_test::{go_bin, leftovers};
 use serde_json::Value;
 
 const FAKE: &str = env!("CARGO_BIN_EXE_fake-plugin");
@@ -31,26 +30,14 @@ fn plugins(versions: &str) -> [(&'static str, String); 2] {
     ]
 }
 
-/// Runs go-plugin's host against `command` and returns its JSON report.
-fn probe(command: &str, flags: &[&str]) -> Value {
-    let work = tempfile::tempdir().unwrap();
-    let output = run_with_timeout(
-        Command::new(go_bin("probe-host"))
-            .arg("-cmd")
-            .arg(command)
-            .args(flags)
-            .current_dir(work.path()),
-        Duration::from_secs(60),
-    );
-    assert!(output.status.success(), "probe-host failed: {output:?}");
-    serde_json::from_slice(&output.stdout)
-        .unwrap_or_else(|e| panic!("probe-host printed no JSON ({e}): {output:?}"))
-}
-
 #[test]
 fn go_host_uses_a_rust_plugin_like_a_go_plugin() {
     for (name, command) in plugins("1") {
-        let report = probe(&command, &["-ping", "-put", "k=v", "-get", "k"]);
+        let report = goplug_test::probe_host(
+            &command,
+            &["-ping", "-put", "k=v", "-get", "k"],
+            tempfile::tempdir().unwrap().path(),
+        );
         assert_eq!(report["ok"], true, "{name}: {report}");
         assert_eq!(report["protocol"], "grpc", "{name}");
         assert_eq!(report["version"], 1, "{name}");
@@ -74,7 +61,11 @@ fn go_host_negotiates_the_same_version_with_both() {
     let cases = [("1,2,3", "2,3,4", 3), ("2,5,9", "4,5,10", 5), ("1", "1", 1)];
     for (plugin_versions, host_versions, expected) in cases {
         for (name, command) in plugins(plugin_versions) {
-            let report = probe(&command, &["-versions", host_versions, "-ping"]);
+            let report = goplug_test::probe_host(
+                &command,
+                &["-versions", host_versions, "-ping"],
+                tempfile::tempdir().unwrap().path(),
+            );
             assert_eq!(
                 report["ok"], true,
                 "{name} {plugin_versions}/{host_versions}: {report}"
@@ -114,7 +105,9 @@ fn go_host_refuses_both_with_identical_errors() {
     for (case, flags, expected) in cases {
         let reports: Vec<Value> = plugins("1")
             .iter()
-            .map(|(_, command)| probe(command, flags))
+            .map(|(_, command)| {
+                goplug_test::probe_host(command, flags, tempfile::tempdir().unwrap().path())
+            })
             .collect();
         for (report, (name, _)) in reports.iter().zip(plugins("1")) {
             assert_eq!(report["ok"], false, "{case} {name}: {report}");
@@ -228,9 +221,11 @@ async fn rust_host_refuses_both_alike() {
 #[test]
 fn go_host_uses_a_rust_plugin_over_tcp() {
     // go-plugin's Windows transport, selectable in goplug on any OS.
-    let report = probe(
+    let work = tempfile::tempdir().unwrap();
+    let report = goplug_test::probe_host(
         &format!("exec '{FAKE}' kv-tcp"),
         &["-ping", "-put", "k=v", "-get", "k"],
+        work.path(),
     );
     assert_eq!(report["ok"], true, "{report}");
     assert_eq!(report["graceful"], true, "{report}");

@@ -2,14 +2,13 @@
 //! pairings over TLS 1.3 and 1.2, manual TLS with client certificates, and
 //! the Python plugin with manual TLS.
 
-use std::process::Command;
 use std::time::Duration;
 
 use goplug::host::{Channel, Client, PluginSet};
 use goplug::tls::TlsVersion;
 use goplug_example_kv::{HANDSHAKE, pb, pb::kv_client::KvClient};
 use goplug_test::pki::{self, TestPki};
-use goplug_test::{go_bin, leftovers, python_kv_plugin_command, run_with_timeout};
+use goplug_test::{go_bin, leftovers, python_kv_plugin_command};
 use rustls::pki_types::ServerName;
 use serde_json::Value;
 
@@ -21,21 +20,6 @@ fn go_plugin(env: &str) -> String {
 
 fn rust_plugin(env: &str) -> String {
     format!("{env} exec '{FAKE}' kv")
-}
-
-/// go-plugin's host against `command`; its JSON report.
-fn probe(command: &str, flags: &[&str]) -> Value {
-    let work = tempfile::tempdir().unwrap();
-    let output = run_with_timeout(
-        Command::new(go_bin("probe-host"))
-            .arg("-cmd")
-            .arg(command)
-            .args(flags)
-            .current_dir(work.path()),
-        Duration::from_secs(60),
-    );
-    assert!(output.status.success(), "probe-host failed: {output:?}");
-    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("no JSON ({e}): {output:?}"))
 }
 
 fn assert_served(report: &Value, tls_version: &str, case: &str) {
@@ -58,14 +42,14 @@ fn go_host_with_automtls() {
     // Go/Go is the reference; the Rust plugin must give the same report.
     for (name, plugin) in [("go", go_plugin("")), ("rust", rust_plugin(""))] {
         assert_served(
-            &probe(&plugin, &ops),
+            &goplug_test::probe_host(&plugin, &ops, tempfile::tempdir().unwrap().path()),
             "1.3",
             &format!("{name} plugin, TLS 1.3"),
         );
         let mut limited = ops.to_vec();
         limited.extend(["-tls-max", "1.2"]);
         assert_served(
-            &probe(&plugin, &limited),
+            &goplug_test::probe_host(&plugin, &limited, tempfile::tempdir().unwrap().path()),
             "1.2",
             &format!("{name} plugin, host limits to TLS 1.2"),
         );
@@ -76,14 +60,18 @@ fn go_host_with_automtls() {
         ("rust", rust_plugin("FAKE_TLS_MAX=1.2")),
     ] {
         assert_served(
-            &probe(&plugin, &ops),
+            &goplug_test::probe_host(&plugin, &ops, tempfile::tempdir().unwrap().path()),
             "1.2",
             &format!("{name} plugin limits to TLS 1.2"),
         );
     }
     // go-plugin's own P-521 certificate on the Rust side too.
     assert_served(
-        &probe(&rust_plugin("FAKE_CURVE=p521"), &ops),
+        &goplug_test::probe_host(
+            &rust_plugin("FAKE_CURVE=p521"),
+            &ops,
+            tempfile::tempdir().unwrap().path(),
+        ),
         "1.3",
         "rust plugin, P-521",
     );
@@ -215,7 +203,7 @@ async fn manual_tls_with_client_certificates_both_ways() {
     ));
     for (name, plugin) in [("go", &go), ("rust", &rust)] {
         assert_served(
-            &probe(plugin, &host_flags),
+            &goplug_test::probe_host(plugin, &host_flags, tempfile::tempdir().unwrap().path()),
             "1.3",
             &format!("go host, {name} plugin"),
         );

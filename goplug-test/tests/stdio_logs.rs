@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use goplug::host::{Channel, Client, ClientBuilder, PluginSet, shell_command};
 use goplug_example_kv::{HANDSHAKE, pb::kv_client::KvClient};
-use goplug_test::{PluginLogs, go_bin, run_with_timeout};
+use goplug_test::{PluginLogs, go_bin};
 use serde_json::Value;
 use tracing::Level;
 use tracing_subscriber::layer::SubscriberExt as _;
@@ -238,20 +238,6 @@ async fn long_lines_and_invalid_utf8_on_stderr_are_handled() {
     );
 }
 
-/// go-plugin's host against `plugin`; its JSON report.
-fn probe(plugin: &str, flags: &[&str], work: &Path) -> Value {
-    let output = run_with_timeout(
-        Command::new(go_bin("probe-host"))
-            .arg("-cmd")
-            .arg(plugin)
-            .args(flags)
-            .current_dir(work),
-        Duration::from_secs(60),
-    );
-    assert!(output.status.success(), "{output:?}");
-    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("no JSON ({e}): {output:?}"))
-}
-
 fn log_line<'a>(report: &'a Value, prefix: &str) -> &'a str {
     report["log"]
         .as_array()
@@ -274,7 +260,7 @@ fn a_go_host_logs_a_rust_plugins_events_like_a_go_plugins() {
         ),
         ("rust", format!("RUST_LOG=trace exec '{FAKE}' kv-logs")),
     ] {
-        let report = probe(
+        let report = goplug_test::probe_host(
             &plugin,
             &["-ping", "-log-all", "-wait", "700ms"],
             work.path(),
@@ -302,7 +288,7 @@ fn a_go_host_receives_a_rust_plugins_stdout() {
     let out: PathBuf = work.path().join("go-synced-stdout");
     let out_flag = out.display().to_string();
     // One line, then 1 MiB under backpressure, byte-exact.
-    let report = probe(
+    let report = goplug_test::probe_host(
         &format!("exec '{FAKE}' kv-print"),
         &[
             "-ping",
@@ -322,7 +308,7 @@ fn a_go_host_receives_a_rust_plugins_stdout() {
     );
 
     let size = 1024 * 1024;
-    let report = probe(
+    let report = goplug_test::probe_host(
         &format!("exec '{FAKE}' kv-chatty"),
         &[
             "-ping",

@@ -11,7 +11,6 @@
 //! yamux; a host that asks for it gets a plugin that says it cannot.
 
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -20,11 +19,10 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
-use tonic::body::Body;
-use tonic::server::NamedService;
 use tonic::transport::Channel;
 
 use crate::error::{Error, Result};
+use crate::grpc::GrpcService;
 use crate::grpc::pb;
 use crate::handshake::PluginAddress;
 use crate::host::connect::{self, TlsConnect};
@@ -133,13 +131,7 @@ impl GrpcBroker {
     /// the announcement cannot be sent (the connection is gone).
     pub async fn accept_and_serve<S>(&self, id: u32, service: S) -> Result<BrokeredServer>
     where
-        S: tower::Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>
-            + NamedService
-            + Clone
-            + Send
-            + Sync
-            + 'static,
-        S::Future: Send + 'static,
+        S: GrpcService,
     {
         let listener = bind_unix_in(&self.inner.socket_base, self.inner.socket_group)?;
         let address = listener.address()?;

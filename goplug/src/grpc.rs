@@ -23,3 +23,33 @@ pub const HOST_MAX_MESSAGE_SIZE: usize = i32::MAX as usize;
 /// The encoded file descriptor set of the `plugin` protos, for reflection.
 pub(crate) const PLUGIN_FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/plugin_descriptor.bin"));
+
+/// A tonic service a plugin (or a brokered server) can serve: what
+/// tonic-generated servers such as `KvServer<T>` are.
+pub trait GrpcService:
+    tower::Service<
+        http::Request<tonic::body::Body>,
+        Response = http::Response<tonic::body::Body>,
+        Error = std::convert::Infallible,
+        Future: Send + 'static,
+    > + tonic::server::NamedService
+    + Clone
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<S> GrpcService for S where
+    S: tower::Service<
+            http::Request<tonic::body::Body>,
+            Response = http::Response<tonic::body::Body>,
+            Error = std::convert::Infallible,
+            Future: Send + 'static,
+        > + tonic::server::NamedService
+        + Clone
+        + Send
+        + Sync
+        + 'static
+{
+}

@@ -27,7 +27,6 @@ pub(crate) mod listener;
 mod services;
 
 use std::collections::BTreeMap;
-use std::convert::Infallible;
 use std::fmt;
 use std::future::Future;
 use std::io::Write;
@@ -37,8 +36,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
-use tonic::body::Body;
-use tonic::server::NamedService;
 use tonic::service::{Routes, RoutesBuilder};
 use tonic::transport::Server;
 
@@ -49,6 +46,7 @@ pub(crate) use listener::resolve_group;
 use crate::broker::{BrokerTls, GrpcBroker};
 use crate::env;
 use crate::error::{Error, Result};
+use crate::grpc::GrpcService;
 use crate::grpc::{HEALTH_SERVICE_NAME, PLUGIN_FILE_DESCRIPTOR_SET, pb};
 use crate::handshake::{HandshakeConfig, HandshakeLine, Protocol, negotiate};
 use crate::tls::{self, CertCurve, TlsVersion};
@@ -89,13 +87,7 @@ impl PluginSet {
     #[must_use]
     pub fn grpc<S>(self, name: impl Into<String>, service: S) -> Self
     where
-        S: tower::Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>
-            + NamedService
-            + Clone
-            + Send
-            + Sync
-            + 'static,
-        S::Future: Send + 'static,
+        S: GrpcService,
     {
         self.grpc_with_broker(name, move |_| service)
     }
@@ -110,13 +102,7 @@ impl PluginSet {
         make: impl FnOnce(&GrpcBroker) -> S + Send + 'static,
     ) -> Self
     where
-        S: tower::Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>
-            + NamedService
-            + Clone
-            + Send
-            + Sync
-            + 'static,
-        S::Future: Send + 'static,
+        S: GrpcService,
     {
         self.plugins.push((
             name.into(),
