@@ -358,11 +358,12 @@ async fn an_automtls_plugin_refuses_strangers_and_speaks_tls() {
     })
     .await
     .unwrap();
-    let err = outcome.expect_err("a client without a certificate was served");
-    assert!(
-        err.to_string().to_lowercase().contains("certificate"),
-        "{err}"
-    );
+    // Refused: a TLS alert (usually "certificate required"), or the
+    // connection closed before it could be read; never HTTP/2 data.
+    match outcome {
+        Err(_) | Ok(0) => {}
+        Ok(n) => panic!("a client without a certificate was served {n} bytes"),
+    }
 
     // The real host is unaffected.
     client.ping().await.unwrap();

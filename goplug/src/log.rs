@@ -223,11 +223,17 @@ impl Visit for FieldMap {
 /// very chatty at debug), and bridges the `log` crate into it. Does nothing
 /// if a global subscriber is already set.
 pub fn init() {
+    init_with("info");
+}
+
+/// [`init`] with `level` (`trace`, `debug`, …) instead of `info` when
+/// `RUST_LOG` is not set; the gRPC stack stays at `warn`.
+pub fn init_with(level: &str) {
     use tracing_subscriber::layer::SubscriberExt as _;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new(
-            "info,h2=warn,hyper=warn,tonic=warn,tower=warn,rustls=warn",
-        )
+        tracing_subscriber::EnvFilter::new(format!(
+            "{level},h2=warn,hyper=warn,tonic=warn,tower=warn,rustls=warn"
+        ))
     });
     let subscriber = tracing_subscriber::registry()
         .with(HclogLayer::new())

@@ -24,12 +24,17 @@ pub(crate) async fn copy(
         .max_decoding_message_size(HOST_MAX_MESSAGE_SIZE);
     let mut stream = match client.stream_stdio(()).await {
         Ok(response) => response.into_inner(),
-        Err(status) => {
+        // A plugin without the service, as go-plugin says it.
+        Err(status) if status.code() == tonic::Code::Unimplemented => {
             tracing::warn!(
                 plugin,
-                code = ?status.code(),
                 "stdio service not available, stdout/stderr syncing unavailable"
             );
+            return;
+        }
+        // The connection went away first (a short-lived host shutting down).
+        Err(status) => {
+            tracing::debug!(plugin, "stdio stream not opened: {status}");
             return;
         }
     };
