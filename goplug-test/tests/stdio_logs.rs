@@ -325,3 +325,111 @@ fn a_go_host_receives_a_rust_plugins_stdout() {
     let line = format!("{}\n", "x".repeat(1023));
     assert!(synced.chunks(1024).all(|chunk| chunk == line.as_bytes()));
 }
+
+#[tokio::test]
+async fn a_hundred_megabytes_of_stdout_flow_through_in_bounded_memory() {
+    struct Counting(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+    impl tokio::io::AsyncWrite for Counting {
+        fn poll_write(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            buf: &[u8],
+        ) -> std::task::Poll<std::io::Result<usize>> {
+            self.0
+                .fetch_add(buf.len(), std::sync::atomic::Ordering::Relaxed);
+            std::task::Poll::Ready(Ok(buf.len()))
+        }
+        fn poll_flush(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+        fn poll_shutdown(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+    fn rss_kib() -> u64 {
+        std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("VmHWM:"))
+                    .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+            })
+            .unwrap_or(0)
+    }
+    let (work, sockets) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let size: usize = 100 << 20;
+    let plugin = format!(
+        "PROBE_STDOUT_BYTES={size} exec '{}'",
+        go_bin("probe-plugin").display()
+    );
+    let received = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let before = rss_kib();
+    let client = builder(in_dir(&plugin, work.path()), sockets.path())
+        .sync_stdout(Counting(received.clone()))
+        .start()
+        .await
+        .unwrap();
+    let started = Instant::now();
+    while received.load(std::sync::atomic::Ordering::Relaxed) < size {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "stalled at {received:?} bytes"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(client.shutdown().await.graceful);
+    assert_eq!(received.load(std::sync::atomic::Ordering::Relaxed), size);
+    // The host streams it through; it never holds the 100 MiB.
+    let grown_mib = rss_kib().saturating_sub(before) / 1024;
+    assert!(grown_mib < 50, "host peak memory grew by {grown_mib} MiB");
+}
+
+#[tokio::test]
+async fn a_plugin_dying_mid_stream_ends_the_stream_cleanly() {
+    let (work, sockets) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let out = work.path().join("partial");
+    let plugin = format!(
+        "PROBE_STDOUT_BYTES={} exec '{}'",
+        100 << 20,
+        go_bin("probe-plugin").display()
+    );
+    let client = builder(in_dir(&plugin, work.path()), sockets.path())
+        .sync_stdout(tokio::fs::File::create(&out).await.unwrap())
+        .start()
+        .await
+        .unwrap();
+    // Kill it once the stream is under way.
+    let started = Instant::now();
+    while std::fs::metadata(&out).map_or(0, |m| m.len()) < 1 << 20 {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "stdout never started"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(client.pid() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let stopping = Instant::now();
+    let report = client.shutdown().await;
+    assert!(stopping.elapsed() < Duration::from_secs(10), "{report:?}");
+    assert!(!report.status.unwrap().success());
+    // What arrived is an exact prefix of what was sent.
+    let partial = std::fs::read(&out).unwrap();
+    let pattern = b"0123456789abcdef";
+    assert!(
+        partial
+            .iter()
+            .enumerate()
+            .all(|(i, b)| *b == pattern[i % 16])
+    );
+    assert!(partial.len() < 100 << 20);
+}
