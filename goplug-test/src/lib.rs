@@ -2,6 +2,9 @@
 //! directories, and checks that nothing was left behind.
 
 pub mod pki;
+mod scratch;
+
+pub use scratch::Scratch;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

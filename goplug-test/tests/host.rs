@@ -2,87 +2,19 @@
 //! Every test checks that the plugin process is gone and that the socket
 //! directory it was given is empty afterwards.
 
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use goplug::host::{Channel, Client, ClientBuilder, PluginSet};
+use goplug::host::{Channel, Client, PluginSet};
 use goplug::{Error, HandshakeError, Protocol};
 use goplug_example_kv::{HANDSHAKE, pb, pb::kv_client::KvClient};
-use goplug_test::{leftovers, read_pid};
+use goplug_test::Scratch;
 
 const FAKE: &str = env!("CARGO_BIN_EXE_fake-plugin");
 const GONE: Duration = Duration::from_secs(5);
 /// What "promptly" means in these tests: far below the 20 s start timeout
 /// and the 30 s sleeps of the scripts, with room for a loaded machine.
 const BOUND: Duration = Duration::from_secs(10);
-
-/// A scratch area: a working directory for the plugin and a socket dir.
-struct Scratch {
-    _root: tempfile::TempDir,
-    work: PathBuf,
-    sockets: PathBuf,
-}
-
-impl Scratch {
-    fn new() -> Self {
-        let root = tempfile::tempdir().unwrap();
-        let work = root.path().join("work");
-        let sockets = root.path().join("sockets");
-        std::fs::create_dir(&work).unwrap();
-        std::fs::create_dir(&sockets).unwrap();
-        Self {
-            _root: root,
-            work,
-            sockets,
-        }
-    }
-
-    fn pid_file(&self) -> PathBuf {
-        self.work.join("pid")
-    }
-
-    /// The fake plugin in `mode`, writing its pid first.
-    fn fake(&self, mode: &str) -> Command {
-        let mut command = Command::new(FAKE);
-        command
-            .arg("pid-file")
-            .arg(self.pid_file())
-            .arg(mode)
-            .current_dir(&self.work);
-        command
-    }
-
-    /// A shell script as the plugin; `$$` stays the plugin's pid through `exec`.
-    fn script(&self, body: &str) -> Command {
-        let mut command = Command::new("/bin/sh");
-        command
-            .arg("-c")
-            .arg(format!("echo $$ > '{}'; {body}", self.pid_file().display()))
-            .current_dir(&self.work);
-        command
-    }
-
-    fn builder(&self, command: Command) -> ClientBuilder {
-        Client::builder(HANDSHAKE)
-            .plugins(PluginSet::new().grpc::<KvClient<Channel>>("kv"))
-            .command(command)
-            .unix_socket_dir(&self.sockets)
-            .start_timeout(Duration::from_secs(20))
-    }
-
-    /// The plugin is gone and left no socket behind.
-    async fn assert_clean(&self) {
-        if self.pid_file().exists() {
-            goplug_test::process_gone(read_pid(&self.pid_file()), GONE).await;
-        }
-        assert_eq!(
-            leftovers(&self.sockets),
-            Vec::<PathBuf>::new(),
-            "socket dir not empty"
-        );
-    }
-}
 
 async fn put_get(client: &Client, key: &str, value: &str) -> String {
     let mut kv: KvClient<Channel> = client.dispense("kv").unwrap();
@@ -98,7 +30,7 @@ async fn put_get(client: &Client, key: &str, value: &str) -> String {
 
 #[tokio::test]
 async fn start_dispense_call_and_graceful_shutdown() {
-    let s = Scratch::new();
+    let s = Scratch::new(FAKE);
     let client = s.builder(s.fake("kv")).start().await.unwrap();
     assert_eq!(client.protocol(), Protocol::Grpc);
     assert_eq!(client.negotiated_version(), 1);
@@ -117,7 +49,7 @@ async fn start_dispense_call_and_graceful_shutdown() {
 
 #[tokio::test]
 async fn serves_over_tcp_when_asked() {
-    let s = Scratch::new();
+    let s = Scratch::new(FAKE);
     let client = s.builder(s.fake("kv-tcp")).start().await.unwrap();
     match client.address() {
         goplug::handshake::PluginAddress::Tcp(addr) => {
@@ -136,7 +68,7 @@ async fn serves_over_tcp_when_asked() {
 
 #[tokio::test]
 async fn start_timeout_kills_the_plugin() {
-    let s = Scratch::new();
+    let s = Scratch::new(FAKE);
     let started = Instant::now();
     let err = s
         .builder(s.script("echo waiting >&2; exec sleep 30"))
@@ -161,7 +93,7 @@ async fn start_timeout_kills_the_plugin() {
 
 #[tokio::test]
 async fn exit_before_handshake_reports_status_and_stderr() {
-    let s = Scratch::new();
+    let s = Scratch::new(FAKE);
     let started = Instant::now();
     let err = s
         .builder(s.script("echo boom >&2; exit 3"))
@@ -261,7 +193,7 @@ async fn malformed_handshake_lines_get_distinct_errors() {
         }),
     ];
     for (line, is_expected) in cases {
-        let s = Scratch::new();
+        let s = Scratch::new(FAKE);
         let started = Instant::now();
         let script = format!(
             "printf '%s\\n' '{}'; exec sleep 30",
@@ -285,7 +217,7 @@ async fn malformed_handshake_lines_get_distinct_errors() {
 
 #[tokio::test]
 async fn an_endless_line_is_refused_promptly() {
-    let s = Scratch::new();
+    let s = Scratch::new(FAKE);
     let started = Instant::now();
     let err = s
         .builder(s.script("head -c 1048576 /dev/zero | tr '\\0' x; exec sleep 30"))
@@ -305,7 +237,7 @@ async fn an_endless_line_is_refused_promptly() {
 
 #[tokio::test]
 async fn netrpc_is_refused_until_implemented() {
-    let s = Scratch::new();
+    let s = Scratch::new(FAKE);
     let err = s
         .builder(s.script("echo '1|1|unix|/s|netrpc|'; exec sleep 30"))
         .allowed_protocols([Protocol::Grpc, Protocol::NetRpc])
@@ -321,7 +253,7 @@ async fn netrpc_is_refused_until_implemented() {
 
 #[tokio::test]
 async fn unreachable_address_is_a_connect_error() {
-    let s = Scratch::new();
+    let s = Scratch::new(FAKE);
     let err = s
         .builder(s.script("echo '1|1|unix|/nonexistent/goplug.sock|grpc|'; exec sleep 30"))
         .start()
@@ -333,7 +265,7 @@ async fn unreachable_address_is_a_connect_error() {
 
 #[tokio::test]
 async fn a_missing_program_is_a_spawn_error() {
-    let s = Scratch::new();
+    let s = Scratch::new(FAKE);
     let err = s
         .builder(Command::new("/nonexistent/plugin"))
         .start()
@@ -346,7 +278,7 @@ async fn a_missing_program_is_a_spawn_error() {
 
 #[tokio::test]
 async fn versions_negotiate_to_the_highest_common_one() {
-    let s = Scratch::new();
+    let s = Scratch::new(FAKE);
     let mut command = s.fake("kv");
     command.env("FAKE_VERSIONS", "1,2,3");
     let set = || PluginSet::new().grpc::<KvClient<Channel>>("kv");
@@ -368,7 +300,7 @@ async fn versions_negotiate_to_the_highest_common_one() {
     assert!(client.shutdown().await.graceful);
     s.assert_clean().await;
 
-    let s = Scratch::new();
+    let s = Scratch::new(FAKE);
     let mut command = s.fake("kv");
     command.env("FAKE_VERSIONS", "1,2,3");
     let err = Client::builder(HANDSHAKE)
@@ -404,7 +336,7 @@ async fn versions_negotiate_to_the_highest_common_one() {
 async fn a_failed_start_kills_a_plugin_behind_a_shell() {
     // `sh -c plugin` without exec: the plugin is the shell's child. go-plugin
     // kills only the shell here, and then hangs on the orphan's pipes.
-    let s = Scratch::new();
+    let s = Scratch::new(FAKE);
     let mut command = Command::new("/bin/sh");
     command
         .arg("-c")
@@ -434,7 +366,7 @@ async fn a_failed_start_kills_a_plugin_behind_a_shell() {
 
 #[tokio::test]
 async fn dispense_is_typed() {
-    let s = Scratch::new();
+    let s = Scratch::new(FAKE);
     let client = s.builder(s.fake("kv")).start().await.unwrap();
     let err = client.dispense::<KvClient<Channel>>("nope").unwrap_err();
     assert!(
@@ -450,7 +382,7 @@ async fn dispense_is_typed() {
 
 #[tokio::test]
 async fn dropping_the_client_kills_the_plugin() {
-    let s = Scratch::new();
+    let s = Scratch::new(FAKE);
     let client = s.builder(s.fake("kv")).start().await.unwrap();
     let pid = client.pid();
     let started = Instant::now();
@@ -462,7 +394,7 @@ async fn dropping_the_client_kills_the_plugin() {
 
 #[tokio::test]
 async fn a_crashed_plugin_is_noticed() {
-    let s = Scratch::new();
+    let s = Scratch::new(FAKE);
     let client = s.builder(s.fake("kv")).start().await.unwrap();
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(client.pid() as i32),
@@ -482,7 +414,7 @@ async fn a_crashed_plugin_is_noticed() {
 
 #[tokio::test]
 async fn a_plugin_without_controller_is_killed_after_the_grace() {
-    let s = Scratch::new();
+    let s = Scratch::new(FAKE);
     let client = s
         .builder(s.fake("no-controller"))
         .shutdown_grace(Duration::from_millis(300))
@@ -499,7 +431,7 @@ async fn a_plugin_without_controller_is_killed_after_the_grace() {
 
 #[tokio::test]
 async fn environment_is_caller_then_host_then_go_plugin() {
-    let s = Scratch::new();
+    let s = Scratch::new(FAKE);
     let env_file = s.work.join("env");
     let mut command = s.script(&format!(
         "export -p > '{}'; exec '{FAKE}' kv",
@@ -535,7 +467,7 @@ async fn environment_is_caller_then_host_then_go_plugin() {
     s.assert_clean().await;
 
     // With skip_host_env, only the caller's and go-plugin's variables.
-    let s = Scratch::new();
+    let s = Scratch::new(FAKE);
     let env_file = s.work.join("env");
     let mut command = s.script(&format!(
         "export -p > '{}'; exec '{FAKE}' kv",
@@ -557,7 +489,7 @@ async fn environment_is_caller_then_host_then_go_plugin() {
 
 #[tokio::test]
 async fn stderr_lines_reach_the_configured_writer() {
-    let s = Scratch::new();
+    let s = Scratch::new(FAKE);
     let log = s.work.join("stderr.log");
     let file = tokio::fs::File::create(&log).await.unwrap();
     let client = s
@@ -576,7 +508,7 @@ async fn stderr_lines_reach_the_configured_writer() {
 
 #[tokio::test]
 async fn output_after_the_handshake_never_blocks_the_plugin() {
-    let s = Scratch::new();
+    let s = Scratch::new(FAKE);
     let client = s.builder(s.fake("kv-chatty")).start().await.unwrap();
     let done = s.work.join("chatty-done");
     let started = Instant::now();
@@ -594,7 +526,7 @@ async fn output_after_the_handshake_never_blocks_the_plugin() {
 
 #[tokio::test]
 async fn a_stopped_plugin_is_killed_within_the_grace() {
-    let s = Scratch::new();
+    let s = Scratch::new(FAKE);
     let client = s
         .builder(s.fake("kv"))
         .shutdown_grace(Duration::from_millis(500))
@@ -617,7 +549,7 @@ async fn socket_group_gets_access_like_go_plugin() {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
     // gid 1 is `daemon` on Debian; the group must exist for a name lookup.
     for group in ["1", "daemon"] {
-        let s = Scratch::new();
+        let s = Scratch::new(FAKE);
         let client = s
             .builder(s.fake("kv"))
             .unix_socket_group(group)
@@ -656,7 +588,7 @@ async fn socket_group_gets_access_like_go_plugin() {
 #[tokio::test]
 async fn sockets_are_private_without_a_group() {
     use std::os::unix::fs::PermissionsExt;
-    let s = Scratch::new();
+    let s = Scratch::new(FAKE);
     let client = s.builder(s.fake("kv")).start().await.unwrap();
     let goplug::handshake::PluginAddress::Unix(socket) = client.address().clone() else {
         panic!("expected a unix socket");

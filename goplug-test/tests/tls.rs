@@ -2,75 +2,20 @@
 //! plugin, and every bad input: each gives a typed error within the start
 //! timeout, with the plugin killed and nothing left behind.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use goplug::host::{Channel, Client, ClientBuilder, PluginSet};
+use goplug::host::{Channel, Client};
 use goplug::tls::{CertCurve, TlsVersion};
 use goplug::{Error, HandshakeError};
-use goplug_example_kv::{HANDSHAKE, pb, pb::kv_client::KvClient};
+use goplug_example_kv::{pb, pb::kv_client::KvClient};
 use goplug_test::pki::{self, TestPki};
-use goplug_test::{leftovers, read_pid};
+use goplug_test::{Scratch, read_pid};
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const FAKE: &str = env!("CARGO_BIN_EXE_fake-plugin");
 const BOUND: Duration = Duration::from_secs(10);
-
-struct Scratch {
-    root: tempfile::TempDir,
-}
-
-impl Scratch {
-    fn new() -> Self {
-        let root = tempfile::tempdir().unwrap();
-        std::fs::create_dir(root.path().join("sockets")).unwrap();
-        Self { root }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.root.path().join(name)
-    }
-
-    fn fake(&self, env: &[(&str, &str)]) -> Command {
-        let mut command = Command::new(FAKE);
-        command
-            .arg("pid-file")
-            .arg(self.path("pid"))
-            .arg("kv")
-            .current_dir(self.root.path())
-            .envs(env.iter().copied());
-        command
-    }
-
-    fn script(&self, body: &str) -> Command {
-        let mut command = Command::new("/bin/sh");
-        command
-            .arg("-c")
-            .arg(format!(
-                "echo $$ > '{}'; {body}",
-                self.path("pid").display()
-            ))
-            .current_dir(self.root.path());
-        command
-    }
-
-    fn builder(&self, command: Command) -> ClientBuilder {
-        Client::builder(HANDSHAKE)
-            .plugins(PluginSet::new().grpc::<KvClient<Channel>>("kv"))
-            .command(command)
-            .unix_socket_dir(self.path("sockets"))
-            .start_timeout(Duration::from_secs(20))
-    }
-
-    async fn assert_clean(&self) {
-        if self.path("pid").exists() {
-            goplug_test::process_gone(read_pid(&self.path("pid")), Duration::from_secs(5)).await;
-        }
-        assert_eq!(leftovers(&self.path("sockets")), Vec::<PathBuf>::new());
-    }
-}
 
 async fn put_get(client: &Client) {
     let mut kv: KvClient<Channel> = client.dispense("kv").unwrap();
@@ -122,9 +67,9 @@ async fn auto_mtls_over_tls_1_3_and_1_2() {
         ),
     ];
     for (name, host_max, plugin_env, curve, expected) in cases {
-        let s = Scratch::new();
+        let s = Scratch::new(FAKE);
         let mut builder = s
-            .builder(s.fake(plugin_env))
+            .builder(s.fake_with_env("kv", plugin_env))
             .auto_mtls(true)
             .cert_curve(curve);
         if let Some(max) = host_max {
@@ -144,7 +89,7 @@ async fn auto_mtls_over_tls_1_3_and_1_2() {
 
 #[tokio::test]
 async fn a_plugin_without_automtls_support_is_refused() {
-    let s = Scratch::new();
+    let s = Scratch::new(FAKE);
     let err = s
         .builder(s.script(&format!("unset PLUGIN_CLIENT_CERT; exec '{FAKE}' kv")))
         .auto_mtls(true)
@@ -169,7 +114,7 @@ async fn certificates_that_are_not_certificates_are_refused() {
         base64::engine::general_purpose::STANDARD_NO_PAD.encode([7u8; 120]),
     ];
     for field in fields {
-        let s = Scratch::new();
+        let s = Scratch::new(FAKE);
         let err = s
             .builder(s.script(&format!("echo '1|1|unix|/s|grpc|{field}'; exec sleep 30")))
             .auto_mtls(true)
@@ -221,8 +166,8 @@ async fn fake_listener(
 #[tokio::test]
 async fn a_certificate_that_is_not_the_peers_is_refused() {
     // The handshake names one certificate; the socket presents another.
-    let s = Scratch::new();
-    let pki = TestPki::generate(s.root.path());
+    let s = Scratch::new(FAKE);
+    let pki = TestPki::generate(&s.work);
     let socket = s.path("impostor.sock");
     let server = fake_listener(
         &socket,
@@ -254,8 +199,8 @@ async fn a_certificate_that_is_not_the_peers_is_refused() {
 async fn the_host_speaks_tls_on_the_socket() {
     // A plaintext listener records what the host sends: a TLS record
     // (content type 22, handshake; version 3.x), not an HTTP/2 preface.
-    let s = Scratch::new();
-    let pki = TestPki::generate(s.root.path());
+    let s = Scratch::new(FAKE);
+    let pki = TestPki::generate(&s.work);
     let socket = s.path("recorder.sock");
     let recorder = fake_listener(&socket, None).await;
     let field = pki::handshake_field(&pki.server_cert);
@@ -282,8 +227,8 @@ async fn the_host_speaks_tls_on_the_socket() {
 async fn tls_against_a_plaintext_plugin_fails_cleanly() {
     // A real plaintext plugin, whose handshake line gets a certificate
     // appended: the host's TLS handshake meets HTTP/2.
-    let s = Scratch::new();
-    let pki = TestPki::generate(s.root.path());
+    let s = Scratch::new(FAKE);
+    let pki = TestPki::generate(&s.work);
     let field = pki::handshake_field(&pki.server_cert);
     let script = format!(
         "unset PLUGIN_CLIENT_CERT; '{FAKE}' pid-file '{}' kv | {{ read line; echo \"${{line}}{field}\"; exec cat > /dev/null; }}",
@@ -304,13 +249,13 @@ async fn tls_against_a_plaintext_plugin_fails_cleanly() {
 
 #[tokio::test]
 async fn plaintext_against_a_tls_plugin_fails_cleanly() {
-    let s = Scratch::new();
-    let pki = TestPki::generate(s.root.path());
+    let s = Scratch::new(FAKE);
+    let pki = TestPki::generate(&s.work);
     let cert = pki.server_cert.to_str().unwrap();
     let key = pki.server_key.to_str().unwrap();
     let started = Instant::now();
     let err = s
-        .builder(s.fake(&[("FAKE_TLS_CERT", cert), ("FAKE_TLS_KEY", key)]))
+        .builder(s.fake_with_env("kv", &[("FAKE_TLS_CERT", cert), ("FAKE_TLS_KEY", key)]))
         .start()
         .await
         .unwrap_err();
@@ -321,9 +266,9 @@ async fn plaintext_against_a_tls_plugin_fails_cleanly() {
 
 #[tokio::test]
 async fn an_automtls_plugin_refuses_strangers_and_speaks_tls() {
-    let s = Scratch::new();
+    let s = Scratch::new(FAKE);
     let client = s
-        .builder(s.fake(&[]))
+        .builder(s.fake_with_env("kv", &[]))
         .auto_mtls(true)
         .start()
         .await
@@ -373,8 +318,8 @@ async fn an_automtls_plugin_refuses_strangers_and_speaks_tls() {
 
 #[tokio::test]
 async fn manual_tls_with_client_certificates() {
-    let s = Scratch::new();
-    let pki = TestPki::generate(s.root.path());
+    let s = Scratch::new(FAKE);
+    let pki = TestPki::generate(&s.work);
     let (ca, cert, key) = (
         pki.ca.to_str().unwrap(),
         pki.server_cert.to_str().unwrap(),
@@ -390,7 +335,7 @@ async fn manual_tls_with_client_certificates() {
         pki.client_key.to_str().unwrap(),
     );
     let client = s
-        .builder(s.fake(&plugin_env))
+        .builder(s.fake_with_env("kv", &plugin_env))
         .tls(
             pki::client_config(ca, Some(client_cert)),
             ServerName::try_from("localhost").unwrap(),
@@ -404,8 +349,8 @@ async fn manual_tls_with_client_certificates() {
     s.assert_clean().await;
 
     // Without a client certificate the plugin refuses the host.
-    let s = Scratch::new();
-    let pki = TestPki::generate(s.root.path());
+    let s = Scratch::new(FAKE);
+    let pki = TestPki::generate(&s.work);
     let (ca, cert, key) = (
         pki.ca.to_str().unwrap(),
         pki.server_cert.to_str().unwrap(),
@@ -417,7 +362,7 @@ async fn manual_tls_with_client_certificates() {
         ("FAKE_TLS_CLIENT_CA", ca),
     ];
     let err = s
-        .builder(s.fake(&plugin_env))
+        .builder(s.fake_with_env("kv", &plugin_env))
         .tls(
             pki::client_config(ca, None),
             ServerName::try_from("localhost").unwrap(),
@@ -434,10 +379,10 @@ async fn manual_tls_with_client_certificates() {
 
 #[tokio::test]
 async fn auto_mtls_and_manual_tls_are_exclusive() {
-    let s = Scratch::new();
-    let pki = TestPki::generate(s.root.path());
+    let s = Scratch::new(FAKE);
+    let pki = TestPki::generate(&s.work);
     let err = s
-        .builder(s.fake(&[]))
+        .builder(s.fake_with_env("kv", &[]))
         .auto_mtls(true)
         .tls(
             pki::client_config(pki.ca.to_str().unwrap(), None),
@@ -447,5 +392,5 @@ async fn auto_mtls_and_manual_tls_are_exclusive() {
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Config(_)), "{err:?}");
-    assert!(!s.path("pid").exists(), "nothing may be launched");
+    assert!(!s.pid_file().exists(), "nothing may be launched");
 }
