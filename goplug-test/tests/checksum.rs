@@ -7,65 +7,36 @@ use std::process::Command;
 use std::time::Duration;
 
 use goplug::Error;
-use goplug::host::{Channel, Checksum, Client, ClientBuilder, PluginSet};
-use goplug_example_kv::{HANDSHAKE, pb::kv_client::KvClient};
+use goplug::host::Checksum;
+use goplug_test::Scratch;
 
 const FAKE: &str = env!("CARGO_BIN_EXE_fake-plugin");
 
-struct Scratch {
-    dir: tempfile::TempDir,
+/// A private copy of the fake plugin in the scratch area.
+fn plugin_copy(s: &Scratch) -> PathBuf {
+    let path = s.path("plugin");
+    std::fs::copy(FAKE, &path).unwrap();
+    path
 }
 
-impl Scratch {
-    fn new() -> Self {
-        Self {
-            dir: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    /// A private copy of the fake plugin.
-    fn plugin_copy(&self) -> PathBuf {
-        let path = self.path("plugin");
-        std::fs::copy(FAKE, &path).unwrap();
-        path
-    }
-
-    fn command(&self, program: &Path) -> Command {
-        let mut command = Command::new(program);
-        command
-            .arg("pid-file")
-            .arg(self.path("pid"))
-            .arg("kv")
-            .current_dir(self.dir.path());
-        command
-    }
-
-    fn builder(&self, command: Command) -> ClientBuilder {
-        let sockets = self.path("sockets");
-        std::fs::create_dir_all(&sockets).unwrap();
-        Client::builder(HANDSHAKE)
-            .plugins(PluginSet::new().grpc::<KvClient<Channel>>("kv"))
-            .command(command)
-            .unix_socket_dir(sockets)
-            .start_timeout(Duration::from_secs(20))
-    }
-
-    fn plugin_ran(&self) -> bool {
-        self.path("pid").exists()
-    }
+/// `program` run as the fake plugin's KV mode, writing its pid first.
+fn command(s: &Scratch, program: &Path) -> Command {
+    let mut command = Command::new(program);
+    command
+        .arg("pid-file")
+        .arg(s.pid_file())
+        .arg("kv")
+        .current_dir(&s.work);
+    command
 }
 
 #[tokio::test]
 async fn a_matching_checksum_starts_the_plugin() {
-    let s = Scratch::new();
-    let plugin = s.plugin_copy();
+    let s = Scratch::new(FAKE);
+    let plugin = plugin_copy(&s);
     let sum = Checksum::of_file(&plugin).unwrap();
     let client = s
-        .builder(s.command(&plugin))
+        .builder(command(&s, &plugin))
         .checksum(sum)
         .start()
         .await
@@ -76,11 +47,11 @@ async fn a_matching_checksum_starts_the_plugin() {
 
 #[tokio::test]
 async fn a_wrong_checksum_never_runs_the_plugin() {
-    let s = Scratch::new();
-    let plugin = s.plugin_copy();
+    let s = Scratch::new(FAKE);
+    let plugin = plugin_copy(&s);
     let wrong = Checksum::of_bytes(b"something else");
     let err = s
-        .builder(s.command(&plugin))
+        .builder(command(&s, &plugin))
         .checksum(wrong)
         .start()
         .await
@@ -103,18 +74,18 @@ async fn a_wrong_checksum_never_runs_the_plugin() {
     );
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(
-        !s.plugin_ran(),
+        !s.pid_file().exists(),
         "a plugin that failed its checksum was started"
     );
 }
 
 #[tokio::test]
 async fn unreadable_binaries_are_errors_before_launch() {
-    let s = Scratch::new();
+    let s = Scratch::new(FAKE);
     let sum = Checksum::of_bytes(b"");
-    for program in [s.path("missing"), s.dir.path().to_path_buf()] {
+    for program in [s.path("missing"), s.work.clone()] {
         let err = s
-            .builder(s.command(&program))
+            .builder(command(&s, &program))
             .checksum(sum)
             .start()
             .await
@@ -128,13 +99,13 @@ async fn unreadable_binaries_are_errors_before_launch() {
             "{err}"
         );
     }
-    assert!(!s.plugin_ran());
+    assert!(!s.pid_file().exists());
 }
 
 #[tokio::test]
 async fn the_verified_bytes_are_what_runs_even_if_the_file_is_swapped() {
-    let s = Scratch::new();
-    let plugin = s.plugin_copy();
+    let s = Scratch::new(FAKE);
+    let plugin = plugin_copy(&s);
     let sum = Checksum::of_file(&plugin).unwrap();
     let marker = s.path("swapped-binary-ran");
     let impostor = s.path("impostor");
@@ -146,7 +117,7 @@ async fn the_verified_bytes_are_what_runs_even_if_the_file_is_swapped() {
     std::fs::set_permissions(&impostor, std::fs::Permissions::from_mode(0o755)).unwrap();
 
     let client = s
-        .builder(s.command(&plugin))
+        .builder(command(&s, &plugin))
         .checksum(sum)
         .on_checksum_verified(move |path| std::fs::rename(&impostor, path).unwrap())
         .start()
@@ -163,13 +134,13 @@ async fn the_verified_bytes_are_what_runs_even_if_the_file_is_swapped() {
 async fn a_verified_script_plugin_runs() {
     // `#!` scripts need their descriptor open after exec: the interpreter
     // opens /proc/self/fd/N itself.
-    let s = Scratch::new();
+    let s = Scratch::new(FAKE);
     let script = s.path("plugin.sh");
     std::fs::write(&script, format!("#!/bin/sh\nexec '{FAKE}' \"$@\"\n")).unwrap();
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
     let sum = Checksum::of_file(&script).unwrap();
     let client = s
-        .builder(s.command(&script))
+        .builder(command(&s, &script))
         .checksum(sum)
         .start()
         .await
