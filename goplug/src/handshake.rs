@@ -265,12 +265,15 @@ impl HandshakeLine {
                 line: quote(&self.to_string()),
             });
         }
-        if self.server_cert.is_some() && !expects_cert {
-            return Err(HandshakeError::UnexpectedCertificate {
+        match (&self.server_cert, expects_cert) {
+            (Some(_), false) => Err(HandshakeError::UnexpectedCertificate {
                 line: quote(&self.to_string()),
-            });
+            }),
+            (None, true) => Err(HandshakeError::MissingCertificate {
+                line: quote(&self.to_string()),
+            }),
+            _ => Ok(()),
         }
-        Ok(())
     }
 }
 
@@ -591,6 +594,10 @@ mod tests {
             Err(HandshakeError::UnexpectedCertificate { .. })
         ));
         assert_eq!(with_cert.check(&[2], &[Protocol::Grpc], true), Ok(()));
+        assert!(matches!(
+            line.check(&[2], &[Protocol::Grpc], true),
+            Err(HandshakeError::MissingCertificate { .. })
+        ));
     }
 
     #[test]

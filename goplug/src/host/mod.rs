@@ -559,12 +559,6 @@ fn check(
     auto_mtls: bool,
 ) -> Result<()> {
     line.check(offered, allowed, auto_mtls)?;
-    if auto_mtls && line.server_cert.is_none() {
-        return Err(HandshakeError::MissingCertificate {
-            line: quote(&line.to_string()),
-        }
-        .into());
-    }
     match line.protocol {
         Protocol::Grpc => Ok(()),
         other => Err(Error::ProtocolNotImplemented(other)),
