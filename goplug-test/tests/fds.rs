@@ -49,7 +49,7 @@ async fn starting_and_stopping_plugins_leaks_no_fds() {
             .start()
             .await
             .unwrap();
-        let pid = dropped.pid();
+        let pid = dropped.pid().expect("a local plugin has a pid");
         drop(dropped);
         goplug_test::process_gone(pid, Duration::from_secs(5)).await;
     }

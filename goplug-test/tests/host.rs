@@ -384,7 +384,7 @@ async fn dispense_is_typed() {
 async fn dropping_the_client_kills_the_plugin() {
     let s = Scratch::new(FAKE);
     let client = s.builder(s.fake("kv")).start().await.unwrap();
-    let pid = client.pid();
+    let pid = client.pid().expect("a local plugin has a pid");
     let started = Instant::now();
     drop(client);
     assert!(started.elapsed() < Duration::from_secs(1), "drop blocked");
@@ -397,7 +397,7 @@ async fn a_crashed_plugin_is_noticed() {
     let s = Scratch::new(FAKE);
     let client = s.builder(s.fake("kv")).start().await.unwrap();
     nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(client.pid() as i32),
+        nix::unistd::Pid::from_raw(client.pid().expect("a local plugin has a pid") as i32),
         nix::sys::signal::Signal::SIGKILL,
     )
     .unwrap();
@@ -534,7 +534,7 @@ async fn a_stopped_plugin_is_killed_within_the_grace() {
         .await
         .unwrap();
     nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(client.pid() as i32),
+        nix::unistd::Pid::from_raw(client.pid().expect("a local plugin has a pid") as i32),
         nix::sys::signal::Signal::SIGSTOP,
     )
     .unwrap();

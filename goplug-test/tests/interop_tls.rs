@@ -101,7 +101,7 @@ async fn use_and_stop(
     case: &str,
 ) {
     let mut kv: KvClient<Channel> = client.dispense("kv").unwrap();
-    let key = format!("k{}", client.pid());
+    let key = format!("k{}", client.pid().unwrap_or_default());
     kv.put(pb::PutRequest {
         key: key.clone(),
         value: b"v".to_vec(),

@@ -132,7 +132,7 @@ async fn start(sockets: &std::path::Path, work: &std::path::Path) -> Client {
 async fn sigint_is_ignored_like_a_go_plugin() {
     let (sockets, work) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let client = start(sockets.path(), work.path()).await;
-    let pid = nix::unistd::Pid::from_raw(client.pid() as i32);
+    let pid = nix::unistd::Pid::from_raw(client.pid().expect("a local plugin has a pid") as i32);
     for _ in 0..3 {
         nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
     }
@@ -153,7 +153,7 @@ async fn sigterm_shuts_down_cleanly() {
     let goplug::handshake::PluginAddress::Unix(socket) = client.address().clone() else {
         panic!("expected a unix socket");
     };
-    let pid = nix::unistd::Pid::from_raw(client.pid() as i32);
+    let pid = nix::unistd::Pid::from_raw(client.pid().expect("a local plugin has a pid") as i32);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
     assert!(client.wait_exit(Duration::from_secs(2)).await);
     assert_eq!(client.exit_status().and_then(|s| s.code()), Some(0));

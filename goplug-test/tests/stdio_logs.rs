@@ -414,7 +414,7 @@ async fn a_plugin_dying_mid_stream_ends_the_stream_cleanly() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(client.pid() as i32),
+        nix::unistd::Pid::from_raw(client.pid().expect("a local plugin has a pid") as i32),
         nix::sys::signal::Signal::SIGKILL,
     )
     .unwrap();

@@ -26,6 +26,7 @@ use crate::grpc::GrpcService;
 use crate::grpc::pb;
 use crate::handshake::PluginAddress;
 use crate::host::connect::{self, TlsConnect};
+use crate::host::runner::RunningPlugin;
 use crate::plugin::listener::bind_unix_in;
 
 /// go-plugin's broker timeouts: waiting for a connection's address, and
@@ -56,6 +57,8 @@ struct Inner {
     socket_group: Option<nix::unistd::Gid>,
     tls: Option<BrokerTls>,
     closed: CancellationToken,
+    /// Host side: the runner's address translation.
+    translator: Option<Arc<dyn RunningPlugin>>,
 }
 
 impl fmt::Debug for GrpcBroker {
@@ -113,8 +116,17 @@ impl GrpcBroker {
                 socket_group,
                 tls,
                 closed,
+                translator: None,
             }),
         }
+    }
+
+    /// Translates addresses through the runner of the plugin (host side).
+    pub(crate) fn with_translator(mut self, translator: Arc<dyn RunningPlugin>) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.translator = Some(translator);
+        }
+        self
     }
 
     /// A new id for [`accept_and_serve`](Self::accept_and_serve): 1, 2, …
@@ -134,7 +146,11 @@ impl GrpcBroker {
         S: GrpcService,
     {
         let listener = bind_unix_in(&self.inner.socket_base, self.inner.socket_group)?;
-        let address = listener.address()?;
+        let local = listener.address()?;
+        let address = match &self.inner.translator {
+            Some(translator) => translator.host_to_plugin(local),
+            None => local,
+        };
         let stop = self.inner.closed.child_token();
         let server = tonic::transport::Server::builder()
             .max_concurrent_streams(Some(128))
@@ -185,6 +201,10 @@ impl GrpcBroker {
                     reason: format!("unknown network {other:?}"),
                 });
             }
+        };
+        let address = match &self.inner.translator {
+            Some(translator) => translator.plugin_to_host(address),
+            None => address,
         };
         let tls = self.inner.tls.as_ref().map(|tls| tls.client.clone());
         connect::connect(&address, BROKER_TIMEOUT, tls).await

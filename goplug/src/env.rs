@@ -18,6 +18,11 @@ pub const PLUGIN_UNIX_SOCKET_DIR: &str = "PLUGIN_UNIX_SOCKET_DIR";
 /// Group (name or numeric gid) that gets access to the plugin's sockets.
 pub const PLUGIN_UNIX_SOCKET_GROUP: &str = "PLUGIN_UNIX_SOCKET_GROUP";
 
+/// goplug's own: set by a goplug host that launched the plugin to outlive
+/// it ([`LocalRunner::keep_running`](crate::host::LocalRunner::keep_running)),
+/// so a goplug plugin does not exit when its host does.
+pub const GOPLUG_KEEP_RUNNING: &str = "GOPLUG_KEEP_RUNNING";
+
 /// Default of [`PLUGIN_MIN_PORT`] that go-plugin hosts send.
 pub const DEFAULT_MIN_PORT: u16 = 10000;
 /// Default of [`PLUGIN_MAX_PORT`] that go-plugin hosts send.

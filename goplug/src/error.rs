@@ -147,6 +147,31 @@ pub enum Error {
     #[error("invalid configuration: {0}")]
     Config(String),
 
+    /// A reattach config that cannot be used: malformed JSON, an unknown
+    /// protocol or network, a relative socket path.
+    #[error("invalid reattach config: {reason}")]
+    Reattach {
+        /// What was wrong.
+        reason: String,
+    },
+
+    /// Reattaching failed: no process with that pid, or nothing answers at
+    /// the address. The process is never signalled: the pid may be reused.
+    #[error("reattachment process not found: pid {pid} at {address}: {reason}")]
+    ReattachProcessNotFound {
+        /// The pid of the config.
+        pid: u32,
+        /// The address of the config.
+        address: crate::handshake::PluginAddress,
+        /// Why the plugin was not found.
+        reason: String,
+    },
+
+    /// Reattaching and checksum verification are exclusive: the host runs
+    /// no binary it could check (go-plugin's `ErrSecureConfigAndReattach`).
+    #[error("only one of Reattach or SecureConfig can be set")]
+    ChecksumAndReattach,
+
     /// Plugin side: the magic cookie is not set to the expected value, so the
     /// binary was not started by its host. go-plugin's message was printed on stderr.
     #[error(

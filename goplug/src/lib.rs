@@ -132,6 +132,7 @@ pub mod handshake;
 pub mod host;
 pub mod log;
 pub mod plugin;
+pub mod reattach;
 pub mod tls;
 
 pub use error::{Error, HandshakeError, Result, StderrTail};

@@ -103,7 +103,7 @@ async fn rust_host(plugin: &str, auto_mtls: bool, iterations: usize, work: &Path
             }
         };
         figures.start_ping.push(started.elapsed());
-        if let Some(rss) = rss_kib(client.pid()) {
+        if let Some(rss) = client.pid().and_then(rss_kib) {
             figures.plugin_rss_kib.push(rss);
         }
         let stopping = Instant::now();

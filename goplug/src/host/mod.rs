@@ -22,12 +22,15 @@
 //! # let _ = health; Ok(()) }
 //! ```
 
+mod attach;
 mod checksum;
 pub(crate) mod connect;
 mod process;
+pub mod runner;
 mod stdio;
 
 pub use checksum::Checksum;
+pub use runner::{LocalRunner, Runner, RunningPlugin};
 
 use std::any::{Any, TypeId, type_name};
 use std::collections::BTreeMap;
@@ -47,6 +50,7 @@ use crate::env;
 use crate::error::{Error, HandshakeError, Result, quote};
 use crate::grpc::{HEALTH_SERVICE_NAME, pb};
 use crate::handshake::{HandshakeConfig, HandshakeLine, PluginAddress, Protocol, format_versions};
+use crate::reattach::ReattachConfig;
 use crate::tls::{self, CertCurve, MutualTls, TlsVersion};
 use process::{Line, PluginProcess, ProcessState};
 use rustls::pki_types::ServerName;
@@ -199,6 +203,9 @@ pub struct ClientBuilder {
     log_buffer_size: usize,
     sync_stdout: Option<stdio::SyncSink>,
     sync_stderr: Option<stdio::SyncSink>,
+    runner: Option<Box<dyn Runner>>,
+    keep_running: bool,
+    reattach: Option<ReattachConfig>,
 }
 
 impl fmt::Debug for ClientBuilder {
@@ -210,6 +217,8 @@ impl fmt::Debug for ClientBuilder {
             .field("allowed_protocols", &self.allowed_protocols)
             .field("start_timeout", &self.start_timeout)
             .field("checksum", &self.checksum)
+            .field("keep_running", &self.keep_running)
+            .field("reattach", &self.reattach)
             .finish_non_exhaustive()
     }
 }
@@ -367,6 +376,31 @@ impl ClientBuilder {
         self
     }
 
+    /// Starts the plugin with this runner instead of as a local child
+    /// process (go-plugin's `RunnerFunc`): a container, a sandbox.
+    pub fn runner(mut self, runner: impl Runner) -> Self {
+        self.runner = Some(Box::new(runner));
+        self
+    }
+
+    /// Launches the plugin so that it can outlive this host: no
+    /// parent-death signal, a session of its own, and
+    /// [`Client::detach`] hands out its [`ReattachConfig`]. A goplug
+    /// plugin is told (`GOPLUG_KEEP_RUNNING`) not to exit with its host.
+    pub fn keep_running(mut self, keep: bool) -> Self {
+        self.keep_running = keep;
+        self
+    }
+
+    /// Attaches to a running plugin instead of launching one (go-plugin's
+    /// `Reattach`). The host dials the address to verify the plugin,
+    /// watches its pid for exit, and never signals it in test mode or when
+    /// attaching fails. Its stdout and stderr are not the host's to read.
+    pub fn reattach(mut self, config: ReattachConfig) -> Self {
+        self.reattach = Some(config);
+        self
+    }
+
     /// Test hook: runs after the checksum matched and before the plugin is
     /// spawned, with the verified path. goplug's tests replace the file here
     /// to show that the verified bytes are what runs.
@@ -414,9 +448,42 @@ impl ClientBuilder {
             log_buffer_size,
             sync_stdout,
             sync_stderr,
+            runner,
+            keep_running,
+            reattach,
         } = self;
+        if let Some(config) = reattach {
+            if checksum.is_some() {
+                return Err(Error::ChecksumAndReattach);
+            }
+            if auto_mtls {
+                return Err(Error::Config(
+                    "auto_mtls cannot be used with reattach: the plugin's certificate came from another host".to_owned(),
+                ));
+            }
+            return attach(
+                config,
+                versions,
+                handshake.protocol_version,
+                tls,
+                start_timeout,
+                shutdown_grace,
+                (sync_stdout, sync_stderr),
+            )
+            .await;
+        }
         let command =
             command.ok_or_else(|| Error::Config("no plugin command was given".to_owned()))?;
+        let runner: Box<dyn Runner> = match runner {
+            Some(_) if keep_running => {
+                return Err(Error::Config(
+                    "keep_running applies to the local runner; a custom runner decides itself"
+                        .to_owned(),
+                ));
+            }
+            Some(runner) => runner,
+            None => Box::new(LocalRunner::new().keep_running(keep_running)),
+        };
         if auto_mtls && tls.is_some() {
             return Err(Error::Config(
                 "auto_mtls and a manual TLS config are exclusive".to_owned(),
@@ -467,6 +534,9 @@ impl ClientBuilder {
         if let Some(cert) = &own_cert {
             plugin_vars.push(process::os_pair(env::PLUGIN_CLIENT_CERT, &cert.pem));
         }
+        if keep_running {
+            plugin_vars.push(process::os_pair(env::GOPLUG_KEEP_RUNNING, "1"));
+        }
         let environment = process::assemble_env(
             process::caller_env(&command),
             (!skip_host_env).then(std::env::vars_os),
@@ -476,9 +546,26 @@ impl ClientBuilder {
         let started = Instant::now();
         let deadline = tokio::time::Instant::now() + start_timeout;
         tracing::debug!(path = %program.display(), "starting plugin");
+        let mut command = command;
+        command.env_clear().envs(environment);
+        let launch = runner::Launch {
+            command,
+            program: program.clone(),
+            socket_dir: socket_dir.path().to_path_buf(),
+        };
+        let launched = match tokio::time::timeout_at(deadline, runner.start(launch)).await {
+            Ok(Ok(launched)) => launched,
+            Ok(Err(source)) => return Err(Error::Spawn { program, source }),
+            Err(_) => {
+                return Err(Error::StartTimeout {
+                    timeout: start_timeout,
+                    stderr: Default::default(),
+                });
+            }
+        };
         let (mut process, mut stdout) =
-            PluginProcess::spawn(command, program, environment, stderr, log_buffer_size)?;
-        tracing::debug!(pid = process.pid, "plugin started");
+            PluginProcess::watch(launched, program, stderr, log_buffer_size);
+        tracing::debug!(id = process.running().id(), "plugin started");
 
         let line = match read_handshake(&mut process, &mut stdout, deadline, start_timeout)
             .await
@@ -496,10 +583,11 @@ impl ClientBuilder {
         };
         tracing::debug!(version = line.app_version, "using plugin version");
         process.discard_stdout(stdout);
+        let address = process.running().plugin_to_host(line.address.clone());
 
         let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
         let negotiated_tls = tls.as_ref().map(|tls| tls.negotiated.clone());
-        let channel = match connect::connect(&line.address, remaining, tls).await {
+        let channel = match connect::connect(&address, remaining, tls).await {
             Ok(channel) => channel,
             Err(e) => return Err(abort(process, e).await),
         };
@@ -512,6 +600,72 @@ impl ClientBuilder {
             Some(Ok(gid)) => Some(gid),
             None => None,
         };
+        Ok(Connected {
+            channel,
+            plugins,
+            protocol: line.protocol,
+            version: line.app_version,
+            address,
+            shutdown_grace,
+            started,
+            process,
+            socket_dir,
+            socket_group,
+            negotiated_tls,
+            broker_tls,
+            sync: (sync_stdout, sync_stderr),
+            mode: Mode::Launched { keep_running },
+        }
+        .into_client())
+    }
+}
+
+/// How the host came to the plugin, which decides how it lets go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    /// The host launched it.
+    Launched { keep_running: bool },
+    /// The host attached to it; in test mode it is never stopped.
+    Attached { test: bool },
+}
+
+/// A connected plugin, before its broker and stdio tasks start.
+struct Connected {
+    channel: Channel,
+    plugins: PluginSet,
+    protocol: Protocol,
+    version: u32,
+    address: PluginAddress,
+    shutdown_grace: Duration,
+    started: Instant,
+    process: PluginProcess,
+    socket_dir: SocketDir,
+    socket_group: Option<nix::unistd::Gid>,
+    negotiated_tls: Option<Arc<std::sync::Mutex<Option<TlsVersion>>>>,
+    broker_tls: Option<BrokerTls>,
+    sync: (Option<stdio::SyncSink>, Option<stdio::SyncSink>),
+    mode: Mode,
+}
+
+impl Connected {
+    /// Starts the broker stream and stdio copying.
+    fn into_client(self) -> Client {
+        let Self {
+            channel,
+            plugins,
+            protocol,
+            version,
+            address,
+            shutdown_grace,
+            started,
+            process,
+            socket_dir,
+            socket_group,
+            negotiated_tls,
+            broker_tls,
+            sync: (sync_stdout, sync_stderr),
+            mode,
+        } = self;
         let broker_closed = CancellationToken::new();
         let (broker_tx, broker_rx) = tokio::sync::mpsc::channel(16);
         let broker = GrpcBroker::new(
@@ -520,7 +674,8 @@ impl ClientBuilder {
             socket_group,
             broker_tls,
             broker_closed.clone(),
-        );
+        )
+        .with_translator(process.running_arc());
         let broker_task = TaskGuard(Some(tokio::spawn(run_broker(
             channel.clone(),
             broker.clone(),
@@ -532,12 +687,12 @@ impl ClientBuilder {
             sync_stdout,
             sync_stderr,
         ))));
-        Ok(Client {
+        Client {
             channel,
             plugins,
-            protocol: line.protocol,
-            version: line.app_version,
-            address: line.address,
+            protocol,
+            version,
+            address,
             shutdown_grace,
             start_duration: started.elapsed(),
             process,
@@ -547,8 +702,63 @@ impl ClientBuilder {
             broker,
             broker_closed: broker_closed.drop_guard(),
             broker_task,
-        })
+            mode,
+        }
     }
+}
+
+/// Attaches to a running plugin (go-plugin's reattach): finds its process
+/// without signalling it, dials it, and watches its pid.
+async fn attach(
+    config: ReattachConfig,
+    mut versions: BTreeMap<u32, PluginSet>,
+    default_version: u32,
+    tls: Option<connect::TlsConnect>,
+    timeout: Duration,
+    shutdown_grace: Duration,
+    sync: (Option<stdio::SyncSink>, Option<stdio::SyncSink>),
+) -> Result<Client> {
+    let started = Instant::now();
+    if config.protocol != Protocol::Grpc {
+        return Err(Error::ProtocolNotImplemented(config.protocol));
+    }
+    let not_found = |reason: String| Error::ReattachProcessNotFound {
+        pid: config.pid,
+        address: config.address.clone(),
+        reason,
+    };
+    let plugin = attach::AttachedPlugin::find(config.pid, config.test).map_err(not_found)?;
+    let negotiated_tls = tls.as_ref().map(|tls| tls.negotiated.clone());
+    let channel = connect::connect(&config.address, timeout, tls)
+        .await
+        .map_err(|e| not_found(e.to_string()))?;
+    let version = match config.protocol_version {
+        0 => default_version,
+        version => version,
+    };
+    tracing::debug!(pid = config.pid, address = %config.address, version, "reattached to plugin");
+    let process = PluginProcess::watch_attached(
+        Box::new(plugin),
+        PathBuf::from(format!("plugin-{}", config.pid)),
+    );
+    Ok(Connected {
+        channel,
+        plugins: versions.remove(&version).unwrap_or_default(),
+        protocol: config.protocol,
+        version,
+        address: config.address,
+        shutdown_grace,
+        started,
+        process,
+        // For the host's brokered servers.
+        socket_dir: SocketDir::create(None, None)?,
+        socket_group: None,
+        negotiated_tls,
+        broker_tls: None,
+        sync,
+        mode: Mode::Attached { test: config.test },
+    }
+    .into_client())
 }
 
 /// Whether the host accepts the plugin's line: version, protocol, TLS.
@@ -618,7 +828,7 @@ async fn abort(mut process: PluginProcess, error: Error) -> Error {
 
 async fn read_handshake(
     process: &mut PluginProcess,
-    stdout: &mut tokio::io::BufReader<tokio::process::ChildStdout>,
+    stdout: &mut tokio::io::BufReader<runner::PluginOutput>,
     deadline: tokio::time::Instant,
     start_timeout: Duration,
 ) -> Result<HandshakeLine> {
@@ -690,6 +900,9 @@ pub struct ShutdownReport {
     pub graceful: bool,
     /// Its exit status, when it could be collected.
     pub status: Option<ExitStatus>,
+    /// True for a plugin in test (debug) mode: the host only disconnected,
+    /// as go-plugin's `Kill` does nothing then.
+    pub left_running: bool,
     /// Time from the shutdown request to the process being reaped.
     pub elapsed: Duration,
 }
@@ -714,6 +927,7 @@ pub struct Client {
     broker: GrpcBroker,
     broker_closed: tokio_util::sync::DropGuard,
     broker_task: TaskGuard,
+    mode: Mode,
 }
 
 /// Opens `plugin.GRPCBroker/StartStream` and delivers the plugin's
@@ -793,6 +1007,9 @@ impl Client {
             log_buffer_size: process::DEFAULT_LOG_BUFFER_SIZE,
             sync_stdout: None,
             sync_stderr: None,
+            runner: None,
+            keep_running: false,
+            reattach: None,
         }
     }
 
@@ -811,9 +1028,52 @@ impl Client {
         &self.address
     }
 
-    /// The plugin's process id.
-    pub fn pid(&self) -> u32 {
+    /// The plugin's process id; `None` when a runner keeps the plugin
+    /// somewhere without one.
+    pub fn pid(&self) -> Option<u32> {
         self.process.pid
+    }
+
+    /// The config another host (or this one, later) reattaches with.
+    pub fn reattach_config(&self) -> Option<ReattachConfig> {
+        let pid = self.process.pid?;
+        let test = matches!(self.mode, Mode::Attached { test: true });
+        Some(
+            ReattachConfig::new(self.protocol, self.version, self.address.clone(), pid)
+                .test(test),
+        )
+    }
+
+    /// Lets the plugin run on without this host and returns how to
+    /// reattach to it. The plugin must have been launched with
+    /// [`ClientBuilder::keep_running`] (or attached to): otherwise it
+    /// would die with the host anyway.
+    ///
+    /// Its socket directory is left in place; the plugin removes its
+    /// socket when it exits. A plugin that writes to stderr after the host
+    /// exits gets EPIPE (a Go plugin is killed by SIGPIPE), as in go-plugin.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] for a plugin not launched to keep running, or one
+    /// without a process id.
+    pub fn detach(self) -> Result<ReattachConfig> {
+        if matches!(self.mode, Mode::Launched { keep_running: false }) {
+            return Err(Error::Config(
+                "only a plugin launched with keep_running(true) can be detached".to_owned(),
+            ));
+        }
+        let config = self.reattach_config().ok_or_else(|| {
+            Error::Config("the plugin has no process id to reattach to".to_owned())
+        })?;
+        let Self {
+            process,
+            socket_dir,
+            ..
+        } = self;
+        socket_dir.keep();
+        process.detach();
+        Ok(config)
     }
 
     /// Time from launch to a connected client.
@@ -931,9 +1191,21 @@ impl Client {
             stdio_task,
             broker_closed,
             broker_task,
+            mode,
             ..
         } = self;
         let started = Instant::now();
+        if mode == (Mode::Attached { test: true }) {
+            drop((broker_closed, broker_task, stdio_task));
+            socket_dir.remove();
+            process.detach();
+            return ShutdownReport {
+                graceful: false,
+                status: None,
+                left_running: true,
+                elapsed: started.elapsed(),
+            };
+        }
         let deadline = tokio::time::Instant::now() + shutdown_grace;
         if !process.wait_gone(Duration::ZERO).await {
             let mut controller = pb::grpc_controller_client::GrpcControllerClient::new(channel);
@@ -947,10 +1219,10 @@ impl Client {
         let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
         let graceful = process.wait_gone(remaining).await;
         if !graceful {
-            tracing::warn!(pid = process.pid, "plugin failed to exit gracefully");
+            tracing::warn!(id = process.running().id(), "plugin failed to exit gracefully");
             process.kill().await;
         } else {
-            tracing::debug!(pid = process.pid, "plugin exited");
+            tracing::debug!(id = process.running().id(), "plugin exited");
         }
         process.finish_readers(Duration::from_secs(1)).await;
         // Synced output the plugin sent before it exited still arrives.
@@ -959,6 +1231,7 @@ impl Client {
         ShutdownReport {
             graceful,
             status: process.exit_status(),
+            left_running: false,
             elapsed: started.elapsed(),
         }
     }
@@ -989,6 +1262,13 @@ impl SocketDir {
         self.0
             .as_ref()
             .map_or(std::path::Path::new(""), |dir| dir.path())
+    }
+
+    /// Leaves the directory in place for a plugin that outlives the host.
+    fn keep(mut self) {
+        if let Some(dir) = self.0.take() {
+            let _ = dir.keep();
+        }
     }
 
     fn remove(mut self) {

@@ -5,17 +5,16 @@ use std::collections::VecDeque;
 use std::ffi::{OsStr, OsString};
 use std::io;
 use std::path::PathBuf;
-use std::process::{ExitStatus, Stdio};
+use std::process::ExitStatus;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWrite, AsyncWriteExt, BufReader};
-use tokio::process::{ChildStderr, ChildStdout};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 
-use crate::error::{Error, Result, StderrTail};
+use super::runner::{PluginExit, PluginOutput, RunningPlugin, Started};
+use crate::error::StderrTail;
 
 /// Longest stderr line handled as one line by default; longer ones are
 /// split, as go-plugin's `PluginLogBufferSize` does.
@@ -87,74 +86,43 @@ impl Tail {
     }
 }
 
-/// A started plugin process and the tasks that watch it.
+/// A started plugin and the tasks that watch it.
 #[derive(Debug)]
 pub(crate) struct PluginProcess {
-    pub(crate) pid: u32,
+    pub(crate) pid: Option<u32>,
     pub(crate) program: PathBuf,
     name: String,
     state: watch::Receiver<ProcessState>,
-    kill: CancellationToken,
-    /// Refers to exactly this process, even once its pid is recycled.
-    pidfd: Option<std::os::fd::OwnedFd>,
+    plugin: Arc<dyn RunningPlugin>,
     tail: Arc<Mutex<Tail>>,
     stderr_task: Option<JoinHandle<()>>,
     stdout_task: Option<JoinHandle<()>>,
+    /// Set by `detach`: the plugin is no longer the host's to kill.
+    detached: bool,
 }
 
 impl PluginProcess {
-    /// Spawns the plugin with stdin inherited and stdout/stderr piped.
-    /// `program` names the plugin in messages (the command may run a
-    /// verified descriptor instead of a path).
-    pub(crate) fn spawn(
-        command: std::process::Command,
+    /// Starts watching a plugin a runner started: its exit, its stderr.
+    /// `program` names the plugin in messages.
+    pub(crate) fn watch(
+        started: Started,
         program: PathBuf,
-        env: Vec<(OsString, OsString)>,
         stderr_sink: Option<StderrSink>,
         log_buffer_size: usize,
-    ) -> Result<(Self, BufReader<ChildStdout>)> {
-        let mut command = tokio::process::Command::from(command);
-        command
-            .env_clear()
-            .envs(env)
-            .stdin(Stdio::inherit())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        let mut child = command.spawn().map_err(|source| Error::Spawn {
-            program: program.clone(),
-            source,
-        })?;
-        let pid = child.id().unwrap_or_default();
-        // Opened before anyone can reap the child, so it names this process.
-        let pidfd = rustix::process::Pid::from_raw(pid as i32).and_then(|p| {
-            rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()).ok()
-        });
-        // Both are always present with piped stdio; the child is killed on drop.
-        let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
-            return Err(Error::Spawn {
-                program,
-                source: io::Error::other("the child's stdout or stderr pipe is missing"),
-            });
-        };
-
+    ) -> (Self, BufReader<PluginOutput>) {
+        let Started {
+            stdout,
+            stderr,
+            plugin,
+            ..
+        } = started;
+        let plugin: Arc<dyn RunningPlugin> = Arc::from(plugin);
         let (state_tx, state) = watch::channel(ProcessState::Running);
-        let kill = CancellationToken::new();
-        let killer = kill.clone();
+        let watched = plugin.clone();
         tokio::spawn(async move {
-            let status = tokio::select! {
-                status = child.wait() => status,
-                () = killer.cancelled() => {
-                    let _ = child.start_kill();
-                    child.wait().await
-                }
-            };
-            let state = match status {
-                Ok(status) => ProcessState::Exited(status),
-                Err(e) => {
-                    tracing::warn!("waiting for the plugin process failed: {e}");
-                    ProcessState::Lost
-                }
+            let state = match watched.wait().await {
+                PluginExit::Exited(status) => ProcessState::Exited(status),
+                _ => ProcessState::Lost,
             };
             state_tx.send_replace(state);
         });
@@ -171,26 +139,40 @@ impl PluginProcess {
             plugin_name.clone(),
             log_buffer_size.max(1),
         ));
-
-        Ok((
+        (
             Self {
-                pid,
+                pid: plugin.pid(),
                 program,
                 name: plugin_name,
                 state,
-                kill,
-                pidfd,
+                plugin,
                 tail,
                 stderr_task: Some(stderr_task),
                 stdout_task: None,
+                detached: false,
             },
             BufReader::new(stdout),
-        ))
+        )
+    }
+
+    /// Watches a plugin that has no output pipes (a reattached one).
+    pub(crate) fn watch_attached(plugin: Box<dyn RunningPlugin>, program: PathBuf) -> Self {
+        let started = Started::new(
+            Box::new(tokio::io::empty()),
+            Box::new(tokio::io::empty()),
+            plugin,
+        );
+        let (mut process, stdout) = Self::watch(started, program, None, DEFAULT_LOG_BUFFER_SIZE);
+        drop(stdout);
+        if let Some(task) = process.stderr_task.take() {
+            task.abort();
+        }
+        process
     }
 
     /// Keeps reading stdout after the handshake and discards it, as
     /// go-plugin does, so a chatty plugin never blocks on a full pipe.
-    pub(crate) fn discard_stdout(&mut self, mut stdout: BufReader<ChildStdout>) {
+    pub(crate) fn discard_stdout(&mut self, mut stdout: BufReader<PluginOutput>) {
         self.stdout_task = Some(tokio::spawn(async move {
             let _ = tokio::io::copy_buf(&mut stdout, &mut tokio::io::sink()).await;
         }));
@@ -212,6 +194,14 @@ impl PluginProcess {
         }
     }
 
+    pub(crate) fn running(&self) -> &dyn RunningPlugin {
+        self.plugin.as_ref()
+    }
+
+    pub(crate) fn running_arc(&self) -> Arc<dyn RunningPlugin> {
+        self.plugin.clone()
+    }
+
     /// Waits until the process is gone, or `timeout`. Returns whether it is gone.
     pub(crate) async fn wait_gone(&self, timeout: Duration) -> bool {
         let mut state = self.state.clone();
@@ -221,13 +211,12 @@ impl PluginProcess {
         )
     }
 
-    /// Sends SIGKILL to the plugin and its descendants, and waits, bounded,
-    /// for the plugin to be reaped.
+    /// Kills the plugin (and, for local ones, its descendants) and waits,
+    /// bounded, for it to be gone.
     pub(crate) async fn kill(&self) -> bool {
         if self.state() == ProcessState::Running {
-            kill_descendants(self.pid);
+            self.plugin.kill();
         }
-        self.kill.cancel();
         self.wait_gone(REAP_TIMEOUT).await
     }
 
@@ -248,6 +237,14 @@ impl PluginProcess {
         }
     }
 
+    /// Lets the plugin go: it is not killed when this is dropped. Its
+    /// output keeps being drained (and its exit reaped) while the host runs.
+    pub(crate) fn detach(mut self) {
+        self.detached = true;
+        self.stderr_task.take();
+        self.stdout_task.take();
+    }
+
     pub(crate) fn stderr_tail(&self) -> StderrTail {
         self.tail
             .lock()
@@ -258,63 +255,18 @@ impl PluginProcess {
 
 impl Drop for PluginProcess {
     fn drop(&mut self) {
+        if self.detached {
+            return;
+        }
         // Never blocks. The SIGKILL goes out now, even if the runtime is busy
         // or gone; the watcher task (or tokio's orphan reaper) reaps.
         if self.state() == ProcessState::Running {
-            kill_descendants(self.pid);
-            if let Some(pidfd) = &self.pidfd {
-                let _ = rustix::process::pidfd_send_signal(pidfd, rustix::process::Signal::KILL);
-            }
+            self.plugin.kill();
         }
-        self.kill.cancel();
         if let Some(task) = &self.stdout_task {
             task.abort();
         }
     }
-}
-
-/// SIGKILLs every descendant of `pid`. Hosts run plugins through `sh -c`,
-/// and a shell that does not `exec` (dash) leaves the plugin as its child:
-/// killing only the shell would orphan the plugin, which then holds the
-/// output pipes open forever (go-plugin's `Kill` hangs there). The plugin
-/// stays in the host's process group, as in go-plugin, so that it can read
-/// the host's terminal; hence no `killpg`.
-fn kill_descendants(pid: u32) {
-    let mut found = Vec::new();
-    let mut queue = vec![pid];
-    // Bounded against pathological trees.
-    while let Some(parent) = queue.pop() {
-        if found.len() >= 4096 {
-            break;
-        }
-        for child in children_of(parent) {
-            found.push(child);
-            queue.push(child);
-        }
-    }
-    // Deepest first, so no child outlives its parent long enough to matter.
-    for child in found.into_iter().rev() {
-        if let Ok(raw) = i32::try_from(child) {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(raw),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-        }
-    }
-}
-
-fn children_of(pid: u32) -> Vec<u32> {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return Vec::new();
-    };
-    tasks
-        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("children")).ok())
-        .flat_map(|text| {
-            text.split_whitespace()
-                .filter_map(|p| p.parse().ok())
-                .collect::<Vec<u32>>()
-        })
-        .collect()
 }
 
 /// Reads the plugin's stderr to the end: every line goes to the tail kept
@@ -322,7 +274,7 @@ fn children_of(pid: u32) -> Vec<u32> {
 /// `tracing` as go-plugin's host logs it. Lines longer than `limit` are
 /// split and logged verbatim at debug, never parsed, never dropped.
 async fn drain_stderr(
-    stderr: ChildStderr,
+    stderr: PluginOutput,
     mut sink: Option<StderrSink>,
     tail: Arc<Mutex<Tail>>,
     plugin: String,

@@ -6,8 +6,9 @@
 //	COUNTER_PLUGIN="<shell command>" bidirectional-host put KEY VALUE
 //	COUNTER_PLUGIN="<shell command>" bidirectional-host get KEY
 //
-// Optional: COUNTER_AUTOMTLS=1 sets ClientConfig.AutoMTLS (not in upstream;
-// unset, the configuration is exactly the upstream example's).
+// Optional (not in upstream; unset, the configuration is exactly the
+// upstream example's): COUNTER_AUTOMTLS=1 sets ClientConfig.AutoMTLS,
+// COUNTER_MULTIPLEX=1 sets ClientConfig.GRPCBrokerMultiplex.
 package main
 
 import (
@@ -38,6 +39,10 @@ func main() {
 		Cmd:              exec.Command("sh", "-c", os.Getenv("COUNTER_PLUGIN")),
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolNetRPC, plugin.ProtocolGRPC},
 		AutoMTLS:         os.Getenv("COUNTER_AUTOMTLS") == "1",
+		// The plugin gets PLUGIN_MULTIPLEX_GRPC=true and must answer with
+		// a 7th handshake field "true"; go-plugin then carries the main
+		// connection and every brokered one over one yamux session.
+		GRPCBrokerMultiplex: os.Getenv("COUNTER_MULTIPLEX") == "1",
 	})
 	defer client.Kill()
 

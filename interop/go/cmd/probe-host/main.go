@@ -62,6 +62,69 @@ type result struct {
 	// when probe-host closed the sync files (see -sync-stdout); only with
 	// -sync-stdout or -sync-stderr.
 	StdioEnded *bool `json:"stdio_ended,omitempty"`
+	// Reattached: true, only with -reattach.
+	Reattached *bool `json:"reattached,omitempty"`
+	// PidAliveAfterKill: whether the -reattach Pid still exists (kill(pid, 0)
+	// succeeds or fails with EPERM) 300 ms after client.Kill() returned;
+	// only with -reattach and a Pid > 0.
+	PidAliveAfterKill *bool `json:"pid_alive_after_kill,omitempty"`
+	// Multiplexed: whether go-plugin set up its gRPC broker multiplexing
+	// (its host log has "client muxer connected"); only with -multiplex.
+	Multiplexed *bool `json:"multiplexed,omitempty"`
+}
+
+// reattachJSON is one provider's value in Terraform's TF_REATTACH_PROVIDERS
+// (what kv-plugin-go-grpc prints with KV_PLUGIN_DEBUG=1).
+type reattachJSON struct {
+	Protocol        string
+	ProtocolVersion int
+	Pid             int
+	Test            bool
+	Addr            struct {
+		Network string
+		String  string
+	}
+}
+
+// parseReattach turns the -reattach JSON into go-plugin's ReattachConfig,
+// resolving Addr like Terraform does for TF_REATTACH_PROVIDERS ("unix" or
+// "tcp", anything else is an error).
+func parseReattach(s string) (*plugin.ReattachConfig, error) {
+	var r reattachJSON
+	dec := json.NewDecoder(strings.NewReader(s))
+	if err := dec.Decode(&r); err != nil {
+		return nil, err
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("trailing data after the JSON object")
+	}
+	var addr net.Addr
+	var err error
+	switch r.Addr.Network {
+	case "unix":
+		addr, err = net.ResolveUnixAddr("unix", r.Addr.String)
+	case "tcp":
+		addr, err = net.ResolveTCPAddr("tcp", r.Addr.String)
+	default:
+		err = fmt.Errorf("unknown Addr.Network %q (want unix or tcp)", r.Addr.Network)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &plugin.ReattachConfig{
+		Protocol:        plugin.Protocol(r.Protocol),
+		ProtocolVersion: r.ProtocolVersion,
+		Addr:            addr,
+		Pid:             r.Pid,
+		Test:            r.Test,
+	}, nil
+}
+
+// pidAlive reports whether a process with this pid exists (a zombie counts
+// as alive).
+func pidAlive(pid int) bool {
+	err := syscall.Kill(pid, 0)
+	return err == nil || err == syscall.EPERM
 }
 
 // logSink collects the host logger's output. hclog writes each log entry
@@ -436,7 +499,10 @@ func guard(f func() error) (err error) {
 }
 
 func main() {
-	cmdStr := flag.String("cmd", "", "plugin command, run with sh -c (required)")
+	cmdStr := flag.String("cmd", "", "plugin command, run with sh -c (required unless -reattach)")
+	reattachStr := flag.String("reattach", "",
+		`reattach to a running plugin instead of -cmd: JSON {"Protocol","ProtocolVersion","Pid","Test","Addr":{"Network","String"}}`)
+	multiplex := flag.Bool("multiplex", false, "set ClientConfig.GRPCBrokerMultiplex")
 	cookieKey := flag.String("cookie-key", "BASIC_PLUGIN", "magic cookie key")
 	cookieValue := flag.String("cookie-value", "hello", "magic cookie value")
 	versionsStr := flag.String("versions", "1", "comma list of app protocol versions offered")
@@ -470,8 +536,24 @@ func main() {
 	if flag.NArg() != 0 {
 		usageError("unexpected arguments: %q", flag.Args())
 	}
-	if *cmdStr == "" {
-		usageError("-cmd is required")
+	var reattach *plugin.ReattachConfig
+	if *reattachStr != "" {
+		if *cmdStr != "" {
+			usageError("-cmd and -reattach exclude each other")
+		}
+		if *bench != 0 {
+			usageError("-bench does not work with -reattach")
+		}
+		if *autoMTLS {
+			// go-plugin would silently ignore it (reattach skips AutoMTLS).
+			usageError("-automtls does not work with -reattach")
+		}
+		var err error
+		if reattach, err = parseReattach(*reattachStr); err != nil {
+			usageError("-reattach: %v", err)
+		}
+	} else if *cmdStr == "" {
+		usageError("-cmd or -reattach is required")
 	}
 	if *bench < 0 {
 		usageError("-bench wants N >= 0, got %d", *bench)
@@ -541,11 +623,16 @@ func main() {
 		// whatever sh started can be cleaned up: go-plugin only kills the
 		// direct child (sh), and its Kill() waits until every holder of the
 		// plugin's stdout/stderr pipes has exited.
-		cmd := exec.Command("sh", "-c", *cmdStr)
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-		killGroup := func() {
-			if cmd.Process != nil {
-				_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		// With -reattach there is no command, and nothing of ours to kill.
+		var cmd *exec.Cmd
+		killGroup := func() {}
+		if reattach == nil {
+			cmd = exec.Command("sh", "-c", *cmdStr)
+			cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+			killGroup = func() {
+				if cmd.Process != nil {
+					_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+				}
 			}
 		}
 
@@ -558,15 +645,25 @@ func main() {
 				MagicCookieValue: *cookieValue,
 			},
 			VersionedPlugins: versions,
-			Cmd:              cmd,
 			AllowedProtocols: protocols,
 			StartTimeout:     *startTimeout,
 			Logger:           logger,
 			AutoMTLS:         *autoMTLS,
 			// A copy: go-plugin writes the plugin's certificate into
 			// RootCAs/ClientCAs of the config it is given.
-			TLSConfig:       tlsConfig.Clone(),
-			GRPCDialOptions: []grpc.DialOption{grpc.WithChainUnaryInterceptor(obs.intercept)},
+			TLSConfig:           tlsConfig.Clone(),
+			GRPCDialOptions:     []grpc.DialOption{grpc.WithChainUnaryInterceptor(obs.intercept)},
+			GRPCBrokerMultiplex: *multiplex,
+		}
+		if reattach == nil {
+			config.Cmd = cmd
+		} else {
+			// A copy per client. go-plugin's reattach path skips the
+			// version negotiation and dispenses from Plugins, not
+			// VersionedPlugins.
+			rc := *reattach
+			config.Reattach = &rc
+			config.Plugins = plugin.PluginSet{"kv": &kvPlugin{}}
 		}
 		if *autoMTLS && maxVersion != 0 {
 			config.GRPCDialOptions = append(config.GRPCDialOptions,
@@ -714,6 +811,15 @@ func main() {
 		}
 	}
 	res.KillMS = time.Since(start).Milliseconds()
+	if reattach != nil {
+		t := true
+		res.Reattached = &t
+		if reattach.Pid > 0 {
+			time.Sleep(300 * time.Millisecond)
+			alive := pidAlive(reattach.Pid)
+			res.PidAliveAfterKill = &alive
+		}
+	}
 	res.TLSVersion = obs.get()
 	res.Exited = client.Exited()
 	killGroup() // leave nothing behind
@@ -750,6 +856,15 @@ func main() {
 	if *logAll {
 		all := append([]string{}, entries...)
 		res.Log = &all
+	}
+	if *multiplex {
+		mux := false
+		for _, e := range entries {
+			if strings.Contains(e, "plugin: client muxer connected") {
+				mux = true
+			}
+		}
+		res.Multiplexed = &mux
 	}
 	for _, e := range entries {
 		switch level(e) {

@@ -1,0 +1,406 @@
+//! How a plugin process is started, watched and stopped: go-plugin's
+//! `runner.Runner`, `runner.AttachedRunner` and `runner.AddrTranslator`.
+//!
+//! The default, [`LocalRunner`], runs the command as a child of the host.
+//! Implement [`Runner`] to run plugins elsewhere (a container, a sandbox, a
+//! remote machine): the host still reads the handshake from the stdout you
+//! return, logs the stderr, and translates addresses through the
+//! [`RunningPlugin`] you return.
+
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::process::{ExitStatus, Stdio};
+use std::sync::Mutex;
+use std::sync::mpsc as std_mpsc;
+use std::time::Duration;
+
+use tokio::io::AsyncRead;
+
+use crate::handshake::PluginAddress;
+
+/// A boxed, sendable future, as the runner traits return.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A readable pipe of the plugin: its stdout or stderr.
+pub type PluginOutput = Box<dyn AsyncRead + Send + Unpin>;
+
+/// What the host prepared for a launch.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Launch {
+    /// The plugin's command with its complete environment (the host's,
+    /// the caller's and go-plugin's variables, cleared first).
+    pub command: std::process::Command,
+    /// The plugin's program, for messages.
+    pub program: PathBuf,
+    /// The private directory the plugin was told to put its sockets in
+    /// (`PLUGIN_UNIX_SOCKET_DIR`); a container runner mounts it.
+    pub socket_dir: PathBuf,
+}
+
+/// A started plugin: its output pipes and the handle that watches and stops it.
+#[non_exhaustive]
+pub struct Started {
+    /// The plugin's stdout: the handshake line comes first.
+    pub stdout: PluginOutput,
+    /// The plugin's stderr: its logs.
+    pub stderr: PluginOutput,
+    /// Watches and stops the plugin.
+    pub plugin: Box<dyn RunningPlugin>,
+}
+
+impl Started {
+    /// Bundles what a runner started.
+    pub fn new(stdout: PluginOutput, stderr: PluginOutput, plugin: Box<dyn RunningPlugin>) -> Self {
+        Self {
+            stdout,
+            stderr,
+            plugin,
+        }
+    }
+}
+
+impl fmt::Debug for Started {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Started")
+            .field("plugin", &self.plugin)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Starts plugin processes (go-plugin's `runner.Runner`).
+pub trait Runner: Send + 'static {
+    /// Starts the plugin described by `launch`. The host bounds this call
+    /// with its start timeout.
+    fn start(self: Box<Self>, launch: Launch) -> BoxFuture<'static, io::Result<Started>>;
+}
+
+/// How a plugin ended, as far as the host can tell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PluginExit {
+    /// The plugin exited with this status.
+    Exited(ExitStatus),
+    /// The plugin is gone, its status unknown (it was not the host's
+    /// child, or waiting for it failed).
+    Gone,
+}
+
+/// A running plugin the host watches and may stop (go-plugin's
+/// `runner.AttachedRunner` plus `AddrTranslator`).
+pub trait RunningPlugin: Send + Sync + fmt::Debug + 'static {
+    /// An identifier for logs; a process id for local plugins.
+    fn id(&self) -> String;
+
+    /// The process id, when the plugin is a process on this machine.
+    fn pid(&self) -> Option<u32> {
+        None
+    }
+
+    /// Resolves when the plugin is gone. Called once, from a watcher task.
+    fn wait(&self) -> BoxFuture<'_, PluginExit>;
+
+    /// Forcibly stops the plugin. Must not block; called from `Drop` too,
+    /// and possibly more than once.
+    fn kill(&self);
+
+    /// Extra text for start-up failures (go-plugin's `Diagnose`).
+    fn diagnose(&self) -> Option<String> {
+        None
+    }
+
+    /// Translates an address the plugin announced (the handshake, brokered
+    /// servers) into one the host can dial.
+    fn plugin_to_host(&self, address: PluginAddress) -> PluginAddress {
+        address
+    }
+
+    /// Translates an address of the host's brokered servers into one the
+    /// plugin can dial.
+    fn host_to_plugin(&self, address: PluginAddress) -> PluginAddress {
+        address
+    }
+}
+
+/// Runs the plugin as a child process of the host: the default runner.
+///
+/// Beyond go-plugin, by default the plugin:
+/// - gets its own process group (unless the host's stdin is a terminal,
+///   which the plugin must be able to read), so killing it kills every
+///   process it started;
+/// - receives SIGTERM when the host dies (Linux parent-death signal), so
+///   no plugin outlives a crashed host.
+///
+/// [`keep_running`](Self::keep_running) turns both off and puts the plugin
+/// in its own session, so it can outlive its host and be reattached.
+#[derive(Clone, Debug, Default)]
+pub struct LocalRunner {
+    keep_running: bool,
+    process_group: Option<bool>,
+}
+
+impl LocalRunner {
+    /// The default local runner.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Lets the plugin outlive the host (see [`Client::detach`](super::Client::detach)).
+    #[must_use]
+    pub fn keep_running(mut self, keep: bool) -> Self {
+        self.keep_running = keep;
+        self
+    }
+
+    /// Forces the plugin into its own process group (`true`) or the host's
+    /// (`false`, as go-plugin). The default decides by whether stdin is a
+    /// terminal.
+    #[must_use]
+    pub fn own_process_group(mut self, own: bool) -> Self {
+        self.process_group = Some(own);
+        self
+    }
+
+    fn wants_own_group(&self) -> bool {
+        self.process_group
+            .unwrap_or_else(|| !std::io::IsTerminal::is_terminal(&std::io::stdin()))
+    }
+}
+
+impl Runner for LocalRunner {
+    fn start(self: Box<Self>, launch: Launch) -> BoxFuture<'static, io::Result<Started>> {
+        Box::pin(async move { spawn_local(*self, launch).await })
+    }
+}
+
+async fn spawn_local(runner: LocalRunner, launch: Launch) -> io::Result<Started> {
+    use std::os::unix::process::CommandExt;
+    let own_group = runner.wants_own_group();
+    let mut command = launch.command;
+    command
+        .stdin(Stdio::inherit())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if runner.keep_running {
+        detach_on_exec(&mut command);
+    } else {
+        if own_group {
+            command.process_group(0);
+        }
+        die_with_host(&mut command);
+    }
+    let mut command = tokio::process::Command::from(command);
+    command.kill_on_drop(!runner.keep_running);
+    let mut child = if runner.keep_running {
+        command.spawn()?
+    } else {
+        spawn_on_launcher_thread(command).await?
+    };
+    let pid = child.id().unwrap_or_default();
+    // Opened before anyone can reap the child, so it names this process.
+    let pidfd = rustix::process::Pid::from_raw(pid as i32)
+        .and_then(|p| rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()).ok());
+    let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
+        return Err(io::Error::other("the child's stdout or stderr pipe is missing"));
+    };
+    Ok(Started::new(
+        Box::new(stdout),
+        Box::new(stderr),
+        Box::new(LocalPlugin {
+            pid,
+            pidfd,
+            own_group: own_group && !runner.keep_running,
+            keep_running: runner.keep_running,
+            child: tokio::sync::Mutex::new(Some(child)),
+        }),
+    ))
+}
+
+/// A child process of the host.
+#[derive(Debug)]
+struct LocalPlugin {
+    pid: u32,
+    /// Refers to exactly this process, even once its pid is recycled.
+    pidfd: Option<std::os::fd::OwnedFd>,
+    own_group: bool,
+    keep_running: bool,
+    child: tokio::sync::Mutex<Option<tokio::process::Child>>,
+}
+
+impl RunningPlugin for LocalPlugin {
+    fn id(&self) -> String {
+        self.pid.to_string()
+    }
+
+    fn pid(&self) -> Option<u32> {
+        Some(self.pid)
+    }
+
+    fn wait(&self) -> BoxFuture<'_, PluginExit> {
+        Box::pin(async move {
+            let mut child = self.child.lock().await;
+            let Some(child) = child.as_mut() else {
+                return PluginExit::Gone;
+            };
+            match child.wait().await {
+                Ok(status) => PluginExit::Exited(status),
+                Err(e) => {
+                    tracing::warn!("waiting for the plugin process failed: {e}");
+                    PluginExit::Gone
+                }
+            }
+        })
+    }
+
+    fn kill(&self) {
+        // Descendants first: `sh -c plugin` (go-plugin's examples) leaves
+        // the plugin as the shell's child when the shell does not exec.
+        kill_descendants(self.pid);
+        if self.own_group {
+            if let Some(group) = rustix::process::Pid::from_raw(self.pid as i32) {
+                let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
+            }
+        }
+        match &self.pidfd {
+            Some(pidfd) => {
+                let _ = rustix::process::pidfd_send_signal(pidfd, rustix::process::Signal::KILL);
+            }
+            // Without pidfds (old kernels) the watcher's tokio child kills it.
+            None => {
+                if let Ok(mut child) = self.child.try_lock() {
+                    if let Some(child) = child.as_mut() {
+                        let _ = child.start_kill();
+                    }
+                }
+            }
+        }
+    }
+
+    fn diagnose(&self) -> Option<String> {
+        self.keep_running
+            .then(|| "the plugin was started to keep running after the host exits".to_owned())
+    }
+}
+
+/// SIGKILLs every descendant of `pid`, deepest first, so that none is
+/// orphaned and none keeps the plugin's output pipes open.
+pub(crate) fn kill_descendants(pid: u32) {
+    let mut found = Vec::new();
+    let mut queue = vec![pid];
+    // Bounded against pathological trees.
+    while let Some(parent) = queue.pop() {
+        if found.len() >= 4096 {
+            break;
+        }
+        for child in children_of(parent) {
+            found.push(child);
+            queue.push(child);
+        }
+    }
+    for child in found.into_iter().rev() {
+        if let Some(child) = i32::try_from(child)
+            .ok()
+            .and_then(rustix::process::Pid::from_raw)
+        {
+            let _ = rustix::process::kill_process(child, rustix::process::Signal::KILL);
+        }
+    }
+}
+
+fn children_of(pid: u32) -> Vec<u32> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("children")).ok())
+        .flat_map(|text| {
+            text.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect::<Vec<u32>>()
+        })
+        .collect()
+}
+
+/// Asks the kernel to send the plugin SIGTERM when the host dies, and
+/// refuses to start it when the host is already gone.
+#[allow(unsafe_code)]
+fn die_with_host(command: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    let host = rustix::process::getpid();
+    // SAFETY: the closure runs in the forked child before exec; it only
+    // makes two syscalls (prctl, getppid), allocates nothing and takes no
+    // lock, so it is async-signal-safe.
+    unsafe {
+        command.pre_exec(move || {
+            rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::TERM))?;
+            if rustix::process::getppid() != Some(host) {
+                return Err(io::Error::other("the host exited while starting the plugin"));
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Puts the plugin in a session of its own, so that neither the host's
+/// exit nor its terminal's signals reach it.
+#[allow(unsafe_code)]
+fn detach_on_exec(command: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs in the forked child before exec and only
+    // calls setsid(2): async-signal-safe, no allocation, no lock.
+    unsafe {
+        command.pre_exec(|| rustix::process::setsid().map(drop).map_err(io::Error::from));
+    }
+}
+
+type LaunchJob = Box<dyn FnOnce() + Send>;
+
+/// The thread every plugin with a parent-death signal is forked from.
+///
+/// Linux delivers the parent-death signal when the *thread* that forked
+/// the child exits, not the process. Forking from a tokio worker or a
+/// blocking-pool thread would kill plugins whenever the pool retires that
+/// thread; one thread that lives as long as the process makes the signal
+/// mean "the host died". It is the one process-wide item in goplug, and
+/// idles on a channel.
+fn launcher() -> io::Result<std_mpsc::Sender<LaunchJob>> {
+    static LAUNCHER: Mutex<Option<std_mpsc::Sender<LaunchJob>>> = Mutex::new(None);
+    let mut slot = LAUNCHER
+        .lock()
+        .map_err(|_| io::Error::other("the plugin launcher thread panicked"))?;
+    if let Some(sender) = slot.as_ref() {
+        return Ok(sender.clone());
+    }
+    let (sender, jobs) = std_mpsc::channel::<LaunchJob>();
+    std::thread::Builder::new()
+        .name("goplug-launcher".to_owned())
+        .stack_size(256 * 1024)
+        .spawn(move || {
+            for job in jobs {
+                job();
+            }
+        })?;
+    *slot = Some(sender.clone());
+    Ok(sender)
+}
+
+async fn spawn_on_launcher_thread(
+    mut command: tokio::process::Command,
+) -> io::Result<tokio::process::Child> {
+    let runtime = tokio::runtime::Handle::current();
+    let (done, result) = tokio::sync::oneshot::channel();
+    launcher()?
+        .send(Box::new(move || {
+            // tokio registers the child with this runtime's reaper.
+            let _entered = runtime.enter();
+            let _ = done.send(command.spawn());
+        }))
+        .map_err(|_| io::Error::other("the plugin launcher thread is gone"))?;
+    tokio::time::timeout(Duration::from_secs(30), result)
+        .await
+        .map_err(|_| io::Error::other("the plugin launcher thread did not answer in 30 s"))?
+        .map_err(|_| io::Error::other("the plugin launcher thread dropped the launch"))?
+}
