@@ -47,7 +47,12 @@ pub struct ReattachConfig {
 
 impl ReattachConfig {
     /// A config for a plugin at `address` with process id `pid`.
-    pub fn new(protocol: Protocol, protocol_version: u32, address: PluginAddress, pid: u32) -> Self {
+    pub fn new(
+        protocol: Protocol,
+        protocol_version: u32,
+        address: PluginAddress,
+        pid: u32,
+    ) -> Self {
         Self {
             protocol,
             protocol_version,
@@ -186,9 +191,11 @@ impl TryFrom<WireConfig> for ReattachConfig {
                     wire.addr.string
                 )));
             }
-            "tcp" => PluginAddress::Tcp(wire.addr.string.parse::<SocketAddr>().map_err(|e| {
-                reattach_error(format!("tcp address {:?}: {e}", wire.addr.string))
-            })?),
+            "tcp" => {
+                PluginAddress::Tcp(wire.addr.string.parse::<SocketAddr>().map_err(|e| {
+                    reattach_error(format!("tcp address {:?}: {e}", wire.addr.string))
+                })?)
+            }
             other => return Err(reattach_error(format!("unknown network {other:?}"))),
         };
         Ok(Self {
@@ -286,8 +293,8 @@ mod tests {
     #[test]
     fn provider_maps_round_trip() {
         let a = ReattachConfig::new(Protocol::Grpc, 6, PluginAddress::Unix("/a".into()), 10);
-        let b = ReattachConfig::new(Protocol::Grpc, 5, PluginAddress::Unix("/b".into()), 11)
-            .test(true);
+        let b =
+            ReattachConfig::new(Protocol::Grpc, 5, PluginAddress::Unix("/b".into()), 11).test(true);
         let json = ReattachConfig::map_to_json([
             ("registry.terraform.io/hashicorp/a", &a),
             ("registry.terraform.io/hashicorp/b", &b),

@@ -12,6 +12,11 @@
 //!   handshake, then creating `print-done`.
 //! - `no-controller`: a handshake and a gRPC server without
 //!   `GRPCController`, so a host's shutdown request goes unanswered.
+//! - `kv-debug`: the KV plugin in debug mode: prints its reattach config
+//!   on stdout and serves until SIGINT/SIGTERM.
+//! - `kv-orphan-child`: the KV plugin, after starting a `sleep` that is
+//!   orphaned at once (reparented away from the plugin, still in its
+//!   process group); its pid goes to the file `orphan.pid`.
 //! - `pid-file PATH MODE...`: writes its pid to PATH, then runs MODE.
 #![allow(clippy::print_stdout)] // printing the handshake by hand is the point of some modes
 
@@ -47,6 +52,18 @@ fn main() -> ExitCode {
                 println!("hello from the plugin's stdout");
                 let _ = std::fs::write("print-done", "");
             });
+            goplug::plugin::run(kv_config())
+        }
+        Some("kv-debug") => goplug::plugin::run_debug(kv_config()),
+        Some("kv-orphan-child") => {
+            let spawned = std::process::Command::new("sh")
+                .arg("-c")
+                .arg("sleep 300 >/dev/null 2>&1 </dev/null & echo $! > orphan.pid")
+                .status();
+            if !spawned.is_ok_and(|s| s.success()) {
+                eprintln!("fake-plugin: could not start the orphan");
+                return ExitCode::FAILURE;
+            }
             goplug::plugin::run(kv_config())
         }
         Some("no-controller") => no_controller(),

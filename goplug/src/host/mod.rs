@@ -23,6 +23,7 @@
 //! ```
 
 mod attach;
+pub(crate) use attach::pidfd_exited;
 mod checksum;
 pub(crate) mod connect;
 mod process;
@@ -1038,10 +1039,7 @@ impl Client {
     pub fn reattach_config(&self) -> Option<ReattachConfig> {
         let pid = self.process.pid?;
         let test = matches!(self.mode, Mode::Attached { test: true });
-        Some(
-            ReattachConfig::new(self.protocol, self.version, self.address.clone(), pid)
-                .test(test),
-        )
+        Some(ReattachConfig::new(self.protocol, self.version, self.address.clone(), pid).test(test))
     }
 
     /// Lets the plugin run on without this host and returns how to
@@ -1058,7 +1056,12 @@ impl Client {
     /// [`Error::Config`] for a plugin not launched to keep running, or one
     /// without a process id.
     pub fn detach(self) -> Result<ReattachConfig> {
-        if matches!(self.mode, Mode::Launched { keep_running: false }) {
+        if matches!(
+            self.mode,
+            Mode::Launched {
+                keep_running: false
+            }
+        ) {
             return Err(Error::Config(
                 "only a plugin launched with keep_running(true) can be detached".to_owned(),
             ));
@@ -1186,6 +1189,7 @@ impl Client {
         let Self {
             channel,
             shutdown_grace,
+            address,
             mut process,
             socket_dir,
             stdio_task,
@@ -1219,20 +1223,46 @@ impl Client {
         let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
         let graceful = process.wait_gone(remaining).await;
         if !graceful {
-            tracing::warn!(id = process.running().id(), "plugin failed to exit gracefully");
+            tracing::warn!(
+                id = process.running().id(),
+                "plugin failed to exit gracefully"
+            );
             process.kill().await;
         } else {
             tracing::debug!(id = process.running().id(), "plugin exited");
         }
+        process.running().cleanup();
         process.finish_readers(Duration::from_secs(1)).await;
         // Synced output the plugin sent before it exited still arrives.
         stdio_task.finish(Duration::from_secs(1)).await;
         socket_dir.remove();
+        if mode == (Mode::Attached { test: false }) && process.state() != ProcessState::Running {
+            remove_detached_socket_dir(&address);
+        }
         ShutdownReport {
             graceful,
             status: process.exit_status(),
             left_running: false,
             elapsed: started.elapsed(),
+        }
+    }
+}
+
+/// After stopping a plugin a previous goplug host detached from: removes
+/// the socket directory that host left for it, once the plugin removed
+/// its socket. Only directories goplug names (`goplug-*`), only empty ones.
+fn remove_detached_socket_dir(address: &PluginAddress) {
+    let PluginAddress::Unix(socket) = address else {
+        return;
+    };
+    for dir in socket.ancestors().skip(1).take(2) {
+        let ours = dir
+            .file_name()
+            .is_some_and(|name| name.to_string_lossy().starts_with("goplug-"));
+        if ours {
+            // Fails, harmlessly, while anything is left in it.
+            let _ = std::fs::remove_dir(dir);
+            return;
         }
     }
 }

@@ -263,6 +263,7 @@ impl Drop for PluginProcess {
         if self.state() == ProcessState::Running {
             self.plugin.kill();
         }
+        self.plugin.cleanup();
         if let Some(task) = &self.stdout_task {
             task.abort();
         }

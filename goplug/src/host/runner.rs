@@ -107,6 +107,10 @@ pub trait RunningPlugin: Send + Sync + fmt::Debug + 'static {
     /// and possibly more than once.
     fn kill(&self);
 
+    /// Called once the plugin is gone (exited or killed): stops whatever it
+    /// left behind. Must not block.
+    fn cleanup(&self) {}
+
     /// Extra text for start-up failures (go-plugin's `Diagnose`).
     fn diagnose(&self) -> Option<String> {
         None
@@ -204,7 +208,9 @@ async fn spawn_local(runner: LocalRunner, launch: Launch) -> io::Result<Started>
     let pidfd = rustix::process::Pid::from_raw(pid as i32)
         .and_then(|p| rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()).ok());
     let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
-        return Err(io::Error::other("the child's stdout or stderr pipe is missing"));
+        return Err(io::Error::other(
+            "the child's stdout or stderr pipe is missing",
+        ));
     };
     Ok(Started::new(
         Box::new(stdout),
@@ -279,6 +285,19 @@ impl RunningPlugin for LocalPlugin {
         }
     }
 
+    fn cleanup(&self) {
+        // Children that double-forked away from the plugin are no longer
+        // its descendants, but still in its group. The group id cannot be
+        // reused while a member lives; once the group is empty this fails
+        // harmlessly (a new leader taking the freed pid in the moments
+        // since the reap is the one, remote, race).
+        if self.own_group {
+            if let Some(group) = rustix::process::Pid::from_raw(self.pid as i32) {
+                let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
+            }
+        }
+    }
+
     fn diagnose(&self) -> Option<String> {
         self.keep_running
             .then(|| "the plugin was started to keep running after the host exits".to_owned())
@@ -337,7 +356,9 @@ fn die_with_host(command: &mut std::process::Command) {
         command.pre_exec(move || {
             rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::TERM))?;
             if rustix::process::getppid() != Some(host) {
-                return Err(io::Error::other("the host exited while starting the plugin"));
+                return Err(io::Error::other(
+                    "the host exited while starting the plugin",
+                ));
             }
             Ok(())
         });

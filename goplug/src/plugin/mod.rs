@@ -24,6 +24,7 @@
 
 mod incoming;
 pub(crate) mod listener;
+mod parent;
 mod services;
 
 use std::collections::BTreeMap;
@@ -49,6 +50,7 @@ use crate::error::{Error, Result};
 use crate::grpc::GrpcService;
 use crate::grpc::{HEALTH_SERVICE_NAME, PLUGIN_FILE_DESCRIPTOR_SET, pb};
 use crate::handshake::{HandshakeConfig, HandshakeLine, Protocol, negotiate};
+use crate::reattach::ReattachConfig;
 use crate::tls::{self, CertCurve, TlsVersion};
 
 /// How long in-flight requests may finish after a shutdown request. The Go
@@ -129,6 +131,7 @@ pub struct ServeConfig {
     tls: Option<Arc<rustls::ServerConfig>>,
     max_tls_version: TlsVersion,
     cert_curve: CertCurve,
+    exit_with_host: bool,
 }
 
 impl fmt::Debug for ServeConfig {
@@ -153,6 +156,7 @@ impl ServeConfig {
             tls: None,
             max_tls_version: TlsVersion::default(),
             cert_curve: CertCurve::default(),
+            exit_with_host: true,
         }
     }
 
@@ -213,6 +217,15 @@ impl ServeConfig {
         self
     }
 
+    /// Whether the plugin shuts down on its own when the process that
+    /// launched it exits (default: yes, unless the host asked it to keep
+    /// running). go-plugin plugins run on as orphans instead.
+    #[must_use]
+    pub fn exit_with_host(mut self, exit: bool) -> Self {
+        self.exit_with_host = exit;
+        self
+    }
+
     /// Stops serving when `signal` completes, as a host's shutdown request does.
     #[must_use]
     pub fn with_graceful_shutdown(
@@ -229,6 +242,10 @@ impl ServeConfig {
 ///
 /// Errors are written to stderr (go-plugin's own texts for a missing cookie).
 pub fn run(config: ServeConfig) -> ExitCode {
+    run_in_runtime(serve(config))
+}
+
+fn run_in_runtime(serving: impl Future<Output = Result<()>>) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -239,7 +256,7 @@ pub fn run(config: ServeConfig) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(serve(config));
+    let result = runtime.block_on(serving);
     // Tasks still blocked on I/O must not keep the process alive.
     runtime.shutdown_timeout(Duration::from_millis(200));
     match result {
@@ -266,6 +283,46 @@ pub fn run(config: ServeConfig) -> ExitCode {
 ///
 /// Dropping the future stops serving and removes the socket.
 pub async fn serve(config: ServeConfig) -> Result<()> {
+    serve_with(config, Mode::Launched).await
+}
+
+/// Serves the plugin in debug mode (go-plugin's `ServeTestConfig`), for a
+/// plugin started by hand, say under a debugger: no magic cookie is
+/// needed, nothing is printed on stdout, and `ready` receives the
+/// [`ReattachConfig`] a host attaches with (test mode: the host never stops
+/// it). SIGINT and SIGTERM stop it, as does the config's shutdown signal.
+///
+/// # Errors
+///
+/// As [`serve`], without the cookie errors.
+pub async fn serve_debug(
+    config: ServeConfig,
+    ready: impl FnOnce(ReattachConfig) + Send + 'static,
+) -> Result<()> {
+    serve_with(config, Mode::Debug(Box::new(ready))).await
+}
+
+/// Runs [`serve_debug`] from a synchronous `main`: prints the reattach
+/// config as one JSON line on stdout (the per-plugin object of Terraform's
+/// `TF_REATTACH_PROVIDERS`) and serves until interrupted. Exit code 0
+/// after a clean stop, 1 on error.
+pub fn run_debug(config: ServeConfig) -> ExitCode {
+    run_in_runtime(serve_debug(config, |reattach| {
+        if let Err(e) = write_stdout_line(&reattach.to_json()) {
+            write_stderr(&format!("goplug: {e}\n"));
+        }
+    }))
+}
+
+/// How the plugin was started.
+enum Mode {
+    /// By a host, through the handshake.
+    Launched,
+    /// By hand, for a host to reattach to.
+    Debug(Box<dyn FnOnce(ReattachConfig) + Send>),
+}
+
+async fn serve_with(config: ServeConfig, mode: Mode) -> Result<()> {
     let ServeConfig {
         handshake,
         mut versions,
@@ -275,9 +332,13 @@ pub async fn serve(config: ServeConfig) -> Result<()> {
         tls,
         max_tls_version,
         cert_curve,
+        exit_with_host,
     } = config;
 
-    check_cookie(&handshake)?;
+    let launched = matches!(mode, Mode::Launched);
+    if launched {
+        check_cookie(&handshake)?;
+    }
 
     let plugin_versions: Vec<u32> = versions.keys().copied().collect();
     let offer = std::env::var(env::PLUGIN_PROTOCOL_VERSIONS).ok();
@@ -286,7 +347,8 @@ pub async fn serve(config: ServeConfig) -> Result<()> {
     for entry in &negotiated.invalid {
         tracing::warn!("server sent invalid plugin version {entry:?}");
     }
-    if !negotiated.matched {
+    // A debug-mode plugin started by hand has no offer to disagree with.
+    if !negotiated.matched && (launched || offer.is_some()) {
         // On stderr so the host can show both sides' versions; the `[WARN]`
         // prefix makes a go-plugin host log it at warn level.
         write_stderr(&format!(
@@ -306,12 +368,14 @@ pub async fn serve(config: ServeConfig) -> Result<()> {
     let listener = BoundListener::bind(transport).await?;
     let address = listener.address()?;
     let shutdown = CancellationToken::new();
-    let (stdout, redirect) = match services::capture_stdout() {
-        Ok((stdout, redirect)) => (Some(stdout), Some(redirect)),
-        Err(e) => {
+    // In debug mode stdout is the developer's terminal: left alone.
+    let (stdout, redirect) = match launched.then(services::capture_stdout) {
+        Some(Ok((stdout, redirect))) => (Some(stdout), Some(redirect)),
+        Some(Err(e)) => {
             tracing::warn!("stdout will not be synced to the host: {e}");
             (None, None)
         }
+        None => (None, None),
     };
     let (socket_base, socket_group) = listener::socket_location()?;
     let (broker_tx, broker_rx) = tokio::sync::mpsc::channel(16);
@@ -333,7 +397,10 @@ pub async fn serve(config: ServeConfig) -> Result<()> {
 
     // Before the handshake: a Ctrl-C in the host's terminal reaches every
     // process of the foreground group, and the host owns plugin shutdown.
-    let _signals = watch_signals(shutdown.clone())?;
+    let _signals = watch_signals(shutdown.clone(), launched)?;
+    let keep_running = std::env::var_os(env::GOPLUG_KEEP_RUNNING).is_some_and(|v| v == "1");
+    let _host_watch =
+        (launched && exit_with_host && !keep_running).then(|| parent::watch_host(shutdown.clone()));
     if let Some(signal) = shutdown_signal {
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
@@ -344,11 +411,24 @@ pub async fn serve(config: ServeConfig) -> Result<()> {
         });
     }
 
-    let line = HandshakeLine {
-        server_cert,
-        ..HandshakeLine::new(negotiated.version, address.clone(), Protocol::Grpc)
-    };
-    write_handshake(&line)?;
+    match mode {
+        Mode::Launched => {
+            let line = HandshakeLine {
+                server_cert,
+                ..HandshakeLine::new(negotiated.version, address.clone(), Protocol::Grpc)
+            };
+            write_stdout_line(&line.to_string())?;
+        }
+        Mode::Debug(ready) => ready(
+            ReattachConfig::new(
+                Protocol::Grpc,
+                negotiated.version,
+                address.clone(),
+                std::process::id(),
+            )
+            .test(true),
+        ),
+    }
     // From here on, what the plugin prints travels through GRPCStdio, as a
     // Go plugin's os.Stdout does.
     if let Some(Err(e)) = redirect.map(services::StdoutRedirect::apply) {
@@ -573,12 +653,13 @@ async fn build_routes(
     Ok(routes.routes())
 }
 
-/// Writes the handshake line on fd 1: the only stdout write in the library.
+/// Writes the handshake line (or, in debug mode, the reattach config) on
+/// fd 1: the only stdout write in the library.
 #[expect(
     clippy::disallowed_methods,
     reason = "the handshake is the one stdout write"
 )]
-fn write_handshake(line: &HandshakeLine) -> Result<()> {
+fn write_stdout_line(line: &str) -> Result<()> {
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "{line}")
         .and_then(|()| stdout.flush())
@@ -593,10 +674,13 @@ fn write_stderr(text: &str) {
     let _ = std::io::stderr().lock().write_all(text.as_bytes());
 }
 
-/// Keeps SIGINT from killing the plugin, as go-plugin does, and turns
-/// SIGTERM into a graceful shutdown (go-plugin dies on it and leaves its
-/// socket behind).
-fn watch_signals(shutdown: CancellationToken) -> Result<tokio::task::JoinHandle<()>> {
+/// Keeps SIGINT from killing a launched plugin, as go-plugin does (a
+/// debug-mode plugin stops on it), and turns SIGTERM into a graceful
+/// shutdown (go-plugin dies on it and leaves its socket behind).
+fn watch_signals(
+    shutdown: CancellationToken,
+    ignore_interrupt: bool,
+) -> Result<tokio::task::JoinHandle<()>> {
     use tokio::signal::unix::{SignalKind, signal};
     let install = |kind: SignalKind| {
         signal(kind).map_err(|source| Error::Io {
@@ -611,6 +695,11 @@ fn watch_signals(shutdown: CancellationToken) -> Result<tokio::task::JoinHandle<
         loop {
             tokio::select! {
                 Some(()) = sigint.recv() => {
+                    if !ignore_interrupt {
+                        tracing::debug!("plugin received SIGINT in debug mode, shutting down");
+                        shutdown.cancel();
+                        return;
+                    }
                     count += 1;
                     tracing::trace!(count, "plugin received interrupt signal, ignoring");
                 }

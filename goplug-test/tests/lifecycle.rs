@@ -1,0 +1,466 @@
+//! Plugins that outlive their host, and hosts that leave nothing behind:
+//! reattach (test and normal mode, in all four pairings), host upgrades,
+//! plugins dying with their host, process groups.
+
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use goplug::host::{Channel, Checksum, Client, PluginSet};
+use goplug::reattach::ReattachConfig;
+use goplug::{Error, Protocol};
+use goplug_example_kv::{HANDSHAKE, pb, pb::kv_client::KvClient};
+use goplug_test::{Scratch, go_bin, process_gone, read_pid};
+
+const FAKE: &str = env!("CARGO_BIN_EXE_fake-plugin");
+const LIFECYCLE_HOST: &str = env!("CARGO_BIN_EXE_lifecycle-host");
+const GONE: Duration = Duration::from_secs(5);
+
+/// A plugin started by hand in debug mode; killed (SIGKILL) if still
+/// running when dropped.
+struct DebugPlugin {
+    child: Child,
+    config: ReattachConfig,
+}
+
+impl DebugPlugin {
+    /// Starts `command` (a plugin in debug mode) and reads its reattach line.
+    fn start(mut command: Command, sockets: &Path) -> Self {
+        let mut child = command
+            .env("PLUGIN_UNIX_SOCKET_DIR", sockets)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("the debug plugin starts");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (line_tx, line_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = std::io::BufReader::new(stdout).read_line(&mut line);
+            let _ = line_tx.send(line);
+        });
+        let line = match line_rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(line) => line,
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("the debug plugin printed no reattach config in 20 s");
+            }
+        };
+        let config = ReattachConfig::from_json(&line)
+            .unwrap_or_else(|e| panic!("reattach line {line:?}: {e}"));
+        Self { child, config }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// SIGTERM, then the exit status within 10 s.
+    fn terminate(mut self) -> std::process::ExitStatus {
+        signal(self.pid(), nix::sys::signal::Signal::SIGTERM);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the debug plugin ignored SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for DebugPlugin {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn signal(pid: u32, signal: nix::sys::signal::Signal) {
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), signal);
+}
+
+fn rust_debug_plugin(s: &Scratch) -> Command {
+    let mut command = Command::new(FAKE);
+    command.arg("kv-debug").current_dir(&s.work);
+    command
+}
+
+fn go_debug_plugin(s: &Scratch) -> Command {
+    let mut command = Command::new(go_bin("kv-plugin-go-grpc"));
+    command.env("KV_PLUGIN_DEBUG", "1").current_dir(&s.work);
+    command
+}
+
+fn host() -> goplug::host::ClientBuilder {
+    Client::builder(HANDSHAKE)
+        .plugins(PluginSet::new().grpc::<KvClient<Channel>>("kv"))
+        .start_timeout(Duration::from_secs(10))
+}
+
+async fn put_get(client: &Client, key: &str, value: &str) -> String {
+    let mut kv: KvClient<Channel> = client.dispense("kv").unwrap();
+    kv.put(pb::PutRequest {
+        key: key.into(),
+        value: value.as_bytes().to_vec(),
+    })
+    .await
+    .unwrap();
+    get(client, key).await
+}
+
+async fn get(client: &Client, key: &str) -> String {
+    let mut kv: KvClient<Channel> = client.dispense("kv").unwrap();
+    let got = kv.get(pb::GetRequest { key: key.into() }).await.unwrap();
+    String::from_utf8(got.into_inner().value).unwrap()
+}
+
+/// Unix sockets anywhere under `dir`.
+fn sockets_under(dir: &Path) -> Vec<PathBuf> {
+    use std::os::unix::fs::FileTypeExt;
+    let mut found = Vec::new();
+    let mut queue = vec![dir.to_path_buf()];
+    while let Some(dir) = queue.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            if kind.is_dir() {
+                queue.push(entry.path());
+            } else if kind.is_socket() {
+                found.push(entry.path());
+            }
+        }
+    }
+    found
+}
+
+#[tokio::test]
+async fn rust_host_reattaches_to_debug_plugins_of_both_languages() {
+    for (name, command) in [
+        ("rust", rust_debug_plugin as fn(&Scratch) -> Command),
+        ("go", go_debug_plugin),
+    ] {
+        let s = Scratch::new(FAKE);
+        let mut plugin = DebugPlugin::start(command(&s), &s.sockets);
+        assert!(plugin.config.test, "{name}: {:?}", plugin.config);
+        assert_eq!(plugin.config.protocol, Protocol::Grpc, "{name}");
+        assert_eq!(plugin.config.pid, plugin.pid(), "{name}");
+
+        let client = host()
+            .reattach(plugin.config.clone())
+            .start()
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(client.negotiated_version(), 1, "{name}");
+        assert_eq!(client.pid(), Some(plugin.pid()), "{name}");
+        client.ping().await.unwrap();
+        let value = put_get(&client, "k", name).await;
+        assert!(value.starts_with(&format!("{name}\n")), "{name}: {value:?}");
+        assert_eq!(client.reattach_config(), Some(plugin.config.clone()));
+
+        // Test mode: the host lets go and the plugin runs on, as with
+        // go-plugin's Kill.
+        let report = client.shutdown().await;
+        assert!(report.left_running, "{name}: {report:?}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(
+            plugin.alive(),
+            "{name}: the host stopped a test-mode plugin"
+        );
+
+        // A second host attaches to the same plugin.
+        let again = host()
+            .reattach(plugin.config.clone())
+            .start()
+            .await
+            .unwrap();
+        assert!(get(&again, "k").await.starts_with(name), "{name}");
+        drop(again);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(
+            plugin.alive(),
+            "{name}: dropping the client killed the plugin"
+        );
+
+        let status = plugin.terminate();
+        assert!(status.success(), "{name}: {status}");
+        assert_eq!(sockets_under(&s.sockets), Vec::<PathBuf>::new(), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn go_host_reattaches_to_debug_plugins_of_both_languages() {
+    let mut reports = Vec::new();
+    for (name, command) in [
+        ("rust", rust_debug_plugin as fn(&Scratch) -> Command),
+        ("go", go_debug_plugin),
+    ] {
+        let s = Scratch::new(FAKE);
+        let mut plugin = DebugPlugin::start(command(&s), &s.sockets);
+        let output = goplug_test::run_with_timeout(
+            Command::new(go_bin("probe-host"))
+                .arg("-reattach")
+                .arg(plugin.config.to_json())
+                .args(["-ping", "-put", "k=v", "-get", "k"])
+                .current_dir(&s.work),
+            Duration::from_secs(60),
+        );
+        let report: serde_json::Value = serde_json::from_slice(&output.stdout)
+            .unwrap_or_else(|e| panic!("{name}: no JSON ({e}): {output:?}"));
+        assert_eq!(report["ok"], true, "{name}: {report}");
+        assert_eq!(report["reattached"], true, "{name}: {report}");
+        assert_eq!(report["pid_alive_after_kill"], true, "{name}: {report}");
+        assert!(plugin.alive(), "{name}");
+        let value = report["get"].as_str().unwrap_or_default().to_owned();
+        assert!(value.starts_with("v\n"), "{name}: {value:?}");
+        reports.push((report["version"].clone(), report["protocol"].clone()));
+        assert!(plugin.terminate().success(), "{name}");
+        assert_eq!(sockets_under(&s.sockets), Vec::<PathBuf>::new(), "{name}");
+    }
+    // The Go host sees the Rust plugin as it sees the Go one.
+    assert_eq!(reports[0], reports[1]);
+}
+
+#[tokio::test]
+async fn normal_mode_reattach_stops_the_plugin_on_shutdown() {
+    for (name, command) in [
+        ("rust", rust_debug_plugin as fn(&Scratch) -> Command),
+        ("go", go_debug_plugin),
+    ] {
+        let s = Scratch::new(FAKE);
+        let mut plugin = DebugPlugin::start(command(&s), &s.sockets);
+        let config = plugin.config.clone().test(false);
+        let client = host().reattach(config).start().await.unwrap();
+        put_get(&client, "k", "v").await;
+        let report = client.shutdown().await;
+        assert!(report.graceful, "{name}: {report:?}");
+        assert!(!report.left_running, "{name}: {report:?}");
+        // Exited on the host's Shutdown request, cleanly.
+        let status = plugin.child.wait().unwrap();
+        assert!(status.success(), "{name}: {status}");
+        assert!(!plugin.alive());
+    }
+}
+
+#[tokio::test]
+async fn a_failed_reattach_is_a_typed_error_and_signals_nothing() {
+    let s = Scratch::new(FAKE);
+    // A live process that is not a plugin, at an address nobody serves.
+    let mut bystander = Command::new("sleep").arg("30").spawn().unwrap();
+    let pid = bystander.id();
+    let nowhere = goplug::handshake::PluginAddress::Unix(s.sockets.join("nothing.sock"));
+    let config = ReattachConfig::new(Protocol::Grpc, 1, nowhere.clone(), pid);
+    match host().reattach(config.clone()).start().await {
+        Err(Error::ReattachProcessNotFound {
+            pid: got, address, ..
+        }) => {
+            assert_eq!(got, pid);
+            assert_eq!(address, nowhere);
+        }
+        other => panic!("expected ReattachProcessNotFound, got {other:?}"),
+    }
+    let text = host()
+        .reattach(config.clone())
+        .start()
+        .await
+        .unwrap_err()
+        .to_string();
+    // go-plugin's text starts the message.
+    assert!(text.starts_with("reattachment process not found"), "{text}");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        bystander.try_wait().unwrap().is_none(),
+        "the bystander was signalled"
+    );
+
+    // A pid that exists no more.
+    bystander.kill().unwrap();
+    bystander.wait().unwrap();
+    let gone = ReattachConfig::new(Protocol::Grpc, 1, nowhere, pid);
+    let err = host().reattach(gone).start().await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains(&format!("no process has pid {pid}")),
+        "{err}"
+    );
+
+    // Configurations go-plugin refuses too.
+    let err = host()
+        .reattach(config.clone())
+        .checksum(Checksum::of_bytes(b"anything"))
+        .start()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::ChecksumAndReattach), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        "only one of Reattach or SecureConfig can be set"
+    );
+    let mut netrpc = config.clone();
+    netrpc.protocol = Protocol::NetRpc;
+    let err = host().reattach(netrpc).start().await.unwrap_err();
+    assert!(
+        matches!(err, Error::ProtocolNotImplemented(Protocol::NetRpc)),
+        "{err:?}"
+    );
+    let err = host()
+        .reattach(config)
+        .auto_mtls(true)
+        .start()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Config(_)), "{err:?}");
+}
+
+/// Kills `host` (SIGKILL, no chance to clean up) and reaps it.
+fn kill_host(mut host: Child) {
+    host.kill().unwrap();
+    host.wait().unwrap();
+}
+
+/// Starts `lifecycle-host launch <plugin>` and returns it once the plugin
+/// is connected.
+fn launch_in_lifecycle_host(plugin: &str, s: &Scratch) -> Child {
+    let mut host = Command::new(LIFECYCLE_HOST)
+        .args(["launch", plugin])
+        .env("PLUGIN_UNIX_SOCKET_DIR", &s.sockets)
+        .current_dir(&s.work)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = host.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = std::io::BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let line = rx.recv_timeout(Duration::from_secs(20)).unwrap_or_default();
+    if !line.contains("\"pid\"") {
+        kill_host(host);
+        panic!("the lifecycle host did not start the plugin: {line:?}");
+    }
+    host
+}
+
+#[tokio::test]
+async fn plugins_of_both_languages_die_with_a_killed_rust_host() {
+    let go_plugin = go_bin("kv-plugin-go-grpc");
+    for (name, plugin) in [
+        ("rust", format!("exec {FAKE} kv")),
+        ("go", format!("exec {}", go_plugin.display())),
+    ] {
+        let s = Scratch::new(FAKE);
+        let command = format!("echo $$ > '{}'; {plugin}", s.pid_file().display());
+        let host = launch_in_lifecycle_host(&command, &s);
+        let pid = read_pid(&s.pid_file());
+        kill_host(host);
+        process_gone(pid, GONE).await;
+        if name == "rust" {
+            // It shut down cleanly and removed its socket.
+            assert_eq!(sockets_under(&s.sockets), Vec::<PathBuf>::new(), "{name}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_rust_plugin_exits_when_its_go_host_is_killed() {
+    let s = Scratch::new(FAKE);
+    let plugin = format!("exec {FAKE} pid-file '{}' kv", s.pid_file().display());
+    let host = Command::new(go_bin("probe-host"))
+        .args(["-cmd", &plugin, "-ping", "-wait", "60s"])
+        .env("PLUGIN_UNIX_SOCKET_DIR", &s.sockets)
+        .current_dir(&s.work)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = read_pid(&s.pid_file());
+    // Connected: the plugin's socket exists.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while sockets_under(&s.sockets).is_empty() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        !sockets_under(&s.sockets).is_empty(),
+        "the plugin never listened"
+    );
+    kill_host(host);
+    // A Go plugin would run on as an orphan here; goplug's notices.
+    process_gone(pid, GONE).await;
+    assert_eq!(sockets_under(&s.sockets), Vec::<PathBuf>::new());
+}
+
+#[tokio::test]
+async fn a_host_upgrade_detaches_and_a_new_host_reattaches() {
+    let s = Scratch::new(FAKE);
+    let plugin = format!("exec {FAKE} pid-file '{}' kv", s.pid_file().display());
+    let output = goplug_test::run_with_timeout(
+        Command::new(LIFECYCLE_HOST)
+            .args(["detach", &plugin, "upgrade", "kept"])
+            .env("PLUGIN_UNIX_SOCKET_DIR", &s.sockets)
+            .current_dir(&s.work),
+        Duration::from_secs(30),
+    );
+    assert!(output.status.success(), "{output:?}");
+    let pid = read_pid(&s.pid_file());
+    let config = ReattachConfig::from_json(&String::from_utf8_lossy(&output.stdout))
+        .unwrap_or_else(|e| panic!("{e}: {output:?}"));
+    assert_eq!(config.pid, pid);
+    assert!(!config.test);
+
+    // The first host is gone; the plugin lives on, its data too.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(std::path::Path::new(&format!("/proc/{pid}")).exists());
+    let client = host().reattach(config).start().await.unwrap();
+    assert!(get(&client, "upgrade").await.starts_with("kept\n"));
+    let report = client.shutdown().await;
+    assert!(report.graceful, "{report:?}");
+    process_gone(pid, GONE).await;
+    // Nothing is left: not the socket, not the first host's directory.
+    assert_eq!(goplug_test::leftovers(&s.sockets), Vec::<PathBuf>::new());
+}
+
+#[tokio::test]
+async fn only_plugins_launched_to_keep_running_can_be_detached() {
+    let s = Scratch::new(FAKE);
+    let client = s.builder(s.fake("kv")).start().await.unwrap();
+    let pid = client.pid().unwrap();
+    let err = client.detach().unwrap_err();
+    assert!(matches!(err, Error::Config(_)), "{err:?}");
+    // The refused client was dropped: the plugin was killed with it.
+    process_gone(pid, GONE).await;
+    s.assert_clean().await;
+}
+
+#[tokio::test]
+async fn children_that_left_the_plugin_die_with_its_process_group() {
+    for graceful in [true, false] {
+        let s = Scratch::new(FAKE);
+        let client = s
+            .builder(s.fake("kv-orphan-child"))
+            .runner(goplug::host::LocalRunner::new().own_process_group(true))
+            .start()
+            .await
+            .unwrap();
+        let orphan = read_pid(&s.path("orphan.pid"));
+        assert!(std::path::Path::new(&format!("/proc/{orphan}")).exists());
+        if graceful {
+            let report = client.shutdown().await;
+            assert!(report.graceful, "{report:?}");
+        } else {
+            drop(client);
+        }
+        process_gone(orphan, GONE).await;
+        s.assert_clean().await;
+    }
+}
