@@ -172,6 +172,16 @@ pub enum Error {
     #[error("only one of Reattach or SecureConfig can be set")]
     ChecksumAndReattach,
 
+    /// Plugin discovery failed: a malformed pattern or manifest, an
+    /// unreadable directory, or a binary the manifest does not pin.
+    #[error("discovering plugins at {path:?}: {reason}")]
+    Discovery {
+        /// The directory, file or manifest concerned.
+        path: PathBuf,
+        /// What was wrong.
+        reason: String,
+    },
+
     /// Plugin side: the magic cookie is not set to the expected value, so the
     /// binary was not started by its host. go-plugin's message was printed on stderr.
     #[error(

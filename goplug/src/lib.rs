@@ -125,6 +125,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod broker;
+pub mod discover;
 pub mod env;
 mod error;
 pub mod grpc;
