@@ -40,13 +40,10 @@ impl DebugPlugin {
             let _ = std::io::BufReader::new(stdout).read_line(&mut line);
             let _ = line_tx.send(line);
         });
-        let line = match line_rx.recv_timeout(Duration::from_secs(20)) {
-            Ok(line) => line,
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("the debug plugin printed no reattach config in 20 s");
-            }
+        let Ok(line) = line_rx.recv_timeout(Duration::from_secs(20)) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the debug plugin printed no reattach config in 20 s");
         };
         let config = ReattachConfig::from_json(&line)
             .unwrap_or_else(|e| panic!("reattach line {line:?}: {e}"));
@@ -463,4 +460,177 @@ async fn children_that_left_the_plugin_die_with_its_process_group() {
         process_gone(orphan, GONE).await;
         s.assert_clean().await;
     }
+}
+
+/// A runner as a container runtime would be: it starts the plugin through
+/// the local runner but sees its socket under another path (`view`), which
+/// the host must translate to reach it.
+struct ViewRunner {
+    view: PathBuf,
+    started: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+#[derive(Debug)]
+struct ViewPlugin {
+    inner: Box<dyn goplug::host::RunningPlugin>,
+    real: PathBuf,
+    view: PathBuf,
+}
+
+impl goplug::host::Runner for ViewRunner {
+    fn start(
+        self: Box<Self>,
+        launch: goplug::host::runner::Launch,
+    ) -> goplug::host::runner::BoxFuture<'static, std::io::Result<goplug::host::runner::Started>>
+    {
+        Box::pin(async move {
+            self.started
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+            let real = launch.socket_dir.clone();
+            let mut started = Box::new(goplug::host::LocalRunner::new())
+                .start(launch)
+                .await?;
+            started.plugin = Box::new(ViewPlugin {
+                inner: started.plugin,
+                real,
+                view: self.view,
+            });
+            Ok(started)
+        })
+    }
+}
+
+impl goplug::host::RunningPlugin for ViewPlugin {
+    fn id(&self) -> String {
+        self.inner.id()
+    }
+    fn pid(&self) -> Option<u32> {
+        self.inner.pid()
+    }
+    fn wait(&self) -> goplug::host::runner::BoxFuture<'_, goplug::host::runner::PluginExit> {
+        self.inner.wait()
+    }
+    fn kill(&self) {
+        self.inner.kill();
+    }
+    fn plugin_to_host(
+        &self,
+        address: goplug::handshake::PluginAddress,
+    ) -> goplug::handshake::PluginAddress {
+        match address {
+            goplug::handshake::PluginAddress::Unix(path) => match path.strip_prefix(&self.real) {
+                Ok(rest) => goplug::handshake::PluginAddress::Unix(self.view.join(rest)),
+                Err(_) => goplug::handshake::PluginAddress::Unix(path),
+            },
+            other => other,
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_custom_runner_starts_the_plugin_and_translates_its_address() {
+    let s = Scratch::new(FAKE);
+    let view = s.work.join("view");
+    let started = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // The "container" path: a link that exists only once the host has
+    // made the plugin's socket directory, which the runner learns at start.
+    let client = s
+        .builder(s.fake("kv"))
+        .runner(LinkingRunner(ViewRunner {
+            view: view.clone(),
+            started: started.clone(),
+        }))
+        .start()
+        .await
+        .unwrap();
+    assert!(started.load(std::sync::atomic::Ordering::SeqCst));
+    match client.address() {
+        goplug::handshake::PluginAddress::Unix(path) => {
+            assert!(
+                path.starts_with(&view),
+                "not translated: {}",
+                path.display()
+            );
+        }
+        other => panic!("{other}"),
+    }
+    put_get(&client, "runner", "works").await;
+    let report = client.shutdown().await;
+    assert!(report.graceful, "{report:?}");
+    s.assert_clean().await;
+}
+
+/// Makes `view` a link to the socket directory, then runs the inner runner.
+struct LinkingRunner(ViewRunner);
+
+impl goplug::host::Runner for LinkingRunner {
+    fn start(
+        self: Box<Self>,
+        launch: goplug::host::runner::Launch,
+    ) -> goplug::host::runner::BoxFuture<'static, std::io::Result<goplug::host::runner::Started>>
+    {
+        if let Err(e) = std::os::unix::fs::symlink(&launch.socket_dir, &self.0.view) {
+            return Box::pin(async move { Err(e) });
+        }
+        Box::new(self.0).start(launch)
+    }
+}
+
+struct FailingRunner;
+
+impl goplug::host::Runner for FailingRunner {
+    fn start(
+        self: Box<Self>,
+        _launch: goplug::host::runner::Launch,
+    ) -> goplug::host::runner::BoxFuture<'static, std::io::Result<goplug::host::runner::Started>>
+    {
+        Box::pin(async { Err(std::io::Error::other("no container runtime here")) })
+    }
+}
+
+struct HangingRunner;
+
+impl goplug::host::Runner for HangingRunner {
+    fn start(
+        self: Box<Self>,
+        _launch: goplug::host::runner::Launch,
+    ) -> goplug::host::runner::BoxFuture<'static, std::io::Result<goplug::host::runner::Started>>
+    {
+        Box::pin(std::future::pending())
+    }
+}
+
+#[tokio::test]
+async fn runner_failures_are_typed_errors() {
+    let s = Scratch::new(FAKE);
+    let err = s
+        .builder(s.fake("kv"))
+        .runner(FailingRunner)
+        .start()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Spawn { .. }), "{err:?}");
+    assert!(
+        err.to_string().contains("no container runtime here"),
+        "{err}"
+    );
+
+    let err = s
+        .builder(s.fake("kv"))
+        .runner(HangingRunner)
+        .start_timeout(Duration::from_millis(300))
+        .start()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::StartTimeout { .. }), "{err:?}");
+
+    let err = s
+        .builder(s.fake("kv"))
+        .runner(FailingRunner)
+        .keep_running(true)
+        .start()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Config(_)), "{err:?}");
+    s.assert_clean().await;
 }

@@ -136,10 +136,10 @@ impl Manifest {
                 return Err(bad("the name must be a bare file name"));
             }
             let checksum: Checksum = sum.parse().map_err(|_| bad("not a SHA-256 in hex"))?;
-            if let Some(previous) = entries.insert(name.to_owned(), checksum) {
-                if previous != checksum {
-                    return Err(bad("listed twice with different sums"));
-                }
+            if let Some(previous) = entries.insert(name.to_owned(), checksum)
+                && previous != checksum
+            {
+                return Err(bad("listed twice with different sums"));
             }
         }
         Ok(Self { entries })
@@ -353,11 +353,11 @@ fn in_class(body: &[char], c: char) -> bool {
         };
         body = &body[next..];
         let mut high = low;
-        if body.first() == Some(&'-') {
-            if let Some((h, next)) = class_char(body, 1) {
-                high = h;
-                body = &body[next..];
-            }
+        if body.first() == Some(&'-')
+            && let Some((h, next)) = class_char(body, 1)
+        {
+            high = h;
+            body = &body[next..];
         }
         if low <= c && c <= high {
             matched = true;

@@ -134,6 +134,7 @@ pub mod host;
 pub mod log;
 pub mod plugin;
 pub mod reattach;
+pub mod testing;
 pub mod tls;
 
 pub use error::{Error, HandshakeError, Result, StderrTail};

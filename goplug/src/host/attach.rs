@@ -85,10 +85,10 @@ impl RunningPlugin for AttachedPlugin {
 
     fn wait(&self) -> BoxFuture<'_, PluginExit> {
         Box::pin(async move {
-            if let Some(fd) = self.pidfd.as_ref().and_then(|fd| fd.try_clone().ok()) {
-                if pidfd_exited(fd).await.is_ok() {
-                    return PluginExit::Gone;
-                }
+            if let Some(fd) = self.pidfd.as_ref().and_then(|fd| fd.try_clone().ok())
+                && pidfd_exited(fd).await.is_ok()
+            {
+                return PluginExit::Gone;
             }
             while alive(self.pid) {
                 tokio::time::sleep(POLL_INTERVAL).await;

@@ -762,6 +762,100 @@ async fn attach(
     .into_client())
 }
 
+/// See [`crate::testing::connect`].
+pub(crate) async fn connect_in_process(
+    config: crate::plugin::ServeConfig,
+    plugins: PluginSet,
+) -> Result<Client> {
+    const READY_TIMEOUT: Duration = Duration::from_secs(10);
+    let started = Instant::now();
+    let stop = CancellationToken::new();
+    let done = CancellationToken::new();
+    let (ready_tx, ready) = tokio::sync::oneshot::channel();
+    let (failed_tx, failed) = tokio::sync::oneshot::channel();
+    {
+        let (stop, done) = (stop.clone(), done.clone());
+        tokio::spawn(async move {
+            let ready = move |address, version| {
+                let _ = ready_tx.send((address, version));
+            };
+            if let Err(e) = crate::plugin::serve_in_process(config, ready, stop).await {
+                let _ = failed_tx.send(e);
+            }
+            done.cancel();
+        });
+    }
+    let (address, version) = match tokio::time::timeout(READY_TIMEOUT, ready).await {
+        Ok(Ok(ready)) => ready,
+        Ok(Err(_)) => {
+            return Err(failed.await.unwrap_or_else(|_| {
+                Error::Config("the in-process plugin stopped before serving".to_owned())
+            }));
+        }
+        Err(_) => {
+            stop.cancel();
+            return Err(Error::Timeout {
+                operation: "starting the in-process plugin",
+                timeout: READY_TIMEOUT,
+            });
+        }
+    };
+    let channel = match connect::connect(&address, READY_TIMEOUT, None).await {
+        Ok(channel) => channel,
+        Err(e) => {
+            stop.cancel();
+            return Err(e);
+        }
+    };
+    let process = PluginProcess::watch_attached(
+        Box::new(InProcessPlugin { stop, done }),
+        PathBuf::from("in-process"),
+    );
+    Ok(Connected {
+        channel,
+        plugins,
+        protocol: Protocol::Grpc,
+        version,
+        address,
+        shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+        started,
+        process,
+        socket_dir: SocketDir::create(None, None)?,
+        socket_group: None,
+        negotiated_tls: None,
+        broker_tls: None,
+        sync: (None, None),
+        mode: Mode::Launched {
+            keep_running: false,
+        },
+    }
+    .into_client())
+}
+
+/// A plugin server running in the host's own process.
+#[derive(Debug)]
+struct InProcessPlugin {
+    stop: CancellationToken,
+    done: CancellationToken,
+}
+
+impl RunningPlugin for InProcessPlugin {
+    fn id(&self) -> String {
+        "in-process".to_owned()
+    }
+
+    fn wait(&self) -> runner::BoxFuture<'_, runner::PluginExit> {
+        Box::pin(async move {
+            self.done.cancelled().await;
+            runner::PluginExit::Gone
+        })
+    }
+
+    fn kill(&self) {
+        self.stop.cancel();
+    }
+}
+
 /// Whether the host accepts the plugin's line: version, protocol, TLS.
 fn check(
     line: &HandshakeLine,

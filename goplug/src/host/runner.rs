@@ -265,10 +265,10 @@ impl RunningPlugin for LocalPlugin {
         // Descendants first: `sh -c plugin` (go-plugin's examples) leaves
         // the plugin as the shell's child when the shell does not exec.
         kill_descendants(self.pid);
-        if self.own_group {
-            if let Some(group) = rustix::process::Pid::from_raw(self.pid as i32) {
-                let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
-            }
+        if self.own_group
+            && let Some(group) = rustix::process::Pid::from_raw(self.pid as i32)
+        {
+            let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
         }
         match &self.pidfd {
             Some(pidfd) => {
@@ -276,10 +276,10 @@ impl RunningPlugin for LocalPlugin {
             }
             // Without pidfds (old kernels) the watcher's tokio child kills it.
             None => {
-                if let Ok(mut child) = self.child.try_lock() {
-                    if let Some(child) = child.as_mut() {
-                        let _ = child.start_kill();
-                    }
+                if let Ok(mut child) = self.child.try_lock()
+                    && let Some(child) = child.as_mut()
+                {
+                    let _ = child.start_kill();
                 }
             }
         }
@@ -291,10 +291,10 @@ impl RunningPlugin for LocalPlugin {
         // reused while a member lives; once the group is empty this fails
         // harmlessly (a new leader taking the freed pid in the moments
         // since the reap is the one, remote, race).
-        if self.own_group {
-            if let Some(group) = rustix::process::Pid::from_raw(self.pid as i32) {
-                let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
-            }
+        if self.own_group
+            && let Some(group) = rustix::process::Pid::from_raw(self.pid as i32)
+        {
+            let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
         }
     }
 

@@ -49,9 +49,12 @@ use crate::env;
 use crate::error::{Error, Result};
 use crate::grpc::GrpcService;
 use crate::grpc::{HEALTH_SERVICE_NAME, PLUGIN_FILE_DESCRIPTOR_SET, pb};
-use crate::handshake::{HandshakeConfig, HandshakeLine, Protocol, negotiate};
+use crate::handshake::{HandshakeConfig, HandshakeLine, PluginAddress, Protocol, negotiate};
 use crate::reattach::ReattachConfig;
 use crate::tls::{self, CertCurve, TlsVersion};
+
+/// The gRPC health service every plugin serves.
+const HEALTH_SERVICE_NAME_GRPC: &str = "grpc.health.v1.Health";
 
 /// How long in-flight requests may finish after a shutdown request. The Go
 /// host kills the plugin 2 s after asking, so stay well inside that.
@@ -67,7 +70,8 @@ type ShutdownSignal = Pin<Box<dyn Future<Output = ()> + Send>>;
 /// and reaches every service of the negotiated set over one connection.
 #[derive(Default)]
 pub struct PluginSet {
-    plugins: Vec<(String, AddRoutes)>,
+    /// Plugin name, gRPC service name, how to add it.
+    plugins: Vec<(String, &'static str, AddRoutes)>,
 }
 
 impl fmt::Debug for PluginSet {
@@ -108,6 +112,7 @@ impl PluginSet {
     {
         self.plugins.push((
             name.into(),
+            <S as tonic::server::NamedService>::NAME,
             Box::new(move |routes: &mut RoutesBuilder, broker: &GrpcBroker| {
                 routes.add_service(make(broker));
             }),
@@ -117,7 +122,10 @@ impl PluginSet {
 
     /// The plugin names in this set.
     pub fn names(&self) -> Vec<&str> {
-        self.plugins.iter().map(|(name, _)| name.as_str()).collect()
+        self.plugins
+            .iter()
+            .map(|(name, ..)| name.as_str())
+            .collect()
     }
 }
 
@@ -314,12 +322,36 @@ pub fn run_debug(config: ServeConfig) -> ExitCode {
     }))
 }
 
+/// Serves inside the host's own process, for tests
+/// ([`testing::connect`](crate::testing::connect)): no cookie, no stdout,
+/// no signal handlers; `ready` gets the address and version; serving stops
+/// when `stop` is cancelled or the host asks.
+pub(crate) async fn serve_in_process(
+    config: ServeConfig,
+    ready: impl FnOnce(PluginAddress, u32) + Send + 'static,
+    stop: CancellationToken,
+) -> Result<()> {
+    serve_with(
+        config,
+        Mode::InProcess {
+            ready: Box::new(ready),
+            stop,
+        },
+    )
+    .await
+}
+
 /// How the plugin was started.
 enum Mode {
     /// By a host, through the handshake.
     Launched,
     /// By hand, for a host to reattach to.
     Debug(Box<dyn FnOnce(ReattachConfig) + Send>),
+    /// In the host's process.
+    InProcess {
+        ready: Box<dyn FnOnce(PluginAddress, u32) + Send>,
+        stop: CancellationToken,
+    },
 }
 
 async fn serve_with(config: ServeConfig, mode: Mode) -> Result<()> {
@@ -336,6 +368,7 @@ async fn serve_with(config: ServeConfig, mode: Mode) -> Result<()> {
     } = config;
 
     let launched = matches!(mode, Mode::Launched);
+    let in_process = matches!(mode, Mode::InProcess { .. });
     if launched {
         check_cookie(&handshake)?;
     }
@@ -397,7 +430,12 @@ async fn serve_with(config: ServeConfig, mode: Mode) -> Result<()> {
 
     // Before the handshake: a Ctrl-C in the host's terminal reaches every
     // process of the foreground group, and the host owns plugin shutdown.
-    let _signals = watch_signals(shutdown.clone(), launched)?;
+    // In the host's process the signals are the host's.
+    let _signals = if in_process {
+        None
+    } else {
+        Some(watch_signals(shutdown.clone(), launched)?)
+    };
     let keep_running = std::env::var_os(env::GOPLUG_KEEP_RUNNING).is_some_and(|v| v == "1");
     let _host_watch =
         (launched && exit_with_host && !keep_running).then(|| parent::watch_host(shutdown.clone()));
@@ -418,6 +456,16 @@ async fn serve_with(config: ServeConfig, mode: Mode) -> Result<()> {
                 ..HandshakeLine::new(negotiated.version, address.clone(), Protocol::Grpc)
             };
             write_stdout_line(&line.to_string())?;
+        }
+        Mode::InProcess { ready, stop } => {
+            let shutdown = shutdown.clone();
+            tokio::spawn(async move {
+                tokio::select! {
+                    () = stop.cancelled() => shutdown.cancel(),
+                    () = shutdown.cancelled() => {}
+                }
+            });
+            ready(address.clone(), negotiated.version);
         }
         Mode::Debug(ready) => ready(
             ReattachConfig::new(
@@ -647,7 +695,24 @@ async fn build_routes(
         },
     ));
 
-    for (_name, add) in plugins.plugins {
+    // tonic panics on a service registered twice; say which instead.
+    let mut taken = vec![
+        HEALTH_SERVICE_NAME_GRPC,
+        "grpc.reflection.v1.ServerReflection",
+        "grpc.reflection.v1alpha.ServerReflection",
+        "plugin.GRPCController",
+        "plugin.GRPCBroker",
+        "plugin.GRPCStdio",
+    ];
+    for (name, service, _) in &plugins.plugins {
+        if taken.contains(service) {
+            return Err(Error::Config(format!(
+                "plugin {name:?} serves {service}, which another service of this plugin (or goplug itself) already serves"
+            )));
+        }
+        taken.push(service);
+    }
+    for (_name, _service, add) in plugins.plugins {
         add(&mut routes, &broker);
     }
     Ok(routes.routes())

@@ -27,10 +27,10 @@ pub(crate) fn watch_host(shutdown: CancellationToken) -> Option<tokio::task::Joi
     }
     Some(tokio::spawn(async move {
         let exited = async {
-            if let Some(pidfd) = pidfd {
-                if crate::host::pidfd_exited(pidfd).await.is_ok() {
-                    return;
-                }
+            if let Some(pidfd) = pidfd
+                && crate::host::pidfd_exited(pidfd).await.is_ok()
+            {
+                return;
             }
             while rustix::process::getppid() == Some(host) {
                 tokio::time::sleep(POLL_INTERVAL).await;
