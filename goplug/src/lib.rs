@@ -93,7 +93,8 @@
 //! | AutoMTLS and manual TLS ([`tls`]), checksum verification ([`host::Checksum`]) | yes, both sides |
 //! | hclog log forwarding ([`log`]), stdout/stderr sync (`GRPCStdio`) | yes, both sides |
 //! | gRPC broker, classic mode ([`broker`]), also under AutoMTLS | yes, both sides |
-//! | multiplexed broker, net/rpc, reattach | not yet |
+//! | reattach ([`reattach`]), debug mode ([`plugin::run_debug`]), runners ([`host::runner`]), discovery ([`discover`]), in-process tests ([`testing`]) | yes |
+//! | multiplexed broker, net/rpc | not yet |
 //!
 //! Where goplug differs from go-plugin on purpose (each is a place where
 //! go-plugin hangs, panics, leaks or says less):
@@ -120,6 +121,8 @@
 //!   so it cannot be swapped between the check and the exec.
 //! - AutoMTLS certificates are P-256 by default (go-plugin: P-521).
 //! - The default allowed protocol is gRPC (go-plugin: net/rpc).
+//! - No orphans: a launched plugin dies with its host (parent-death signal,
+//!   own process group), and a goplug plugin exits when its host dies.
 
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
