@@ -7,8 +7,11 @@
 //! Ids start at 1 on each side; waits are 5 s, as go-plugin's. Under
 //! AutoMTLS brokered connections use the same certificates, both ways.
 //!
-//! Not yet: the multiplexed mode (`PLUGIN_MULTIPLEX_GRPC`), which needs
-//! yamux; a host that asks for it gets a plugin that says it cannot.
+//! In multiplexed mode (`PLUGIN_MULTIPLEX_GRPC`, see [`ClientBuilder::grpc_broker_multiplex`])
+//! the same calls make yamux streams over the one host–plugin connection
+//! instead of new sockets; the API does not change.
+//!
+//! [`ClientBuilder::grpc_broker_multiplex`]: crate::host::ClientBuilder::grpc_broker_multiplex
 
 use std::collections::HashMap;
 use std::fmt;
@@ -27,6 +30,7 @@ use crate::grpc::pb;
 use crate::handshake::PluginAddress;
 use crate::host::connect::{self, TlsConnect};
 use crate::host::runner::RunningPlugin;
+use crate::mux::Muxer;
 use crate::plugin::listener::bind_unix_in;
 
 /// go-plugin's broker timeouts: waiting for a connection's address, and
@@ -59,6 +63,12 @@ struct Inner {
     closed: CancellationToken,
     /// Host side: the runner's address translation.
     translator: Option<Arc<dyn RunningPlugin>>,
+    /// Multiplexed mode: brokered connections are streams of this session,
+    /// which a plugin only has once the host has connected.
+    mux: Option<tokio::sync::watch::Receiver<Option<Arc<Muxer>>>>,
+    /// One knock and stream at a time (go-plugin's `dialMutex`): the other
+    /// side routes streams to knocks in order.
+    mux_dial: tokio::sync::Mutex<()>,
 }
 
 impl fmt::Debug for GrpcBroker {
@@ -117,6 +127,36 @@ impl GrpcBroker {
                 tls,
                 closed,
                 translator: None,
+                mux: None,
+                mux_dial: tokio::sync::Mutex::new(()),
+            }),
+        }
+    }
+
+    /// Switches to multiplexed mode over the session `mux` holds (or will).
+    pub(crate) fn with_mux(
+        mut self,
+        mux: Option<tokio::sync::watch::Receiver<Option<Arc<Muxer>>>>,
+    ) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.mux = mux;
+        }
+        self
+    }
+
+    /// The multiplexed session, in multiplexed mode: waits (5 s) for a
+    /// plugin's host to connect.
+    async fn muxer(&self, id: u32) -> Result<Option<Arc<Muxer>>> {
+        let Some(mux) = &self.inner.mux else {
+            return Ok(None);
+        };
+        let mut mux = mux.clone();
+        match tokio::time::timeout(BROKER_TIMEOUT, mux.wait_for(Option::is_some)).await {
+            Ok(Ok(muxer)) => Ok(muxer.clone()),
+            _ => Err(Error::Broker {
+                id,
+                reason: "timed out waiting for the multiplexed connection to be established"
+                    .to_owned(),
             }),
         }
     }
@@ -145,6 +185,9 @@ impl GrpcBroker {
     where
         S: GrpcService,
     {
+        if let Some(mux) = self.muxer(id).await? {
+            return Ok(self.accept_and_serve_mux(mux, id, service));
+        }
         let listener = bind_unix_in(&self.inner.socket_base, self.inner.socket_group)?;
         let local = listener.address()?;
         let address = match &self.inner.translator {
@@ -188,6 +231,9 @@ impl GrpcBroker {
     /// [`Error::Broker`] with go-plugin's "timeout waiting for connection
     /// info" when nothing is announced in time; connection errors.
     pub async fn dial(&self, id: u32) -> Result<Channel> {
+        if let Some(mux) = self.muxer(id).await? {
+            return self.dial_mux(mux, id).await;
+        }
         let info = self.wait_for(id).await?;
         let address = match info.network.as_str() {
             "unix" => PluginAddress::Unix(PathBuf::from(&info.address)),
@@ -208,6 +254,115 @@ impl GrpcBroker {
         };
         let tls = self.inner.tls.as_ref().map(|tls| tls.client.clone());
         connect::connect(&address, BROKER_TIMEOUT, tls).await
+    }
+
+    /// Multiplexed `accept_and_serve`: no socket, no announcement; the
+    /// server gets the streams the other side opens after knocking for `id`.
+    fn accept_and_serve_mux<S>(&self, mux: Arc<Muxer>, id: u32, service: S) -> BrokeredServer
+    where
+        S: GrpcService,
+    {
+        let streams = tokio_stream::wrappers::ReceiverStream::new(mux.listen(id));
+        let stop = self.inner.closed.child_token();
+        let server = tonic::transport::Server::builder()
+            .max_concurrent_streams(Some(128))
+            .http2_max_local_error_reset_streams(Some(1024))
+            .add_service(service);
+        let tls = self.inner.tls.as_ref().map(|tls| tls.server.clone());
+        let serving = stop.clone();
+        tokio::spawn(async move {
+            if let Err(e) = crate::plugin::serve_incoming(server, streams, tls, &serving).await {
+                tracing::debug!(id, "brokered server stopped: {e}");
+            }
+            mux.unlisten(id);
+        });
+        BrokeredServer { id, stop }
+    }
+
+    /// Multiplexed `dial`: each connection (and reconnection) knocks for
+    /// `id`, waits for the ack, then opens a stream.
+    async fn dial_mux(&self, mux: Arc<Muxer>, id: u32) -> Result<Channel> {
+        let broker = self.clone();
+        let dialer: connect::Dialer = Arc::new(move || {
+            let (broker, mux) = (broker.clone(), mux.clone());
+            Box::pin(async move {
+                let _one_at_a_time = broker.inner.mux_dial.lock().await;
+                broker.knock(id).await.map_err(|e| {
+                    std::io::Error::other(format!("failed to knock before dialling: {e}"))
+                })?;
+                Ok(Box::new(mux.open().await?) as connect::BoxedIo)
+            })
+        });
+        let tls = self.inner.tls.as_ref().map(|tls| tls.client.clone());
+        let label = PluginAddress::Unix(PathBuf::from(format!("multiplexed-broker-id-{id}")));
+        connect::connect_with(dialer, &label, BROKER_TIMEOUT, tls)
+            .await
+            .map_err(|e| Error::Broker {
+                id,
+                reason: e.to_string(),
+            })
+    }
+
+    /// Sends a knock for `id` and waits (5 s) for the other side's ack.
+    async fn knock(&self, id: u32) -> Result<()> {
+        let knock = pb::ConnInfo {
+            service_id: id,
+            network: String::new(),
+            address: String::new(),
+            knock: Some(pb::conn_info::Knock {
+                knock: true,
+                ack: false,
+                error: String::new(),
+            }),
+        };
+        self.inner
+            .outgoing
+            .send(knock)
+            .await
+            .map_err(|_| Error::Broker {
+                id,
+                reason: "the broker stream to the other side is closed".to_owned(),
+            })?;
+        let ack = self.wait_for(id).await.map_err(|_| Error::Broker {
+            id,
+            reason: format!("timeout waiting for multiplexing knock handshake on id {id}"),
+        })?;
+        match ack.knock {
+            Some(knock) if knock.knock && knock.ack && knock.error.is_empty() => Ok(()),
+            Some(knock) if knock.knock && knock.ack => Err(Error::Broker {
+                id,
+                reason: format!("failed to knock for id {id}: {}", knock.error),
+            }),
+            other => Err(Error::Broker {
+                id,
+                reason: format!(
+                    "handshake failed for multiplexing on id {id}; expected knock and ack, but got {other:?}"
+                ),
+            }),
+        }
+    }
+
+    /// Answers the other side's knock for `id`.
+    fn answer_knock(&self, id: u32) {
+        let muxer = self.inner.mux.as_ref().and_then(|mux| mux.borrow().clone());
+        let error = match muxer {
+            Some(mux) => mux.accept_knock(id).err().unwrap_or_default(),
+            None => "this side does not multiplex its broker".to_owned(),
+        };
+        let ack = pb::ConnInfo {
+            service_id: id,
+            network: String::new(),
+            address: String::new(),
+            knock: Some(pb::conn_info::Knock {
+                knock: true,
+                ack: true,
+                error,
+            }),
+        };
+        let outgoing = self.inner.outgoing.clone();
+        tokio::spawn(async move {
+            let _ = outgoing.send(ack).await;
+        });
     }
 
     async fn wait_for(&self, id: u32) -> Result<pb::ConnInfo> {
@@ -233,8 +388,12 @@ impl GrpcBroker {
 
     /// Handles an announcement from the other side.
     pub(crate) fn deliver(&self, info: pb::ConnInfo) {
-        if info.knock.as_ref().is_some_and(|knock| knock.knock) {
-            tracing::debug!(id = info.service_id, "ignoring a multiplexed-broker knock");
+        if info
+            .knock
+            .as_ref()
+            .is_some_and(|knock| knock.knock && !knock.ack)
+        {
+            self.answer_knock(info.service_id);
             return;
         }
         let id = info.service_id;

@@ -405,6 +405,36 @@ pub enum HandshakeError {
         line: String,
     },
 
+    /// The host asked for a multiplexed broker and the line has no 7th
+    /// field: the plugin predates go-plugin 1.6 or is not Go.
+    #[error(
+        "client requested gRPC broker multiplexing but plugin does not support the feature; for Go plugins, you will need to update the github.com/hashicorp/go-plugin dependency and recompile (line {line:?})"
+    )]
+    MultiplexMissing {
+        /// The line.
+        line: String,
+    },
+
+    /// The host asked for a multiplexed broker and field 7 says no.
+    #[error(
+        "client requested gRPC broker multiplexing but plugin does not support the feature (line {line:?})"
+    )]
+    MultiplexRefused {
+        /// The line.
+        line: String,
+    },
+
+    /// Field 7 is not one of Go's booleans.
+    #[error(
+        "error parsing {value:?} as a boolean for gRPC broker multiplexing support (line {line:?})"
+    )]
+    InvalidMultiplex {
+        /// The field.
+        value: String,
+        /// The line.
+        line: String,
+    },
+
     /// Field 6 is not a certificate.
     #[error("error parsing server cert: {reason}: field {field:?}")]
     InvalidCertificate {

@@ -277,6 +277,40 @@ impl HandshakeLine {
     }
 }
 
+impl HandshakeLine {
+    /// A host that asked for a multiplexed broker (`PLUGIN_MULTIPLEX_GRPC`)
+    /// accepts only a 7th field that Go parses as true, as go-plugin's host.
+    ///
+    /// # Errors
+    ///
+    /// [`HandshakeError::MultiplexMissing`], [`HandshakeError::InvalidMultiplex`],
+    /// [`HandshakeError::MultiplexRefused`], with go-plugin's texts.
+    pub fn check_multiplex(&self) -> Result<(), HandshakeError> {
+        let line = || quote(&self.to_string());
+        let Some(field) = &self.multiplex else {
+            return Err(HandshakeError::MultiplexMissing { line: line() });
+        };
+        match parse_go_bool(field) {
+            Some(true) => Ok(()),
+            Some(false) => Err(HandshakeError::MultiplexRefused { line: line() }),
+            None => Err(HandshakeError::InvalidMultiplex {
+                value: field.clone(),
+                line: line(),
+            }),
+        }
+    }
+}
+
+/// Go's `strconv.ParseBool`: `1 t T TRUE true True` and
+/// `0 f F FALSE false False`; anything else is not a boolean.
+pub fn parse_go_bool(value: &str) -> Option<bool> {
+    match value {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
+        _ => None,
+    }
+}
+
 impl fmt::Display for HandshakeLine {
     /// The line as a go-plugin plugin prints it: field 6 always present
     /// (possibly empty), field 7 only when set.
@@ -409,6 +443,43 @@ pub fn negotiate(host_offer: Option<&str>, plugin_versions: &[u32]) -> Option<Ne
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn multiplex_field_is_checked_as_go_hosts_do() {
+        let base = "1|1|unix|/tmp/p|grpc|";
+        let cases: &[(&str, Option<&str>)] = &[
+            ("|true", None),
+            ("|1", None),
+            ("|True", None),
+            (
+                "",
+                Some("update the github.com/hashicorp/go-plugin dependency"),
+            ),
+            ("|false", Some("plugin does not support the feature (line")),
+            ("|0", Some("plugin does not support the feature (line")),
+            ("|yes", Some("error parsing \"yes\" as a boolean")),
+            ("|", Some("error parsing \"\" as a boolean")),
+        ];
+        for (tail, expected) in cases {
+            let line = HandshakeLine::parse(&format!("{base}{tail}")).unwrap();
+            match (line.check_multiplex(), expected) {
+                (Ok(()), None) => {}
+                (Err(e), Some(needle)) => {
+                    let text = e.to_string();
+                    assert!(
+                        text.starts_with("client requested gRPC broker multiplexing")
+                            || text.starts_with("error parsing"),
+                        "{tail:?}: {text}"
+                    );
+                    assert!(text.contains(needle), "{tail:?}: {text}");
+                }
+                (other, _) => panic!("{tail:?}: {other:?}"),
+            }
+        }
+        assert_eq!(parse_go_bool("TRUE"), Some(true));
+        assert_eq!(parse_go_bool("tRuE"), None);
+        assert_eq!(parse_go_bool("F"), Some(false));
+    }
 
     fn unix(path: &str) -> PluginAddress {
         PluginAddress::Unix(PathBuf::from(path))

@@ -135,10 +135,13 @@ pub mod grpc;
 pub mod handshake;
 pub mod host;
 pub mod log;
+mod mux;
 pub mod plugin;
 pub mod reattach;
 pub mod testing;
 pub mod tls;
+#[doc(hidden)]
+pub mod yamux;
 
 pub use error::{Error, HandshakeError, Result, StderrTail};
 pub use handshake::{HandshakeConfig, Protocol};

@@ -13,12 +13,25 @@ const RUST_HOST: &str = env!("CARGO_BIN_EXE_counter");
 const RUST_PLUGIN: &str = env!("CARGO_BIN_EXE_counter-rust-grpc");
 
 fn run(host: &Path, plugin: &Path, dir: &Path, auto_mtls: bool, args: &[&str]) -> Output {
+    run_mode(host, plugin, dir, (auto_mtls, false), args)
+}
+
+/// Runs `host` with AutoMTLS and broker multiplexing on or off.
+fn run_mode(
+    host: &Path,
+    plugin: &Path,
+    dir: &Path,
+    (auto_mtls, multiplex): (bool, bool),
+    args: &[&str],
+) -> Output {
+    let flag = |on: bool| if on { "1" } else { "0" };
     run_with_timeout(
         Command::new(host)
             .args(args)
             .current_dir(dir)
             .env("COUNTER_PLUGIN", plugin)
-            .env("COUNTER_AUTOMTLS", if auto_mtls { "1" } else { "0" }),
+            .env("COUNTER_AUTOMTLS", flag(auto_mtls))
+            .env("COUNTER_MULTIPLEX", flag(multiplex)),
         Duration::from_secs(60),
     )
 }
@@ -33,17 +46,21 @@ fn the_plugin_calls_back_into_the_host_in_every_pairing() {
         ("go", go_bin("bidirectional-plugin-go")),
         ("rust", PathBuf::from(RUST_PLUGIN)),
     ];
-    for auto_mtls in [false, true] {
+    for mode @ (auto_mtls, multiplex) in
+        [(false, false), (true, false), (false, true), (true, true)]
+    {
         for (host_name, host) in &hosts {
             for (plugin_name, plugin) in &plugins {
-                let case = format!("{host_name} host, {plugin_name} plugin, AutoMTLS {auto_mtls}");
+                let case = format!(
+                    "{host_name} host, {plugin_name} plugin, AutoMTLS {auto_mtls}, multiplexed {multiplex}"
+                );
                 let dir = tempfile::tempdir().unwrap();
                 for value in ["3", "4"] {
-                    let put = run(host, plugin, dir.path(), auto_mtls, &["put", "a", value]);
+                    let put = run_mode(host, plugin, dir.path(), mode, &["put", "a", value]);
                     assert!(put.status.success(), "{case}: {put:?}");
                     assert!(put.stdout.is_empty(), "{case}: {put:?}");
                 }
-                let get = run(host, plugin, dir.path(), auto_mtls, &["get", "a"]);
+                let get = run_mode(host, plugin, dir.path(), mode, &["get", "a"]);
                 assert_eq!(
                     String::from_utf8_lossy(&get.stdout),
                     "7\n",
@@ -117,6 +134,95 @@ async fn a_callback_id_that_was_never_served_times_out_cleanly() {
         assert!(started.elapsed() < Duration::from_secs(15));
         assert!(client.shutdown().await.graceful);
     }
+}
+
+#[tokio::test]
+async fn with_multiplexing_a_callback_id_never_served_fails_at_once() {
+    // The knock for 999 is answered with an error instead of a timeout.
+    for plugin in [
+        go_bin("bidirectional-plugin-go"),
+        PathBuf::from(RUST_PLUGIN),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut command = shell_command(format!("exec '{}'", plugin.display()));
+        command.current_dir(dir.path());
+        let client = Client::builder(HANDSHAKE)
+            .plugins(PluginSet::new().grpc::<CounterClient<Channel>>("counter"))
+            .command(command)
+            .unix_socket_dir(dir.path())
+            .grpc_broker_multiplex(true)
+            .start()
+            .await
+            .unwrap();
+        assert!(client.broker_multiplexed());
+        let mut counter: CounterClient<Channel> = client.dispense("counter").unwrap();
+        let started = std::time::Instant::now();
+        let status = counter
+            .put(pb::PutRequest {
+                add_server: 999,
+                key: "a".into(),
+                value: 1,
+            })
+            .await
+            .unwrap_err();
+        assert!(
+            status
+                .message()
+                .contains("failed to knock for id 999: no listener for id 999"),
+            "{}: {status:?}",
+            plugin.display()
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "{:?}",
+            started.elapsed()
+        );
+        // The session survives the refused knock: a served callback works.
+        let broker = client.broker();
+        let id = broker.next_id();
+        let helper = broker
+            .accept_and_serve(
+                id,
+                pb::add_helper_server::AddHelperServer::new(goplug_example_bidirectional::Adder),
+            )
+            .await
+            .unwrap();
+        counter
+            .put(pb::PutRequest {
+                add_server: id,
+                key: "a".into(),
+                value: 5,
+            })
+            .await
+            .unwrap();
+        helper.stop();
+        assert!(client.shutdown().await.graceful);
+    }
+}
+
+#[tokio::test]
+async fn with_multiplexing_the_host_dials_an_id_the_rust_plugin_never_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = shell_command(format!("exec '{RUST_PLUGIN}'"));
+    command.current_dir(dir.path());
+    let client = Client::builder(HANDSHAKE)
+        .plugins(PluginSet::new().grpc::<CounterClient<Channel>>("counter"))
+        .command(command)
+        .unix_socket_dir(dir.path())
+        .grpc_broker_multiplex(true)
+        .start()
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let err = client.broker().dial(42).await.unwrap_err();
+    assert!(
+        matches!(err, goplug::Error::Broker { id: 42, .. })
+            && err.to_string().contains("no listener for id 42"),
+        "{err:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(4));
+    client.ping().await.unwrap();
+    assert!(client.shutdown().await.graceful);
 }
 
 #[tokio::test]

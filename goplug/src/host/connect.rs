@@ -36,10 +36,52 @@ impl std::fmt::Display for TlsFailure {
 
 impl std::error::Error for TlsFailure {}
 
+/// A boxed byte stream to a plugin.
+pub(crate) type BoxedIo = Box<dyn Io>;
+
+/// Opens a new byte stream to the plugin: a socket, or a multiplexed stream.
+pub(crate) type Dialer = Arc<
+    dyn Fn()
+            -> std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<BoxedIo>> + Send>>
+        + Send
+        + Sync,
+>;
+
+/// Dials `address` directly: a Unix or TCP socket.
+pub(crate) fn socket_dialer(address: &PluginAddress) -> Dialer {
+    let target = address.clone();
+    Arc::new(move || {
+        let target = target.clone();
+        Box::pin(async move { dial_socket(&target).await })
+    })
+}
+
+/// One connection to `address`, without TLS.
+pub(crate) async fn dial_socket(address: &PluginAddress) -> std::io::Result<BoxedIo> {
+    Ok(match address {
+        PluginAddress::Unix(path) => Box::new(tokio::net::UnixStream::connect(path).await?),
+        PluginAddress::Tcp(addr) => {
+            let stream = tokio::net::TcpStream::connect(addr).await?;
+            stream.set_nodelay(true)?;
+            Box::new(stream)
+        }
+    })
+}
+
 /// Connects eagerly, so an unreachable plugin (or a failed TLS handshake)
 /// is an error of `start` rather than of the first call (go-plugin dials
 /// lazily).
 pub(crate) async fn connect(
+    address: &PluginAddress,
+    timeout: Duration,
+    tls: Option<TlsConnect>,
+) -> Result<Channel> {
+    connect_with(socket_dialer(address), address, timeout, tls).await
+}
+
+/// [`connect`] through `dialer`; `address` names the plugin in errors.
+pub(crate) async fn connect_with(
+    dialer: Dialer,
     address: &PluginAddress,
     timeout: Duration,
     tls: Option<TlsConnect>,
@@ -53,18 +95,10 @@ pub(crate) async fn connect(
     let endpoint = Endpoint::from_static("http://plugin")
         .connect_timeout(timeout)
         .tcp_nodelay(true);
-    let target = address.clone();
     let connector = tower::service_fn(move |_: Uri| {
-        let (target, tls) = (target.clone(), tls.clone());
+        let (dial, tls) = (dialer(), tls.clone());
         async move {
-            let stream: Box<dyn Io> = match target {
-                PluginAddress::Unix(path) => Box::new(tokio::net::UnixStream::connect(path).await?),
-                PluginAddress::Tcp(addr) => {
-                    let stream = tokio::net::TcpStream::connect(addr).await?;
-                    stream.set_nodelay(true)?;
-                    Box::new(stream)
-                }
-            };
+            let stream = dial.await?;
             let Some(tls) = tls else {
                 return Ok::<_, std::io::Error>(TokioIo::new(stream));
             };
@@ -185,7 +219,7 @@ fn tls_failure(error: &(dyn std::error::Error + 'static)) -> Option<String> {
     None
 }
 
-trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin {}
+pub(crate) trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin {}
 impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin> Io for T {}
 
 fn error_chain(error: &dyn std::error::Error) -> String {

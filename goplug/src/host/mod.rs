@@ -51,6 +51,7 @@ use crate::env;
 use crate::error::{Error, HandshakeError, Result, quote};
 use crate::grpc::{HEALTH_SERVICE_NAME, pb};
 use crate::handshake::{HandshakeConfig, HandshakeLine, PluginAddress, Protocol, format_versions};
+use crate::mux::Muxer;
 use crate::reattach::ReattachConfig;
 use crate::tls::{self, CertCurve, MutualTls, TlsVersion};
 use process::{Line, PluginProcess, ProcessState};
@@ -207,6 +208,7 @@ pub struct ClientBuilder {
     runner: Option<Box<dyn Runner>>,
     keep_running: bool,
     reattach: Option<ReattachConfig>,
+    multiplex: bool,
 }
 
 impl fmt::Debug for ClientBuilder {
@@ -393,6 +395,17 @@ impl ClientBuilder {
         self
     }
 
+    /// Multiplexes the gRPC broker over the one connection to the plugin
+    /// (go-plugin's `GRPCBrokerMultiplex`): brokered connections become
+    /// yamux streams instead of new sockets, for plugins whose sockets the
+    /// host cannot reach (containers). The plugin must support it (Go
+    /// plugins on go-plugin ≥ 1.6, goplug plugins); otherwise `start`
+    /// fails with go-plugin's error.
+    pub fn grpc_broker_multiplex(mut self, multiplex: bool) -> Self {
+        self.multiplex = multiplex;
+        self
+    }
+
     /// Attaches to a running plugin instead of launching one (go-plugin's
     /// `Reattach`). The host dials the address to verify the plugin,
     /// watches its pid for exit, and never signals it in test mode or when
@@ -452,8 +465,14 @@ impl ClientBuilder {
             runner,
             keep_running,
             reattach,
+            multiplex,
         } = self;
         if let Some(config) = reattach {
+            if multiplex {
+                return Err(Error::Config(
+                    "gRPC broker multiplexing is not supported with Reattach config".to_owned(),
+                ));
+            }
             if checksum.is_some() {
                 return Err(Error::ChecksumAndReattach);
             }
@@ -538,6 +557,9 @@ impl ClientBuilder {
         if keep_running {
             plugin_vars.push(process::os_pair(env::GOPLUG_KEEP_RUNNING, "1"));
         }
+        if multiplex {
+            plugin_vars.push(process::os_pair(env::PLUGIN_MULTIPLEX_GRPC, "true"));
+        }
         let environment = process::assemble_env(
             process::caller_env(&command),
             (!skip_host_env).then(std::env::vars_os),
@@ -571,7 +593,12 @@ impl ClientBuilder {
         let line = match read_handshake(&mut process, &mut stdout, deadline, start_timeout)
             .await
             .and_then(|line| check(&line, &offered, &allowed_protocols, auto_mtls).map(|()| line))
-        {
+            .and_then(|line| {
+                if multiplex {
+                    line.check_multiplex()?;
+                }
+                Ok(line)
+            }) {
             Ok(line) => line,
             Err(e) => return Err(abort(process, e).await),
         };
@@ -588,8 +615,15 @@ impl ClientBuilder {
 
         let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
         let negotiated_tls = tls.as_ref().map(|tls| tls.negotiated.clone());
-        let channel = match connect::connect(&address, remaining, tls).await {
-            Ok(channel) => channel,
+        let connected = if multiplex {
+            connect_multiplexed(&address, remaining, tls).await
+        } else {
+            connect::connect(&address, remaining, tls)
+                .await
+                .map(|channel| (channel, None))
+        };
+        let (channel, mux) = match connected {
+            Ok(connected) => connected,
             Err(e) => return Err(abort(process, e).await),
         };
         let plugins = versions.remove(&line.app_version).unwrap_or_default();
@@ -616,6 +650,7 @@ impl ClientBuilder {
             broker_tls,
             sync: (sync_stdout, sync_stderr),
             mode: Mode::Launched { keep_running },
+            mux,
         }
         .into_client())
     }
@@ -646,6 +681,46 @@ struct Connected {
     broker_tls: Option<BrokerTls>,
     sync: (Option<stdio::SyncSink>, Option<stdio::SyncSink>),
     mode: Mode,
+    mux: Option<Arc<Muxer>>,
+}
+
+/// Connects the way a multiplexing host does: one connection to the
+/// plugin, a yamux session over it, the main gRPC connection on its first
+/// stream (and on a new stream should it reconnect).
+async fn connect_multiplexed(
+    address: &PluginAddress,
+    timeout: Duration,
+    tls: Option<connect::TlsConnect>,
+) -> Result<(Channel, Option<Arc<Muxer>>)> {
+    let raw = match tokio::time::timeout(timeout, connect::dial_socket(address)).await {
+        Ok(Ok(raw)) => raw,
+        Ok(Err(e)) => {
+            return Err(Error::Connect {
+                address: address.to_string(),
+                reason: e.to_string(),
+            });
+        }
+        Err(_) => {
+            return Err(Error::Connect {
+                address: address.to_string(),
+                reason: format!("no connection within {timeout:?}"),
+            });
+        }
+    };
+    let mux = Muxer::host(raw);
+    tracing::debug!(%address, "client muxer connected");
+    let opener = mux.clone();
+    let dialer: connect::Dialer = Arc::new(move || {
+        let mux = opener.clone();
+        Box::pin(async move { Ok(Box::new(mux.open().await?) as connect::BoxedIo) })
+    });
+    match connect::connect_with(dialer, address, timeout, tls).await {
+        Ok(channel) => Ok((channel, Some(mux))),
+        Err(e) => {
+            mux.close();
+            Err(e)
+        }
+    }
 }
 
 impl Connected {
@@ -666,6 +741,7 @@ impl Connected {
             broker_tls,
             sync: (sync_stdout, sync_stderr),
             mode,
+            mux,
         } = self;
         let broker_closed = CancellationToken::new();
         let (broker_tx, broker_rx) = tokio::sync::mpsc::channel(16);
@@ -676,7 +752,11 @@ impl Connected {
             broker_tls,
             broker_closed.clone(),
         )
-        .with_translator(process.running_arc());
+        .with_translator(process.running_arc())
+        .with_mux(
+            mux.clone()
+                .map(|mux| tokio::sync::watch::channel(Some(mux)).1),
+        );
         let broker_task = TaskGuard(Some(tokio::spawn(run_broker(
             channel.clone(),
             broker.clone(),
@@ -704,6 +784,7 @@ impl Connected {
             broker_closed: broker_closed.drop_guard(),
             broker_task,
             mode,
+            mux,
         }
     }
 }
@@ -758,6 +839,7 @@ async fn attach(
         broker_tls: None,
         sync,
         mode: Mode::Attached { test: config.test },
+        mux: None,
     }
     .into_client())
 }
@@ -828,6 +910,7 @@ pub(crate) async fn connect_in_process(
         mode: Mode::Launched {
             keep_running: false,
         },
+        mux: None,
     }
     .into_client())
 }
@@ -1023,6 +1106,8 @@ pub struct Client {
     broker_closed: tokio_util::sync::DropGuard,
     broker_task: TaskGuard,
     mode: Mode,
+    /// The multiplexed session, when the broker is multiplexed.
+    mux: Option<Arc<Muxer>>,
 }
 
 /// Opens `plugin.GRPCBroker/StartStream` and delivers the plugin's
@@ -1105,6 +1190,7 @@ impl Client {
             runner: None,
             keep_running: false,
             reattach: None,
+            multiplex: false,
         }
     }
 
@@ -1189,6 +1275,12 @@ impl Client {
     /// announces ([`GrpcBroker::dial`]).
     pub fn broker(&self) -> &GrpcBroker {
         &self.broker
+    }
+
+    /// Whether the broker is multiplexed over the one connection
+    /// ([`ClientBuilder::grpc_broker_multiplex`]).
+    pub fn broker_multiplexed(&self) -> bool {
+        self.mux.is_some()
     }
 
     /// The plugin's gRPC channel, for services outside the plugin set.
@@ -1290,6 +1382,7 @@ impl Client {
             broker_closed,
             broker_task,
             mode,
+            mux,
             ..
         } = self;
         let started = Instant::now();
@@ -1314,6 +1407,9 @@ impl Client {
         // As go-plugin: brokered servers stop with the connection.
         drop(broker_closed);
         drop(broker_task);
+        if let Some(mux) = mux {
+            mux.close();
+        }
         let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
         let graceful = process.wait_gone(remaining).await;
         if !graceful {

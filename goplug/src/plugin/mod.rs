@@ -49,7 +49,9 @@ use crate::env;
 use crate::error::{Error, Result};
 use crate::grpc::GrpcService;
 use crate::grpc::{HEALTH_SERVICE_NAME, PLUGIN_FILE_DESCRIPTOR_SET, pb};
-use crate::handshake::{HandshakeConfig, HandshakeLine, PluginAddress, Protocol, negotiate};
+use crate::handshake::{
+    HandshakeConfig, HandshakeLine, PluginAddress, Protocol, negotiate, parse_go_bool,
+};
 use crate::reattach::ReattachConfig;
 use crate::tls::{self, CertCurve, TlsVersion};
 
@@ -412,13 +414,20 @@ async fn serve_with(config: ServeConfig, mode: Mode) -> Result<()> {
     };
     let (socket_base, socket_group) = listener::socket_location()?;
     let (broker_tx, broker_rx) = tokio::sync::mpsc::channel(16);
+    // go-plugin's asymmetry: any non-empty PLUGIN_MULTIPLEX_GRPC gets
+    // `|true` in the handshake, only a Go boolean true turns muxing on.
+    let multiplex_env = std::env::var(env::PLUGIN_MULTIPLEX_GRPC).unwrap_or_default();
+    let announce_multiplex = launched && !multiplex_env.is_empty();
+    let multiplex = launched && parse_go_bool(&multiplex_env) == Some(true);
+    let (mux_tx, mux_rx) = tokio::sync::watch::channel(None);
     let broker = GrpcBroker::new(
         broker_tx,
         socket_base,
         socket_group,
         broker_tls,
         shutdown.clone(),
-    );
+    )
+    .with_mux(multiplex.then_some(mux_rx));
     let routes = build_routes(
         plugins,
         &descriptor_sets,
@@ -453,6 +462,7 @@ async fn serve_with(config: ServeConfig, mode: Mode) -> Result<()> {
         Mode::Launched => {
             let line = HandshakeLine {
                 server_cert,
+                multiplex: announce_multiplex.then(|| "true".to_owned()),
                 ..HandshakeLine::new(negotiated.version, address.clone(), Protocol::Grpc)
             };
             write_stdout_line(&line.to_string())?;
@@ -492,9 +502,53 @@ async fn serve_with(config: ServeConfig, mode: Mode) -> Result<()> {
         .http2_max_header_list_size(Some(16 * 1024))
         .concurrency_limit_per_connection(256)
         .add_routes(routes);
-    let result = serve_listener(server, listener, tls, &shutdown).await;
+    let result = if multiplex {
+        serve_multiplexed(server, listener, tls, &shutdown, mux_tx).await
+    } else {
+        serve_listener(server, listener, tls, &shutdown).await
+    };
     shutdown.cancel();
     result
+}
+
+/// Serves go-plugin's multiplexed way: the host's first connection carries
+/// a yamux session whose streams are the main server's connections, except
+/// those a broker knock claimed. The socket is removed at the end.
+async fn serve_multiplexed(
+    server: tonic::transport::server::Router,
+    listener: BoundListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    shutdown: &CancellationToken,
+    muxer_slot: tokio::sync::watch::Sender<Option<Arc<crate::mux::Muxer>>>,
+) -> Result<()> {
+    use tokio_stream::StreamExt;
+    let accepted: std::io::Result<crate::host::connect::BoxedIo> = tokio::select! {
+        accepted = accept_one(&listener) => accepted,
+        () = shutdown.cancelled() => return Ok(()),
+    };
+    let connection =
+        accepted.map_err(|e| Error::Listen(format!("accepting the host's connection: {e}")))?;
+    tracing::debug!("initial server connection accepted");
+    let (mux, main) = crate::mux::Muxer::plugin(connection);
+    muxer_slot.send_replace(Some(mux.clone()));
+    let incoming = tokio_stream::wrappers::ReceiverStream::new(main).map(Ok::<_, std::io::Error>);
+    let result = serve_on(server, incoming, tls, shutdown).await;
+    mux.close();
+    // The listener (and the socket with its directory) goes last.
+    drop(listener);
+    result
+}
+
+/// The first connection to `listener`.
+async fn accept_one(listener: &BoundListener) -> std::io::Result<crate::host::connect::BoxedIo> {
+    Ok(match listener {
+        BoundListener::Unix { listener, .. } => Box::new(listener.accept().await?.0),
+        BoundListener::Tcp(listener) => {
+            let (stream, _) = listener.accept().await?;
+            stream.set_nodelay(true)?;
+            Box::new(stream)
+        }
+    })
 }
 
 /// What [`tls_setup`] decides: the server config, field 6 of the handshake,
@@ -576,6 +630,28 @@ pub(crate) async fn serve_listener(
             serve_on(server, incoming, tls, shutdown).await
         }
     }
+}
+
+/// Serves connections from `incoming` (multiplexed streams), through TLS
+/// when configured, until `shutdown`.
+pub(crate) async fn serve_incoming<I, S, E>(
+    server: tonic::transport::server::Router,
+    incoming: I,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    shutdown: &CancellationToken,
+) -> Result<()>
+where
+    I: tokio_stream::Stream<Item = Result<S, E>> + Send + Unpin + 'static,
+    S: tokio::io::AsyncRead
+        + tokio::io::AsyncWrite
+        + tonic::transport::server::Connected
+        + Unpin
+        + Send
+        + 'static,
+    S::ConnectInfo: Clone + Send + Sync + 'static,
+    E: Into<Box<dyn std::error::Error + Send + Sync>> + std::fmt::Display + Send,
+{
+    serve_on(server, incoming, tls, shutdown).await
 }
 
 /// Serves on `incoming`, through TLS when configured, until shutdown.

@@ -5,7 +5,9 @@
 //! ./counter put a 3; ./counter put a 4; ./counter get a    # prints 7
 //! ```
 //!
-//! `COUNTER_AUTOMTLS=1` turns on AutoMTLS (the Go example has none).
+//! `COUNTER_AUTOMTLS=1` turns on AutoMTLS and `COUNTER_MULTIPLEX=1` the
+//! multiplexed broker (the Go example has neither; interop/go's host
+//! mirrors both).
 #![allow(clippy::print_stdout)] // a CLI's output, as the Go host's
 
 use std::process::ExitCode;
@@ -33,6 +35,7 @@ async fn run() -> Result<ExitCode, Box<dyn std::error::Error>> {
         ))
         .allowed_protocols([Protocol::NetRpc, Protocol::Grpc])
         .auto_mtls(std::env::var("COUNTER_AUTOMTLS").as_deref() == Ok("1"))
+        .grpc_broker_multiplex(std::env::var("COUNTER_MULTIPLEX").as_deref() == Ok("1"))
         .start()
         .await?;
     let result = use_counter(&client).await;
