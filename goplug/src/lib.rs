@@ -94,7 +94,8 @@
 //! | hclog log forwarding ([`log`]), stdout/stderr sync (`GRPCStdio`) | yes, both sides |
 //! | gRPC broker, classic mode ([`broker`]), also under AutoMTLS | yes, both sides |
 //! | reattach ([`reattach`]), debug mode ([`plugin::run_debug`]), runners ([`host::runner`]), discovery ([`discover`]), in-process tests ([`testing`]) | yes |
-//! | multiplexed broker, net/rpc | not yet |
+//! | multiplexed broker (`PLUGIN_MULTIPLEX_GRPC`) over goplug's own yamux | yes, both sides |
+//! | net/rpc | not yet |
 //!
 //! Where goplug differs from go-plugin on purpose (each is a place where
 //! go-plugin hangs, panics, leaks or says less):
