@@ -147,6 +147,26 @@ pub enum Error {
     #[error("invalid configuration: {0}")]
     Config(String),
 
+    /// A net/rpc call returned an error (Go's `rpc.ServerError`): the
+    /// plugin's own error text.
+    #[error("{method}: {message}")]
+    RemoteCall {
+        /// The `Service.Method` called.
+        method: String,
+        /// The error string the plugin sent.
+        message: String,
+    },
+
+    /// A net/rpc call failed below the plugin: the connection is gone
+    /// (Go's "connection is shut down"), or a body did not fit its type.
+    #[error("net/rpc call {method}: {reason}")]
+    NetRpc {
+        /// The `Service.Method` called.
+        method: String,
+        /// What went wrong.
+        reason: String,
+    },
+
     /// A reattach config that cannot be used: malformed JSON, an unknown
     /// protocol or network, a relative socket path.
     #[error("invalid reattach config: {reason}")]

@@ -137,6 +137,8 @@ pub mod handshake;
 pub mod host;
 pub mod log;
 mod mux;
+#[doc(hidden)]
+pub mod netrpc;
 pub mod plugin;
 pub mod reattach;
 pub mod testing;

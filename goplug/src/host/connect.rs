@@ -232,3 +232,17 @@ fn error_chain(error: &dyn std::error::Error) -> String {
     }
     text
 }
+
+/// A channel whose every call fails: what [`Client::channel`] returns for a
+/// net/rpc plugin, which has no gRPC connection.
+///
+/// [`Client::channel`]: super::Client::channel
+#[allow(dead_code)] // used by the net/rpc host, landing next
+pub(crate) fn unavailable_channel() -> Channel {
+    let connector = tower::service_fn(|_: Uri| async {
+        Err::<TokioIo<BoxedIo>, _>(std::io::Error::other(
+            "the plugin speaks net/rpc: it has no gRPC channel",
+        ))
+    });
+    Endpoint::from_static("http://netrpc-plugin").connect_with_connector_lazy(connector)
+}
