@@ -148,8 +148,8 @@ pub enum Error {
     Config(String),
 
     /// A net/rpc call returned an error (Go's `rpc.ServerError`): the
-    /// plugin's own error text.
-    #[error("{method}: {message}")]
+    /// plugin's own error text, shown alone as Go shows it.
+    #[error("{message}")]
     RemoteCall {
         /// The `Service.Method` called.
         method: String,

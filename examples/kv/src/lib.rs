@@ -73,28 +73,49 @@ impl FileKv {
     }
 }
 
+impl FileKv {
+    /// Reads `key` (with the read trailer).
+    ///
+    /// # Errors
+    ///
+    /// An invalid key, or the file's read error, as go-plugin's plugins word it.
+    pub async fn read(&self, key: &str) -> Result<Vec<u8>, Status> {
+        let path = self.path(key)?;
+        let mut value = tokio::fs::read(&path)
+            .await
+            .map_err(|e| Status::unknown(format!("open {}: {e}", path.display())))?;
+        value.extend_from_slice(self.get_trailer.as_bytes());
+        Ok(value)
+    }
+
+    /// Writes `key` (with the writer's trailer).
+    ///
+    /// # Errors
+    ///
+    /// An invalid key, or the file's write error.
+    pub async fn write(&self, key: &str, value: &[u8]) -> Result<(), Status> {
+        let path = self.path(key)?;
+        let mut value = value.to_vec();
+        value.extend_from_slice(self.put_trailer.as_bytes());
+        tokio::fs::write(&path, value)
+            .await
+            .map_err(|e| Status::unknown(format!("write {}: {e}", path.display())))
+    }
+}
+
 #[tonic::async_trait]
 impl pb::kv_server::Kv for FileKv {
     async fn get(
         &self,
         request: Request<pb::GetRequest>,
     ) -> Result<Response<pb::GetResponse>, Status> {
-        let path = self.path(&request.get_ref().key)?;
-        let mut value = tokio::fs::read(&path)
-            .await
-            .map_err(|e| Status::unknown(format!("open {}: {e}", path.display())))?;
-        value.extend_from_slice(self.get_trailer.as_bytes());
+        let value = self.read(&request.get_ref().key).await?;
         Ok(Response::new(pb::GetResponse { value }))
     }
 
     async fn put(&self, request: Request<pb::PutRequest>) -> Result<Response<pb::Empty>, Status> {
         let request = request.into_inner();
-        let path = self.path(&request.key)?;
-        let mut value = request.value;
-        value.extend_from_slice(self.put_trailer.as_bytes());
-        tokio::fs::write(&path, value)
-            .await
-            .map_err(|e| Status::unknown(format!("write {}: {e}", path.display())))?;
+        self.write(&request.key, &request.value).await?;
         Ok(Response::new(pb::Empty {}))
     }
 }
@@ -153,6 +174,115 @@ impl KvCommand {
                 kv.put(pb::PutRequest { key, value }).await?;
                 Ok(None)
             }
+        }
+    }
+}
+
+/// The host's view of the net/rpc KV plugin: go-plugin's `shared.RPCClient`
+/// (`Plugin.Put` with a `map[string]interface{}` of `key` and `value`,
+/// `Plugin.Get` with the key and a `[]byte` reply).
+#[derive(Clone, Debug)]
+pub struct KvRpc {
+    client: goplug::netrpc::rpc::RpcClient,
+}
+
+impl KvRpc {
+    /// Wraps the net/rpc client of the dispensed plugin.
+    pub fn new(client: goplug::netrpc::rpc::RpcClient) -> Self {
+        Self { client }
+    }
+
+    /// `Plugin.Put`.
+    ///
+    /// # Errors
+    ///
+    /// The plugin's error text, or a broken connection.
+    pub async fn put(&self, key: &str, value: &[u8]) -> goplug::Result<()> {
+        use goplug::netrpc::gob::{GoInterface, InterfaceValue};
+        let args: std::collections::BTreeMap<String, GoInterface> = [
+            ("key".to_owned(), InterfaceValue::string(key).into()),
+            (
+                "value".to_owned(),
+                InterfaceValue::bytes(value.to_vec()).into(),
+            ),
+        ]
+        .into_iter()
+        .collect();
+        let _: GoInterface = self.client.call("Plugin.Put", &args).await?;
+        Ok(())
+    }
+
+    /// `Plugin.Get`.
+    ///
+    /// # Errors
+    ///
+    /// The plugin's error text, or a broken connection.
+    pub async fn get(&self, key: &str) -> goplug::Result<Vec<u8>> {
+        self.client.call("Plugin.Get", &key.to_owned()).await
+    }
+}
+
+/// The plugin's side of the net/rpc KV: go-plugin's `shared.RPCServer`
+/// around a [`FileKv`].
+pub fn kv_netrpc_server(kv: FileKv) -> goplug::netrpc::rpc::NetRpcServer {
+    use goplug::netrpc::gob::GoInterface;
+    let (put_kv, get_kv) = (kv.clone(), kv);
+    goplug::netrpc::rpc::NetRpcServer::new()
+        .method(
+            "Put",
+            move |args: std::collections::BTreeMap<String, GoInterface>| {
+                let kv = put_kv.clone();
+                async move {
+                    let key = args
+                        .get("key")
+                        .and_then(|key| key.get::<String>().ok().flatten())
+                        .ok_or("Put: args[\"key\"] is not a string")?;
+                    let value = args
+                        .get("value")
+                        .and_then(|value| value.get::<Vec<u8>>().ok().flatten())
+                        .ok_or("Put: args[\"value\"] is not a []byte")?;
+                    kv.write(&key, &value)
+                        .await
+                        .map_err(|e| e.message().to_owned())?;
+                    Ok::<_, String>(GoInterface::nil())
+                }
+            },
+        )
+        .method("Get", move |key: String| {
+            let kv = get_kv.clone();
+            async move { kv.read(&key).await.map_err(|e| e.message().to_owned()) }
+        })
+}
+
+/// The KV plugin of whichever protocol the host negotiated.
+#[derive(Debug)]
+pub enum AnyKv {
+    /// The gRPC plugin (`kv_grpc`).
+    Grpc(pb::kv_client::KvClient<goplug::host::Channel>),
+    /// The net/rpc plugin (`kv`).
+    NetRpc(KvRpc),
+}
+
+impl KvCommand {
+    /// Runs the command on either protocol's plugin.
+    ///
+    /// # Errors
+    ///
+    /// The plugin's error, as text.
+    pub async fn execute_any(self, kv: &mut AnyKv) -> Result<Option<Vec<u8>>, String> {
+        match kv {
+            AnyKv::Grpc(client) => self
+                .execute(client)
+                .await
+                .map_err(|s| s.message().to_owned()),
+            AnyKv::NetRpc(client) => match self {
+                Self::Get { key } => client.get(&key).await.map(Some).map_err(|e| e.to_string()),
+                Self::Put { key, value } => client
+                    .put(&key, &value)
+                    .await
+                    .map(|()| None)
+                    .map_err(|e| e.to_string()),
+            },
         }
     }
 }

@@ -247,3 +247,70 @@ fn plugins_run_by_hand_refuse_alike() {
         );
     }
 }
+
+const RUST_NETRPC_PLUGIN: &str = env!("CARGO_BIN_EXE_kv-rust-netrpc");
+
+/// Runs a KV host with `KV_PROTO=netrpc`.
+fn kv_netrpc(host: Host, plugin_command: &str, dir: &Path, args: &[&str]) -> Output {
+    run_with_input(
+        Command::new(host.path())
+            .args(args)
+            .current_dir(dir)
+            .env("KV_PROTO", "netrpc")
+            .env("KV_PLUGIN", plugin_command),
+        None,
+        LIMIT,
+    )
+}
+
+#[test]
+fn netrpc_put_then_get_in_every_pairing() {
+    let go_plugin = go_bin("kv-plugin-go-netrpc").display().to_string();
+    let plugins = [
+        (
+            "go",
+            go_plugin.as_str(),
+            "\n\nWritten from plugin-go-netrpc",
+        ),
+        (
+            "rust",
+            RUST_NETRPC_PLUGIN,
+            "\n\nWritten from plugin-rust-netrpc",
+        ),
+    ];
+    for host in [Host::Go, Host::Rust] {
+        for (name, plugin, trailer) in plugins {
+            let case = format!("{host:?} host, {name} net/rpc plugin");
+            let dir = tempfile::tempdir().unwrap();
+            let put = kv_netrpc(host, plugin, dir.path(), &["put", "hello", "world"]);
+            assert!(put.status.success(), "{case}: {put:?}");
+            assert_eq!(text(&put.stdout), "", "{case}");
+            let get = kv_netrpc(host, plugin, dir.path(), &["get", "hello"]);
+            assert!(get.status.success(), "{case}: {get:?}");
+            assert_eq!(text(&get.stdout), format!("world{trailer}\n"), "{case}");
+            // A missing key: the plugin's error text, no gRPC status around it.
+            let missing = kv_netrpc(host, plugin, dir.path(), &["get", "missing"]);
+            assert_eq!(missing.status.code(), Some(1), "{case}: {missing:?}");
+            let stdout = text(&missing.stdout);
+            assert!(
+                stdout.starts_with("error: open ") && stdout.contains("kv_missing"),
+                "{case}: {stdout}"
+            );
+            // The other protocol's plugin name is unknown to a net/rpc plugin.
+            let wrong = run_with_input(
+                Command::new(host.path())
+                    .args(["get", "hello"])
+                    .current_dir(dir.path())
+                    .env("KV_PROTO", "grpc")
+                    .env("KV_PLUGIN", plugin),
+                None,
+                LIMIT,
+            );
+            assert_eq!(
+                text(&wrong.stdout),
+                "error: unknown plugin type: kv_grpc\n",
+                "{case}: {wrong:?}"
+            );
+        }
+    }
+}

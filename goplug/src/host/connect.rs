@@ -237,7 +237,6 @@ fn error_chain(error: &dyn std::error::Error) -> String {
 /// net/rpc plugin, which has no gRPC connection.
 ///
 /// [`Client::channel`]: super::Client::channel
-#[allow(dead_code)] // used by the net/rpc host, landing next
 pub(crate) fn unavailable_channel() -> Channel {
     let connector = tower::service_fn(|_: Uri| async {
         Err::<TokioIo<BoxedIo>, _>(std::io::Error::other(

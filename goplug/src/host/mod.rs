@@ -26,6 +26,7 @@ mod attach;
 pub(crate) use attach::pidfd_exited;
 mod checksum;
 pub(crate) mod connect;
+mod netrpc;
 mod process;
 pub mod runner;
 mod stdio;
@@ -52,6 +53,8 @@ use crate::error::{Error, HandshakeError, Result, quote};
 use crate::grpc::{HEALTH_SERVICE_NAME, pb};
 use crate::handshake::{HandshakeConfig, HandshakeLine, PluginAddress, Protocol, format_versions};
 use crate::mux::Muxer;
+use crate::netrpc::mux_broker::MuxBroker;
+use crate::netrpc::rpc::RpcClient;
 use crate::reattach::ReattachConfig;
 use crate::tls::{self, CertCurve, MutualTls, TlsVersion};
 use process::{Line, PluginProcess, ProcessState};
@@ -108,12 +111,19 @@ macro_rules! grpc_client {
 type VerifiedHook = Box<dyn FnOnce(&std::path::Path) + Send>;
 
 type MakeClient = Arc<dyn Fn(Channel, &GrpcBroker) -> Box<dyn Any + Send> + Send + Sync>;
+type MakeRpcClient = Arc<dyn Fn(RpcClient, &MuxBroker) -> Box<dyn Any + Send> + Send + Sync>;
+
+#[derive(Clone)]
+enum Make {
+    Grpc(MakeClient),
+    NetRpc(MakeRpcClient),
+}
 
 #[derive(Clone)]
 struct Entry {
     type_id: TypeId,
     type_name: &'static str,
-    make: MakeClient,
+    make: Make,
 }
 
 /// The plugins a host can dispense for one app protocol version: name to
@@ -170,7 +180,32 @@ impl PluginSet {
             Entry {
                 type_id: TypeId::of::<C>(),
                 type_name: type_name::<C>(),
-                make: Arc::new(move |channel, broker| Box::new(make(channel, broker))),
+                make: Make::Grpc(Arc::new(move |channel, broker| {
+                    Box::new(make(channel, broker))
+                })),
+            },
+        );
+        self
+    }
+
+    /// Adds a net/rpc plugin dispensed as whatever `make` builds on the
+    /// net/rpc client of the plugin's `Plugin` service (go-plugin's
+    /// `Plugin.Client(broker, rpcClient)`). Dispense it with
+    /// [`Client::dispense_async`].
+    #[must_use]
+    pub fn netrpc_with<C: Send + 'static>(
+        mut self,
+        name: impl Into<String>,
+        make: impl Fn(RpcClient, &MuxBroker) -> C + Send + Sync + 'static,
+    ) -> Self {
+        self.entries.insert(
+            name.into(),
+            Entry {
+                type_id: TypeId::of::<C>(),
+                type_name: type_name::<C>(),
+                make: Make::NetRpc(Arc::new(move |client, broker| {
+                    Box::new(make(client, broker))
+                })),
             },
         );
         self
@@ -594,7 +629,8 @@ impl ClientBuilder {
             .await
             .and_then(|line| check(&line, &offered, &allowed_protocols, auto_mtls).map(|()| line))
             .and_then(|line| {
-                if multiplex {
+                // As go-plugin: multiplexing is a gRPC matter only.
+                if multiplex && line.protocol == Protocol::Grpc {
                     line.check_multiplex()?;
                 }
                 Ok(line)
@@ -615,7 +651,17 @@ impl ClientBuilder {
 
         let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
         let negotiated_tls = tls.as_ref().map(|tls| tls.negotiated.clone());
-        let connected = if multiplex {
+        let mut sync = (sync_stdout, sync_stderr);
+        let mut netrpc_connection = None;
+        let connected = if line.protocol == Protocol::NetRpc {
+            match netrpc::connect(&address, remaining, tls, (sync.0.take(), sync.1.take())).await {
+                Ok(connection) => {
+                    netrpc_connection = Some(connection);
+                    Ok((connect::unavailable_channel(), None))
+                }
+                Err(e) => Err(e),
+            }
+        } else if multiplex {
             connect_multiplexed(&address, remaining, tls).await
         } else {
             connect::connect(&address, remaining, tls)
@@ -648,9 +694,10 @@ impl ClientBuilder {
             socket_group,
             negotiated_tls,
             broker_tls,
-            sync: (sync_stdout, sync_stderr),
+            sync,
             mode: Mode::Launched { keep_running },
             mux,
+            netrpc: netrpc_connection,
         }
         .into_client())
     }
@@ -682,6 +729,7 @@ struct Connected {
     sync: (Option<stdio::SyncSink>, Option<stdio::SyncSink>),
     mode: Mode,
     mux: Option<Arc<Muxer>>,
+    netrpc: Option<netrpc::NetRpcConnection>,
 }
 
 /// Connects the way a multiplexing host does: one connection to the
@@ -742,6 +790,7 @@ impl Connected {
             sync: (sync_stdout, sync_stderr),
             mode,
             mux,
+            netrpc,
         } = self;
         let broker_closed = CancellationToken::new();
         let (broker_tx, broker_rx) = tokio::sync::mpsc::channel(16);
@@ -757,17 +806,20 @@ impl Connected {
             mux.clone()
                 .map(|mux| tokio::sync::watch::channel(Some(mux)).1),
         );
-        let broker_task = TaskGuard(Some(tokio::spawn(run_broker(
-            channel.clone(),
-            broker.clone(),
-            broker_rx,
-        ))));
-        let stdio_task = TaskGuard(Some(tokio::spawn(stdio::copy(
-            channel.clone(),
-            process.name().to_owned(),
-            sync_stdout,
-            sync_stderr,
-        ))));
+        // A net/rpc plugin has neither GRPCBroker nor GRPCStdio: its stdio
+        // streams are copied by the net/rpc connection.
+        let grpc = netrpc.is_none();
+        let broker_task = TaskGuard(
+            grpc.then(|| tokio::spawn(run_broker(channel.clone(), broker.clone(), broker_rx))),
+        );
+        let stdio_task = TaskGuard(grpc.then(|| {
+            tokio::spawn(stdio::copy(
+                channel.clone(),
+                process.name().to_owned(),
+                sync_stdout,
+                sync_stderr,
+            ))
+        }));
         Client {
             channel,
             plugins,
@@ -785,6 +837,7 @@ impl Connected {
             broker_task,
             mode,
             mux,
+            netrpc,
         }
     }
 }
@@ -801,9 +854,6 @@ async fn attach(
     sync: (Option<stdio::SyncSink>, Option<stdio::SyncSink>),
 ) -> Result<Client> {
     let started = Instant::now();
-    if config.protocol != Protocol::Grpc {
-        return Err(Error::ProtocolNotImplemented(config.protocol));
-    }
     let not_found = |reason: String| Error::ReattachProcessNotFound {
         pid: config.pid,
         address: config.address.clone(),
@@ -811,9 +861,23 @@ async fn attach(
     };
     let plugin = attach::AttachedPlugin::find(config.pid, config.test).map_err(not_found)?;
     let negotiated_tls = tls.as_ref().map(|tls| tls.negotiated.clone());
-    let channel = connect::connect(&config.address, timeout, tls)
-        .await
-        .map_err(|e| not_found(e.to_string()))?;
+    let (channel, netrpc_connection) = match config.protocol {
+        Protocol::Grpc => (
+            connect::connect(&config.address, timeout, tls)
+                .await
+                .map_err(|e| not_found(e.to_string()))?,
+            None,
+        ),
+        // Stdout and stderr of a reattached plugin are not the host's.
+        Protocol::NetRpc => (
+            connect::unavailable_channel(),
+            Some(
+                netrpc::connect(&config.address, timeout, tls, (None, None))
+                    .await
+                    .map_err(|e| not_found(e.to_string()))?,
+            ),
+        ),
+    };
     let version = match config.protocol_version {
         0 => default_version,
         version => version,
@@ -840,6 +904,7 @@ async fn attach(
         sync,
         mode: Mode::Attached { test: config.test },
         mux: None,
+        netrpc: netrpc_connection,
     }
     .into_client())
 }
@@ -911,6 +976,7 @@ pub(crate) async fn connect_in_process(
             keep_running: false,
         },
         mux: None,
+        netrpc: None,
     }
     .into_client())
 }
@@ -947,10 +1013,7 @@ fn check(
     auto_mtls: bool,
 ) -> Result<()> {
     line.check(offered, allowed, auto_mtls)?;
-    match line.protocol {
-        Protocol::Grpc => Ok(()),
-        other => Err(Error::ProtocolNotImplemented(other)),
-    }
+    Ok(())
 }
 
 /// The TLS setup for a plugin that answered AutoMTLS with `field`.
@@ -1108,6 +1171,8 @@ pub struct Client {
     mode: Mode,
     /// The multiplexed session, when the broker is multiplexed.
     mux: Option<Arc<Muxer>>,
+    /// The connection of a net/rpc plugin.
+    netrpc: Option<netrpc::NetRpcConnection>,
 }
 
 /// Opens `plugin.GRPCBroker/StartStream` and delivers the plugin's
@@ -1311,7 +1376,18 @@ impl Client {
                 requested: type_name::<T>(),
             });
         }
-        (entry.make)(self.channel.clone(), &self.broker)
+        if self.netrpc.is_some() {
+            return Err(Error::Config(format!(
+                "the plugin speaks net/rpc: dispense {name:?} with dispense_async"
+            )));
+        }
+        let Make::Grpc(make) = &entry.make else {
+            // go-plugin's text.
+            return Err(Error::Config(format!(
+                "plugin {name:?} doesn't support gRPC"
+            )));
+        };
+        make(self.channel.clone(), &self.broker)
             .downcast::<T>()
             .map(|client| *client)
             .map_err(|_| Error::DispenseType {
@@ -1319,6 +1395,54 @@ impl Client {
                 registered: entry.type_name,
                 requested: type_name::<T>(),
             })
+    }
+
+    /// Returns the client registered as `name`, for plugins of either
+    /// protocol: local for gRPC (as [`dispense`](Self::dispense)); for
+    /// net/rpc, `Dispenser.Dispense` and a brokered stream, as go-plugin's
+    /// `RPCClient.Dispense`.
+    ///
+    /// # Errors
+    ///
+    /// As [`dispense`](Self::dispense); for net/rpc also the plugin's
+    /// `unknown plugin type` ([`Error::RemoteCall`]) and broker errors.
+    pub async fn dispense_async<T: 'static>(&self, name: &str) -> Result<T> {
+        let entry = self
+            .plugins
+            .entries
+            .get(name)
+            .ok_or_else(|| Error::UnknownPlugin {
+                name: name.to_owned(),
+                available: self.plugins.names(),
+            })?;
+        let Some(connection) = &self.netrpc else {
+            return self.dispense(name);
+        };
+        let type_error = || Error::DispenseType {
+            name: name.to_owned(),
+            registered: entry.type_name,
+            requested: type_name::<T>(),
+        };
+        if entry.type_id != TypeId::of::<T>() {
+            return Err(type_error());
+        }
+        // As go-plugin: the plugin is asked first, so a name it lacks gets
+        // its `unknown plugin type` error.
+        let client = connection.dispense(name).await?;
+        let Make::NetRpc(make) = &entry.make else {
+            return Err(Error::Config(format!(
+                "plugin {name:?} doesn't support net/rpc"
+            )));
+        };
+        make(client, connection.broker())
+            .downcast::<T>()
+            .map(|client| *client)
+            .map_err(|_| type_error())
+    }
+
+    /// The net/rpc broker (go-plugin's `MuxBroker`) of a net/rpc plugin.
+    pub fn mux_broker(&self) -> Option<&MuxBroker> {
+        self.netrpc.as_ref().map(netrpc::NetRpcConnection::broker)
     }
 
     /// Health-checks the plugin (`grpc.health.v1` service `plugin`), as
@@ -1329,6 +1453,9 @@ impl Client {
     /// [`Error::Ping`] when the check fails or reports not serving,
     /// [`Error::Timeout`] after 5 s.
     pub async fn ping(&self) -> Result<()> {
+        if let Some(connection) = &self.netrpc {
+            return connection.ping().await;
+        }
         let mut health = tonic_health::pb::health_client::HealthClient::new(self.channel.clone());
         let request = tonic_health::pb::HealthCheckRequest {
             service: HEALTH_SERVICE_NAME.to_owned(),
@@ -1383,6 +1510,7 @@ impl Client {
             broker_task,
             mode,
             mux,
+            netrpc,
             ..
         } = self;
         let started = Instant::now();
@@ -1398,7 +1526,14 @@ impl Client {
             };
         }
         let deadline = tokio::time::Instant::now() + shutdown_grace;
-        if !process.wait_gone(Duration::ZERO).await {
+        // net/rpc: Control.Quit; a plugin that does not acknowledge it is
+        // killed at once, as go-plugin does.
+        let mut quit_refused = false;
+        if let Some(connection) = &netrpc {
+            if !process.wait_gone(Duration::ZERO).await {
+                quit_refused = !connection.quit(shutdown_grace).await;
+            }
+        } else if !process.wait_gone(Duration::ZERO).await {
             let mut controller = pb::grpc_controller_client::GrpcControllerClient::new(channel);
             // The outcome is ignored, as go-plugin does: the plugin may stop
             // before its reply is sent.
@@ -1410,8 +1545,15 @@ impl Client {
         if let Some(mux) = mux {
             mux.close();
         }
-        let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let remaining = if quit_refused {
+            Duration::ZERO
+        } else {
+            deadline.saturating_duration_since(tokio::time::Instant::now())
+        };
         let graceful = process.wait_gone(remaining).await;
+        if let Some(connection) = netrpc {
+            connection.close(Duration::from_secs(1)).await;
+        }
         if !graceful {
             tracing::warn!(
                 id = process.running().id(),

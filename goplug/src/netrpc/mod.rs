@@ -1,4 +1,21 @@
-//! net/rpc plugins (go-plugin's original protocol): gob-encoded net/rpc
-//! over a yamux session.
+//! Go's `net/rpc` with its default gob codec: the wire format of go-plugin's
+//! net/rpc protocol (the `Control` and `Dispenser` services, and every
+//! plugin's `Plugin.<Method>` calls).
+//!
+//! Not a stable API yet: it is public only so that the integration tests can
+//! reach it.
+//!
+//! - [`gob`]: Go's `encoding/gob` stream format, pure (no I/O): an
+//!   [`Encoder`](gob::Encoder) and a bounded, incremental
+//!   [`Decoder`](gob::Decoder) over dynamic [`Type`](gob::Type)s and
+//!   [`Value`](gob::Value)s, and the [`Gob`](gob::Gob) trait that maps Rust
+//!   types onto them.
+//! - [`codec`]: net/rpc's message framing on top of it: a request or
+//!   response header followed by its body, one gob stream per direction.
+//! - [`rpc`]: net/rpc's client and server over a byte stream.
+//! - [`mux_broker`]: go-plugin's `MuxBroker`, extra streams by id.
 
+pub mod codec;
+pub mod gob;
 pub mod mux_broker;
+pub mod rpc;

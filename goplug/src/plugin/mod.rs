@@ -24,6 +24,7 @@
 
 mod incoming;
 pub(crate) mod listener;
+pub(crate) mod netrpc;
 mod parent;
 mod services;
 
@@ -74,6 +75,8 @@ type ShutdownSignal = Pin<Box<dyn Future<Output = ()> + Send>>;
 pub struct PluginSet {
     /// Plugin name, gRPC service name, how to add it.
     plugins: Vec<(String, &'static str, AddRoutes)>,
+    /// net/rpc plugins: name, how to make its service per dispense.
+    netrpc: Vec<(String, netrpc::NetRpcFactory)>,
 }
 
 impl fmt::Debug for PluginSet {
@@ -127,7 +130,39 @@ impl PluginSet {
         self.plugins
             .iter()
             .map(|(name, ..)| name.as_str())
+            .chain(self.netrpc.iter().map(|(name, _)| name.as_str()))
             .collect()
+    }
+
+    /// Adds a net/rpc plugin (go-plugin's `Plugin` interface): `make` builds
+    /// its service for each dispense, with the connection's [`MuxBroker`]
+    /// for extra streams. A set is served over net/rpc when it holds net/rpc
+    /// plugins; one set cannot mix both protocols (go-plugin's rule).
+    ///
+    /// [`MuxBroker`]: crate::netrpc::mux_broker::MuxBroker
+    #[must_use]
+    pub fn netrpc(
+        mut self,
+        name: impl Into<String>,
+        make: impl Fn(&crate::netrpc::mux_broker::MuxBroker) -> crate::netrpc::rpc::NetRpcServer
+        + Send
+        + Sync
+        + 'static,
+    ) -> Self {
+        self.netrpc.push((name.into(), Arc::new(make)));
+        self
+    }
+
+    /// The protocol this set is served with.
+    fn protocol(&self) -> Result<Protocol> {
+        match (self.plugins.is_empty(), self.netrpc.is_empty()) {
+            (_, true) => Ok(Protocol::Grpc),
+            (true, false) => Ok(Protocol::NetRpc),
+            (false, false) => Err(Error::Config(format!(
+                "a plugin set mixes gRPC and net/rpc plugins ({:?}); all plugins of a set must use the same protocol",
+                self.names()
+            ))),
+        }
     }
 }
 
@@ -398,6 +433,12 @@ async fn serve_with(config: ServeConfig, mode: Mode) -> Result<()> {
         ));
     }
     let plugins = versions.remove(&negotiated.version).unwrap_or_default();
+    let protocol = plugins.protocol()?;
+    if in_process && protocol == Protocol::NetRpc {
+        return Err(Error::Config(
+            "in-process plugins serve gRPC; this plugin set is net/rpc".to_owned(),
+        ));
+    }
 
     let (tls, server_cert, broker_tls) = tls_setup(tls, max_tls_version, cert_curve)?;
     let listener = BoundListener::bind(transport).await?;
@@ -427,15 +468,23 @@ async fn serve_with(config: ServeConfig, mode: Mode) -> Result<()> {
         broker_tls,
         shutdown.clone(),
     )
-    .with_mux(multiplex.then_some(mux_rx));
-    let routes = build_routes(
-        plugins,
-        &descriptor_sets,
-        &shutdown,
-        stdout,
-        (broker, broker_rx),
-    )
-    .await?;
+    .with_mux((multiplex && protocol == Protocol::Grpc).then_some(mux_rx));
+    let serving = match protocol {
+        Protocol::NetRpc => Serving::NetRpc((
+            Arc::new(plugins.netrpc.into_iter().collect()),
+            Arc::new(tokio::sync::Mutex::new(stdout)),
+        )),
+        Protocol::Grpc => Serving::Grpc(
+            build_routes(
+                plugins,
+                &descriptor_sets,
+                &shutdown,
+                stdout,
+                (broker, broker_rx),
+            )
+            .await?,
+        ),
+    };
 
     // Before the handshake: a Ctrl-C in the host's terminal reaches every
     // process of the foreground group, and the host owns plugin shutdown.
@@ -463,7 +512,7 @@ async fn serve_with(config: ServeConfig, mode: Mode) -> Result<()> {
             let line = HandshakeLine {
                 server_cert,
                 multiplex: announce_multiplex.then(|| "true".to_owned()),
-                ..HandshakeLine::new(negotiated.version, address.clone(), Protocol::Grpc)
+                ..HandshakeLine::new(negotiated.version, address.clone(), protocol)
             };
             write_stdout_line(&line.to_string())?;
         }
@@ -479,7 +528,7 @@ async fn serve_with(config: ServeConfig, mode: Mode) -> Result<()> {
         }
         Mode::Debug(ready) => ready(
             ReattachConfig::new(
-                Protocol::Grpc,
+                protocol,
                 negotiated.version,
                 address.clone(),
                 std::process::id(),
@@ -494,21 +543,82 @@ async fn serve_with(config: ServeConfig, mode: Mode) -> Result<()> {
     }
     tracing::debug!(%address, "plugin address");
 
-    let server = Server::builder()
-        // tonic turns off hyper's HTTP/2 abuse guards by default; restore them.
-        .max_concurrent_streams(Some(128))
-        .http2_max_local_error_reset_streams(Some(1024))
-        .http2_max_pending_accept_reset_streams(Some(20))
-        .http2_max_header_list_size(Some(16 * 1024))
-        .concurrency_limit_per_connection(256)
-        .add_routes(routes);
-    let result = if multiplex {
-        serve_multiplexed(server, listener, tls, &shutdown, mux_tx).await
-    } else {
-        serve_listener(server, listener, tls, &shutdown).await
+    let result = match serving {
+        Serving::NetRpc(netrpc) => serve_netrpc(listener, tls, netrpc, &shutdown).await,
+        Serving::Grpc(routes) => {
+            let server = Server::builder()
+                // tonic turns off hyper's HTTP/2 abuse guards by default; restore them.
+                .max_concurrent_streams(Some(128))
+                .http2_max_local_error_reset_streams(Some(1024))
+                .http2_max_pending_accept_reset_streams(Some(20))
+                .http2_max_header_list_size(Some(16 * 1024))
+                .concurrency_limit_per_connection(256)
+                .add_routes(routes);
+            if multiplex {
+                serve_multiplexed(server, listener, tls, &shutdown, mux_tx).await
+            } else {
+                serve_listener(server, listener, tls, &shutdown).await
+            }
+        }
     };
     shutdown.cancel();
     result
+}
+
+/// A plugin set's net/rpc plugins, and the captured stdout.
+type NetRpcServing = (
+    Arc<std::collections::HashMap<String, netrpc::NetRpcFactory>>,
+    Arc<tokio::sync::Mutex<Option<tokio::sync::mpsc::Receiver<pb::StdioData>>>>,
+);
+
+/// What the negotiated plugin set is served with.
+enum Serving {
+    Grpc(Routes),
+    NetRpc(NetRpcServing),
+}
+
+/// Serves go-plugin's net/rpc protocol: every host connection (through TLS
+/// when configured) gets its own yamux session. The socket is removed at
+/// the end.
+async fn serve_netrpc(
+    listener: BoundListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    (plugins, stdout): NetRpcServing,
+    shutdown: &CancellationToken,
+) -> Result<()> {
+    let connections = tokio_util::task::TaskTracker::new();
+    loop {
+        let accepted = tokio::select! {
+            accepted = accept_one(&listener) => accepted,
+            () = shutdown.cancelled() => break,
+        };
+        let connection = match accepted {
+            Ok(connection) => connection,
+            Err(e) => {
+                tracing::error!("[ERR] plugin: plugin server: {e}");
+                break;
+            }
+        };
+        let (plugins, stdout, shutdown) = (plugins.clone(), stdout.clone(), shutdown.clone());
+        let tls = tls.clone();
+        connections.spawn(async move {
+            let Some(config) = tls else {
+                netrpc::serve_connection(connection, plugins, stdout, shutdown).await;
+                return;
+            };
+            let acceptor = tokio_rustls::TlsAcceptor::from(config);
+            match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(connection)).await {
+                Ok(Ok(stream)) => netrpc::serve_connection(stream, plugins, stdout, shutdown).await,
+                Ok(Err(e)) => tracing::debug!("[ERR] plugin: TLS handshake with the host: {e}"),
+                Err(_) => tracing::debug!("[ERR] plugin: TLS handshake with the host timed out"),
+            }
+        });
+    }
+    connections.close();
+    // Replies in flight (Quit's, say) get a moment to go out.
+    let _ = tokio::time::timeout(SHUTDOWN_DRAIN, connections.wait()).await;
+    drop(listener);
+    Ok(())
 }
 
 /// Serves go-plugin's multiplexed way: the host's first connection carries

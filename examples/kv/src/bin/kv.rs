@@ -5,6 +5,7 @@
 //!
 //! ```sh
 //! export KV_PROTO=grpc KV_PLUGIN=./kv-rust-grpc   # or go-plugin's ./kv-go-grpc
+//! # or KV_PROTO=netrpc KV_PLUGIN=./kv-rust-netrpc  (go-plugin's ./kv-go-netrpc)
 //! ./kv put hello world
 //! ./kv get hello
 //! ```
@@ -13,9 +14,9 @@
 use std::process::ExitCode;
 
 use goplug::Protocol;
-use goplug::host::{Channel, Client, PluginSet, shell_command};
+use goplug::host::{Client, GrpcClient, PluginSet, shell_command};
 use goplug_example_kv::{
-    HANDSHAKE, KvCommand, PLUGIN_GRPC, PLUGIN_NETRPC, pb::kv_client::KvClient,
+    AnyKv, HANDSHAKE, KvCommand, KvRpc, PLUGIN_GRPC, PLUGIN_NETRPC, pb::kv_client::KvClient,
 };
 
 #[tokio::main]
@@ -33,7 +34,13 @@ async fn run() -> Result<ExitCode, Box<dyn std::error::Error>> {
     // As the Go host: launch the plugin first, then look at KV_PROTO.
     let command = shell_command(std::env::var_os("KV_PLUGIN").unwrap_or_default());
     let client = Client::builder(HANDSHAKE)
-        .plugins(PluginSet::new().grpc::<KvClient<Channel>>(PLUGIN_GRPC))
+        .plugins(
+            PluginSet::new()
+                .grpc_with(PLUGIN_GRPC, |channel| {
+                    AnyKv::Grpc(KvClient::from_channel(channel))
+                })
+                .netrpc_with(PLUGIN_NETRPC, |rpc, _| AnyKv::NetRpc(KvRpc::new(rpc))),
+        )
         .command(command)
         .allowed_protocols([Protocol::NetRpc, Protocol::Grpc])
         .start()
@@ -54,13 +61,13 @@ async fn run() -> Result<ExitCode, Box<dyn std::error::Error>> {
 }
 
 async fn use_kv(client: &Client, plugin_name: &str) -> Result<(), Box<dyn std::error::Error>> {
-    let mut kv: KvClient<Channel> = client.dispense(plugin_name)?;
+    let mut kv: AnyKv = client.dispense_async(plugin_name).await?;
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some(command) = KvCommand::parse(&args) else {
         let given = args.first().map(String::as_str).unwrap_or_default();
         return Err(format!("please only use 'get' or 'put', given: {given:?}").into());
     };
-    if let Some(value) = command.execute(&mut kv).await? {
+    if let Some(value) = command.execute_any(&mut kv).await? {
         println!("{}", String::from_utf8_lossy(&value));
     }
     Ok(())

@@ -1,6 +1,7 @@
 // Command probe-host is a configurable go-plugin host for automated tests.
-// It starts one plugin, optionally pings it and does a KV put/get, kills it,
-// and prints exactly one JSON object describing what happened on stdout.
+// It starts one plugin, optionally pings it and does a KV put/get (or a
+// Greeter Greet, or a raw net/rpc call), kills it, and prints exactly one
+// JSON object describing what happened on stdout.
 // With -bench N it instead times N start-up/Kill iterations and prints one
 // JSON object with the timings. See ../../README.md for the contract.
 package main
@@ -71,6 +72,12 @@ type result struct {
 	// Multiplexed: whether go-plugin set up its gRPC broker multiplexing
 	// (its host log has "client muxer connected"); only with -multiplex.
 	Multiplexed *bool `json:"multiplexed,omitempty"`
+	// Greet: what Greet() returned ("" if it was not reached); only with
+	// -greet.
+	Greet *string `json:"greet,omitempty"`
+	// Call: the -call reply, formatted with fmt's %v ("" if it was not
+	// reached); only with -call.
+	Call *string `json:"call,omitempty"`
 }
 
 // reattachJSON is one provider's value in Terraform's TF_REATTACH_PROVIDERS
@@ -234,7 +241,10 @@ func level(entry string) string {
 // kvPlugin is shared.KVGRPCPlugin (gRPC) that can also be dispensed over
 // net/rpc (shared.KVPlugin), so -protocols netrpc against a net/rpc plugin
 // reaches the KV calls instead of panicking on KVGRPCPlugin's nil
-// embedded net/rpc Plugin.
+// embedded net/rpc Plugin. Over net/rpc the dispensed value is a
+// netrpcKV: shared.KVPlugin's client (Plugin.Put / Plugin.Get, exactly as
+// go-plugin's examples/grpc/shared/rpc.go) that also keeps the plugin's
+// *rpc.Client for -call.
 type kvPlugin struct {
 	grpcPlugin shared.KVGRPCPlugin
 	rpcPlugin  shared.KVPlugin
@@ -242,13 +252,89 @@ type kvPlugin struct {
 
 func (p *kvPlugin) Server(b *plugin.MuxBroker) (interface{}, error) { return p.rpcPlugin.Server(b) }
 func (p *kvPlugin) Client(b *plugin.MuxBroker, c *rpc.Client) (interface{}, error) {
-	return p.rpcPlugin.Client(b, c)
+	raw, err := p.rpcPlugin.Client(b, c)
+	if err != nil {
+		return nil, err
+	}
+	return &netrpcKV{KV: raw.(shared.KV), client: c}, nil
 }
 func (p *kvPlugin) GRPCServer(b *plugin.GRPCBroker, s *grpc.Server) error {
 	return p.grpcPlugin.GRPCServer(b, s)
 }
 func (p *kvPlugin) GRPCClient(ctx context.Context, b *plugin.GRPCBroker, c *grpc.ClientConn) (interface{}, error) {
 	return p.grpcPlugin.GRPCClient(ctx, b, c)
+}
+
+// netrpcClient is implemented by every value dispensed over net/rpc: the
+// *rpc.Client of the dispensed plugin (its own yamux stream), for -call.
+type netrpcClient interface {
+	rpcClient() *rpc.Client
+}
+
+// netrpcKV is the KV dispensed over net/rpc.
+type netrpcKV struct {
+	shared.KV
+	client *rpc.Client
+}
+
+func (k *netrpcKV) rpcClient() *rpc.Client { return k.client }
+
+// greeter is go-plugin's examples/basic Greeter, with the call error
+// returned instead of panicking.
+type greeter interface {
+	Greet() (string, error)
+}
+
+// greeterPlugin is the host side of go-plugin's examples/basic
+// GreeterPlugin (net/rpc only; dispensing it over gRPC fails with go-plugin's
+// `plugin "greeter" doesn't support gRPC`).
+type greeterPlugin struct{ timeout *time.Duration }
+
+func (greeterPlugin) Server(*plugin.MuxBroker) (interface{}, error) {
+	return nil, fmt.Errorf("probe-host does not serve greeter")
+}
+
+func (p greeterPlugin) Client(_ *plugin.MuxBroker, c *rpc.Client) (interface{}, error) {
+	return &greeterRPC{client: c, timeout: *p.timeout}, nil
+}
+
+// greeterRPC makes the same call as go-plugin's examples/basic
+// shared.GreeterRPC: Plugin.Greet, args new(interface{}), reply string
+// (but returns the error instead of panicking, and gives up after timeout).
+type greeterRPC struct {
+	client  *rpc.Client
+	timeout time.Duration
+}
+
+func (g *greeterRPC) Greet() (string, error) {
+	var resp string
+	err := callTimeout(g.client, "Plugin.Greet", new(interface{}), &resp, g.timeout)
+	return resp, err
+}
+
+// callTimeout is client.Call that gives up after timeout (the call stays
+// pending; Kill ends the connection later).
+func callTimeout(c *rpc.Client, method string, args, reply interface{}, timeout time.Duration) error {
+	call := c.Go(method, args, reply, make(chan *rpc.Call, 1))
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-call.Done:
+		return call.Error
+	case <-t.C:
+		return fmt.Errorf("net/rpc call %s: no reply within %v", method, timeout)
+	}
+}
+
+func (g *greeterRPC) rpcClient() *rpc.Client { return g.client }
+
+// callTimeoutFlag is -call-timeout (read by greeterPlugin.Client).
+var callTimeoutFlag = new(time.Duration)
+
+// pluginSet is what probe-host can dispense: "kv" (gRPC or net/rpc) and
+// "greeter" (net/rpc).
+func pluginSet() plugin.PluginSet {
+	return plugin.PluginSet{"kv": &kvPlugin{}, "greeter": greeterPlugin{timeout: callTimeoutFlag}}
 }
 
 func splitList(s string) []string {
@@ -511,7 +597,13 @@ func main() {
 	put := flag.String("put", "", "KEY=VALUE to put (optional)")
 	get := flag.String("get", "", "KEY to get (optional)")
 	ping := flag.Bool("ping", false, "ping the plugin")
-	dispense := flag.String("dispense", "kv", "plugin name to dispense")
+	dispense := flag.String("dispense", "kv", "plugin name to dispense (kv or greeter; others fail at dispense)")
+	greet := flag.Bool("greet", false, "call Greet() on the dispensed plugin (needs -dispense greeter, net/rpc)")
+	call := flag.String("call", "",
+		"net/rpc only: call this method (e.g. Plugin.Nope) on the dispensed plugin; args new(interface{}) or -call-arg, reply per -call-reply")
+	callArg := flag.String("call-arg", "", "-call: send this string as the args instead of new(interface{})")
+	callReply := flag.String("call-reply", "interface", "-call: reply type: interface (*interface{}), string (*string) or bytes (*[]byte)")
+	flag.DurationVar(callTimeoutFlag, "call-timeout", 10*time.Second, "-greet / -call: give up on the net/rpc call after this long")
 	killTimeout := flag.Duration("kill-timeout", 10*time.Second,
 		"if client.Kill() has not returned after this long, SIGKILL the plugin's process group")
 	verbose := flag.Bool("v", false, "also copy the host log to stderr")
@@ -535,6 +627,23 @@ func main() {
 
 	if flag.NArg() != 0 {
 		usageError("unexpected arguments: %q", flag.Args())
+	}
+	callArgSet := false
+	flag.Visit(func(f *flag.Flag) {
+		if f.Name == "call-arg" {
+			callArgSet = true
+		}
+	})
+	if callArgSet && *call == "" {
+		usageError("-call-arg needs -call")
+	}
+	switch *callReply {
+	case "interface", "string", "bytes":
+	default:
+		usageError("-call-reply wants interface, string or bytes, got %q", *callReply)
+	}
+	if *callTimeoutFlag <= 0 {
+		usageError("-call-timeout wants a duration > 0, got %v", *callTimeoutFlag)
 	}
 	var reattach *plugin.ReattachConfig
 	if *reattachStr != "" {
@@ -602,7 +711,7 @@ func main() {
 		if err != nil {
 			usageError("bad version %q in -versions", v)
 		}
-		versions[n] = plugin.PluginSet{"kv": &kvPlugin{}}
+		versions[n] = pluginSet()
 	}
 	var protocols []plugin.Protocol
 	for _, p := range splitList(*protocolsStr) {
@@ -663,7 +772,7 @@ func main() {
 			// VersionedPlugins.
 			rc := *reattach
 			config.Reattach = &rc
-			config.Plugins = plugin.PluginSet{"kv": &kvPlugin{}}
+			config.Plugins = pluginSet()
 		}
 		if *autoMTLS && maxVersion != 0 {
 			config.GRPCDialOptions = append(config.GRPCDialOptions,
@@ -719,6 +828,13 @@ func main() {
 	})
 
 	res := result{Warnings: []string{}}
+	empty := ""
+	if *greet {
+		res.Greet = &empty
+	}
+	if *call != "" {
+		res.Call = &empty
+	}
 	fail := func(stage string, err error) {
 		res.Stage = stage
 		res.Error = err.Error()
@@ -780,6 +896,63 @@ func main() {
 				return
 			}
 			res.Get = string(value)
+		}
+		if *greet {
+			g, ok := raw.(greeter)
+			if !ok {
+				fail("dispense", fmt.Errorf("dispensed %T, which is not a Greeter", raw))
+				return
+			}
+			var s string
+			if err := guard(func() (err error) {
+				s, err = g.Greet()
+				return err
+			}); err != nil {
+				fail("greet", err)
+				return
+			}
+			res.Greet = &s
+		}
+		if *call != "" {
+			c, ok := raw.(netrpcClient)
+			if !ok {
+				fail("dispense", fmt.Errorf("dispensed %T, which is not a net/rpc plugin", raw))
+				return
+			}
+			var args interface{} = new(interface{})
+			if callArgSet {
+				args = *callArg
+			}
+			var (
+				replyIface interface{}
+				replyStr   string
+				replyBytes []byte
+				reply      interface{}
+			)
+			switch *callReply {
+			case "string":
+				reply = &replyStr
+			case "bytes":
+				reply = &replyBytes
+			default:
+				reply = &replyIface
+			}
+			if err := guard(func() error {
+				return callTimeout(c.rpcClient(), *call, args, reply, *callTimeoutFlag)
+			}); err != nil {
+				fail("call", err)
+				return
+			}
+			var s string
+			switch *callReply {
+			case "string":
+				s = replyStr
+			case "bytes":
+				s = string(replyBytes)
+			default:
+				s = fmt.Sprintf("%v", replyIface)
+			}
+			res.Call = &s
 		}
 		res.OK = true
 	}()

@@ -1,10 +1,13 @@
-// Command probe-plugin is a configurable go-plugin gRPC plugin for automated
-// tests (checking that a non-Go host negotiates versions like a Go host).
+// Command probe-plugin is a configurable go-plugin gRPC (or net/rpc) plugin
+// for automated tests (checking that a non-Go host negotiates versions like a
+// Go host).
 //
 // Environment:
 //
+//	PROBE_PROTOCOL      "grpc" (default, also when empty) or "netrpc": serve the
+//	                    KV over net/rpc (shared.KVPlugin) instead
 //	PROBE_VERSIONS      comma list of app protocol versions served (default "1");
-//	                    each serves {"kv": gRPC KV}
+//	                    each serves {"kv": gRPC KV} (or {"kv": net/rpc KV})
 //	PROBE_COOKIE_KEY    magic cookie key (default "BASIC_PLUGIN")
 //	PROBE_COOKIE_VALUE  magic cookie value (default "hello")
 //	PROBE_TLS_CERT      manual TLS (ServeConfig.TLSProvider): PEM certificate;
@@ -19,7 +22,8 @@
 //
 // "Once serving" is 100 ms after the first RPC the host makes (see
 // startOutput), when go-plugin has replaced os.Stdout/os.Stderr with its
-// GRPCStdio pipes.
+// GRPCStdio pipes; over net/rpc 100 ms after the first Dispense (then the
+// pipes are go-plugin's net/rpc stdout/stderr streams).
 //
 // Without PROBE_TLS_CERT/KEY, go-plugin turns AutoMTLS on by itself when the
 // host sends PLUGIN_CLIENT_CERT. go-plugin has no hook to change that
@@ -27,7 +31,8 @@
 // autoMTLS below).
 //
 // The KV stores VALUE + "\n\nWritten from plugin-go-grpc" in kv_KEY in the
-// working directory, like kv-plugin-go-grpc.
+// working directory, like kv-plugin-go-grpc (with PROBE_PROTOCOL=netrpc:
+// "...plugin-go-netrpc", like kv-plugin-go-netrpc).
 package main
 
 import (
@@ -57,10 +62,11 @@ import (
 //go:linkname generateCert github.com/hashicorp/go-plugin.generateCert
 func generateCert() (cert []byte, privateKey []byte, err error)
 
-type fileKV struct{}
+// fileKV stores VALUE + "\n\nWritten from " + from in kv_KEY.
+type fileKV struct{ from string }
 
-func (fileKV) Put(key string, value []byte) error {
-	data := append(append([]byte{}, value...), "\n\nWritten from plugin-go-grpc"...)
+func (kv fileKV) Put(key string, value []byte) error {
+	data := append(append([]byte{}, value...), "\n\nWritten from "+kv.from...)
 	return os.WriteFile("kv_"+key, data, 0o644)
 }
 
@@ -178,19 +184,20 @@ func (o outputConfig) any() bool {
 // stdoutPattern[i%16]. Every 4 KiB write starts at a multiple of 16.
 const stdoutPattern = "0123456789abcdef"
 
-// startOutput prepares the PROBE_* output and returns a GRPCServer factory
-// (plugin.DefaultGRPCServer plus interceptors) that triggers it. It must be
-// called before plugin.Serve: the hclog logger and realStderr keep the
-// process's real stderr (fd 2), which Serve later replaces in os.Stderr.
+// startOutput prepares the PROBE_* output and returns the function that
+// triggers it (only the first call counts). It must be called before
+// plugin.Serve: the hclog logger and realStderr keep the process's real
+// stderr (fd 2), which Serve later replaces in os.Stderr.
 //
-// The output starts 100 ms after the first RPC (unary or stream, any
-// service) reaches the server. go-plugin assigns its stdio pipes to
-// os.Stdout/os.Stderr just before it starts the gRPC server, so from then on
-// os.Stdout/os.Stderr are the GRPCStdio pipes (a plain timer could fire
-// before the handshake line when the start-up is slow, e.g. AutoMTLS key
-// generation). go-plugin's host calls StreamStdio and the broker's
+// The output starts 100 ms after the trigger: over gRPC the first RPC (unary
+// or stream, any service) that reaches the server (grpcServerWithTrigger),
+// over net/rpc the first Dispense (triggerKVPlugin). go-plugin assigns its
+// stdio pipes to os.Stdout/os.Stderr just before it starts the server, so
+// from then on os.Stdout/os.Stderr are the stdio pipes (a plain timer could
+// fire before the handshake line when the start-up is slow, e.g. AutoMTLS
+// key generation). go-plugin's gRPC host calls StreamStdio and the broker's
 // StartStream in Client().
-func startOutput(o outputConfig) func([]grpc.ServerOption) *grpc.Server {
+func startOutput(o outputConfig) (trigger func()) {
 	realStderr := os.Stderr
 	var logger hclog.Logger
 	if o.log {
@@ -203,7 +210,7 @@ func startOutput(o outputConfig) func([]grpc.ServerOption) *grpc.Server {
 
 	serving := make(chan struct{})
 	var once sync.Once
-	trigger := func() { once.Do(func() { close(serving) }) }
+	trigger = func() { once.Do(func() { close(serving) }) }
 
 	go func() {
 		<-serving
@@ -240,6 +247,12 @@ func startOutput(o outputConfig) func([]grpc.ServerOption) *grpc.Server {
 		}
 	}()
 
+	return trigger
+}
+
+// grpcServerWithTrigger is plugin.DefaultGRPCServer plus interceptors that
+// call trigger on every RPC.
+func grpcServerWithTrigger(trigger func()) func([]grpc.ServerOption) *grpc.Server {
 	unary := func(ctx context.Context, req interface{}, info *grpc.UnaryServerInfo,
 		handler grpc.UnaryHandler) (interface{}, error) {
 		trigger()
@@ -256,7 +269,28 @@ func startOutput(o outputConfig) func([]grpc.ServerOption) *grpc.Server {
 	}
 }
 
+// triggerKVPlugin is shared.KVPlugin (net/rpc) that calls trigger when a
+// host dispenses it.
+type triggerKVPlugin struct {
+	shared.KVPlugin
+	trigger func()
+}
+
+func (p *triggerKVPlugin) Server(b *plugin.MuxBroker) (interface{}, error) {
+	p.trigger()
+	return p.KVPlugin.Server(b)
+}
+
 func main() {
+	netrpc := false
+	switch v := os.Getenv("PROBE_PROTOCOL"); v {
+	case "", "grpc":
+	case "netrpc":
+		netrpc = true
+	default:
+		die("PROBE_PROTOCOL wants grpc or netrpc, got %q", v)
+	}
+	var trigger func() // set below: startOutput's trigger, or a no-op
 	versions := map[int]plugin.PluginSet{}
 	for _, f := range strings.Split(envOr("PROBE_VERSIONS", "1"), ",") {
 		f = strings.TrimSpace(f)
@@ -268,7 +302,14 @@ func main() {
 			fmt.Fprintf(os.Stderr, "probe-plugin: bad version %q in PROBE_VERSIONS\n", f)
 			os.Exit(1)
 		}
-		versions[n] = plugin.PluginSet{"kv": &shared.KVGRPCPlugin{Impl: fileKV{}}}
+		if netrpc {
+			versions[n] = plugin.PluginSet{"kv": &triggerKVPlugin{
+				KVPlugin: shared.KVPlugin{Impl: fileKV{from: "plugin-go-netrpc"}},
+				trigger:  func() { trigger() },
+			}}
+		} else {
+			versions[n] = plugin.PluginSet{"kv": &shared.KVGRPCPlugin{Impl: fileKV{from: "plugin-go-grpc"}}}
+		}
 	}
 
 	var maxVersion uint16
@@ -314,9 +355,15 @@ func main() {
 	default:
 		die("PROBE_LOG wants 1 (or 0), got %q", v)
 	}
+	trigger = func() {}
 	grpcServer := plugin.DefaultGRPCServer
 	if out.any() {
-		grpcServer = startOutput(out)
+		trigger = startOutput(out)
+		grpcServer = grpcServerWithTrigger(trigger)
+	}
+	if netrpc {
+		// No GRPCServer: go-plugin serves net/rpc.
+		grpcServer = nil
 	}
 
 	plugin.Serve(&plugin.ServeConfig{
