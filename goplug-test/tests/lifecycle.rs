@@ -307,7 +307,7 @@ async fn a_failed_reattach_is_a_typed_error_and_signals_nothing() {
     netrpc.protocol = Protocol::NetRpc;
     let err = host().reattach(netrpc).start().await.unwrap_err();
     assert!(
-        matches!(err, Error::ProtocolNotImplemented(Protocol::NetRpc)),
+        matches!(err, Error::ReattachProcessNotFound { .. }),
         "{err:?}"
     );
     let err = host()
@@ -633,4 +633,25 @@ async fn runner_failures_are_typed_errors() {
         .unwrap_err();
     assert!(matches!(err, Error::Config(_)), "{err:?}");
     s.assert_clean().await;
+}
+
+#[tokio::test]
+async fn a_net_rpc_debug_plugin_is_reattached_too() {
+    let s = Scratch::new(FAKE);
+    let mut command = rust_debug_plugin(&s);
+    command.env("FAKE_PROTOCOL", "netrpc");
+    let mut plugin = DebugPlugin::start(command, &s.sockets);
+    assert_eq!(plugin.config.protocol, Protocol::NetRpc);
+    let client = Client::builder(HANDSHAKE)
+        .plugins(PluginSet::new().netrpc_with("kv", |rpc, _| goplug_example_kv::KvRpc::new(rpc)))
+        .reattach(plugin.config.clone())
+        .start()
+        .await
+        .unwrap();
+    let kv: goplug_example_kv::KvRpc = client.dispense_async("kv").await.unwrap();
+    kv.put("k", b"netrpc").await.unwrap();
+    assert!(kv.get("k").await.unwrap().starts_with(b"netrpc\n"));
+    assert!(client.shutdown().await.left_running);
+    assert!(plugin.alive());
+    assert!(plugin.terminate().success());
 }

@@ -74,7 +74,8 @@ fn main() -> ExitCode {
     }
 }
 
-/// `FAKE_VERSIONS`: app protocol versions (default 1). `FAKE_TLS_MAX=1.2`
+/// `FAKE_VERSIONS`: app protocol versions (default 1); `FAKE_PROTOCOL=netrpc`
+/// serves the KV over net/rpc instead of gRPC. `FAKE_TLS_MAX=1.2`
 /// limits AutoMTLS to TLS 1.2; `FAKE_CURVE=p521` uses go-plugin's curve.
 /// `FAKE_TLS_CERT`/`FAKE_TLS_KEY` (PEM files) serve manual TLS, with
 /// `FAKE_TLS_CLIENT_CA` requiring client certificates signed by that CA.
@@ -102,8 +103,17 @@ fn kv_config() -> ServeConfig {
         .split(',')
         .filter_map(|v| v.trim().parse::<u32>().ok())
     {
-        let kv = pb::kv_server::KvServer::new(FileKv::versioned(version));
-        config = config.version(version, PluginSet::new().grpc("kv", kv));
+        let set = if std::env::var("FAKE_PROTOCOL").as_deref() == Ok("netrpc") {
+            PluginSet::new().netrpc("kv", move |_| {
+                goplug_example_kv::kv_netrpc_server(FileKv::versioned(version))
+            })
+        } else {
+            PluginSet::new().grpc(
+                "kv",
+                pb::kv_server::KvServer::new(FileKv::versioned(version)),
+            )
+        };
+        config = config.version(version, set);
     }
     config
 }

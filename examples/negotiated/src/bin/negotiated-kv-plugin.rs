@@ -1,15 +1,17 @@
 //! The plugin of go-plugin's `examples/negotiated`, in Rust: it offers app
-//! protocol version 3 over gRPC (version 2, over net/rpc, arrives with
-//! goplug's net/rpc support). Copy or link it to `./kv-plugin` next to the
+//! protocol version 2 over net/rpc and version 3 over gRPC, and serves the
+//! highest one its host offers. Copy or link it to `./kv-plugin` next to the
 //! host, as the Go example expects.
 
 use goplug::plugin::{PluginSet, ServeConfig};
-use goplug_example_kv::{FileKv, HANDSHAKE, pb};
+use goplug_example_kv::{FileKv, HANDSHAKE, kv_netrpc_server, pb};
 
 fn main() -> std::process::ExitCode {
     let v3 = PluginSet::new().grpc("kv", pb::kv_server::KvServer::new(FileKv::versioned(3)));
+    let v2 = PluginSet::new().netrpc("kv", |_| kv_netrpc_server(FileKv::versioned(2)));
     goplug::plugin::run(
         ServeConfig::new(HANDSHAKE)
+            .version(2, v2)
             .version(3, v3)
             .file_descriptor_set(pb::FILE_DESCRIPTOR_SET),
     )

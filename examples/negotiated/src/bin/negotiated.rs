@@ -12,8 +12,8 @@
 use std::process::ExitCode;
 
 use goplug::Protocol;
-use goplug::host::{Channel, Client, PluginSet};
-use goplug_example_kv::{HANDSHAKE, KvCommand, pb::kv_client::KvClient};
+use goplug::host::{Client, GrpcClient, PluginSet};
+use goplug_example_kv::{AnyKv, HANDSHAKE, KvCommand, KvRpc, pb::kv_client::KvClient};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -35,8 +35,15 @@ async fn main() -> ExitCode {
 }
 
 async fn run(version: u32) -> Result<(), Box<dyn std::error::Error>> {
+    // As the Go host: version 2 is the net/rpc KV, version 3 the gRPC one.
+    let plugins = match version {
+        2 => PluginSet::new().netrpc_with("kv", |rpc, _| AnyKv::NetRpc(KvRpc::new(rpc))),
+        _ => {
+            PluginSet::new().grpc_with("kv", |channel| AnyKv::Grpc(KvClient::from_channel(channel)))
+        }
+    };
     let client = Client::builder(HANDSHAKE)
-        .version(version, PluginSet::new().grpc::<KvClient<Channel>>("kv"))
+        .version(version, plugins)
         .command(std::process::Command::new("./kv-plugin"))
         .allowed_protocols([Protocol::NetRpc, Protocol::Grpc])
         .start()
@@ -47,10 +54,10 @@ async fn run(version: u32) -> Result<(), Box<dyn std::error::Error>> {
 }
 
 async fn use_kv(client: &Client) -> Result<(), Box<dyn std::error::Error>> {
-    let mut kv: KvClient<Channel> = client.dispense("kv")?;
+    let mut kv: AnyKv = client.dispense_async("kv").await?;
     let args: Vec<String> = std::env::args().skip(1).collect();
     let command = KvCommand::parse(&args).ok_or("Please only use 'get' or 'put'")?;
-    if let Some(value) = command.execute(&mut kv).await? {
+    if let Some(value) = command.execute_any(&mut kv).await? {
         println!("{}", String::from_utf8_lossy(&value));
     }
     Ok(())
