@@ -95,7 +95,7 @@
 //! | gRPC broker, classic mode ([`broker`]), also under AutoMTLS | yes, both sides |
 //! | reattach ([`reattach`]), debug mode ([`plugin::run_debug`]), runners ([`host::runner`]), discovery ([`discover`]), in-process tests ([`testing`]) | yes |
 //! | multiplexed broker (`PLUGIN_MULTIPLEX_GRPC`) over goplug's own yamux | yes, both sides |
-//! | net/rpc | not yet |
+//! | net/rpc ([`netrpc`]: gob, `Control`, `Dispenser`, `MuxBroker`) over goplug's [`yamux`] | yes, both sides |
 //!
 //! Where goplug differs from go-plugin on purpose (each is a place where
 //! go-plugin hangs, panics, leaks or says less):
@@ -137,13 +137,11 @@ pub mod handshake;
 pub mod host;
 pub mod log;
 mod mux;
-#[doc(hidden)]
 pub mod netrpc;
 pub mod plugin;
 pub mod reattach;
 pub mod testing;
 pub mod tls;
-#[doc(hidden)]
 pub mod yamux;
 
 pub use error::{Error, HandshakeError, Result, StderrTail};

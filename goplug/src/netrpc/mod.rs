@@ -2,8 +2,15 @@
 //! net/rpc protocol (the `Control` and `Dispenser` services, and every
 //! plugin's `Plugin.<Method>` calls).
 //!
-//! Not a stable API yet: it is public only so that the integration tests can
-//! reach it.
+//! A plugin implements its interface as a [`NetRpcServer`](rpc::NetRpcServer)
+//! (one async function per method) and registers it with
+//! [`plugin::PluginSet::netrpc`](crate::plugin::PluginSet::netrpc); a host
+//! registers a client type with
+//! [`host::PluginSet::netrpc_with`](crate::host::PluginSet::netrpc_with)
+//! and calls through [`RpcClient`](rpc::RpcClient), typed
+//! ([`call`](rpc::RpcClient::call)) or untyped
+//! ([`call_value`](rpc::RpcClient::call_value), for any Go plugin).
+//! `examples/greeter` and the KV example's net/rpc plugin show both halves.
 //!
 //! - [`gob`]: Go's `encoding/gob` stream format, pure (no I/O): an
 //!   [`Encoder`](gob::Encoder) and a bounded, incremental

@@ -1,8 +1,8 @@
 //! A stream multiplexer wire-compatible with [hashicorp/yamux] (v0.1.x),
 //! the one go-plugin uses for net/rpc connections and the gRPC broker.
 //!
-//! Not a stable API yet: it is public only so that the integration tests can
-//! reach it.
+//! goplug uses it for net/rpc connections and the multiplexed gRPC broker;
+//! it is public for applications that need extra streams of their own.
 //!
 //! [hashicorp/yamux]: https://github.com/hashicorp/yamux/blob/master/spec.md
 //!
