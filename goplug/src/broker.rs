@@ -271,7 +271,7 @@ impl GrpcBroker {
         let tls = self.inner.tls.as_ref().map(|tls| tls.server.clone());
         let serving = stop.clone();
         tokio::spawn(async move {
-            if let Err(e) = crate::plugin::serve_incoming(server, streams, tls, &serving).await {
+            if let Err(e) = crate::plugin::serve_on(server, streams, tls, &serving).await {
                 tracing::debug!(id, "brokered server stopped: {e}");
             }
             mux.unlisten(id);

@@ -289,7 +289,7 @@ impl ClientBuilder {
     }
 
     /// Protocols the host accepts (default: gRPC only; go-plugin's default
-    /// is net/rpc only, which goplug does not speak yet).
+    /// is net/rpc only, so hosts of net/rpc plugins allow it explicitly).
     pub fn allowed_protocols(mut self, protocols: impl IntoIterator<Item = Protocol>) -> Self {
         self.allowed_protocols = protocols.into_iter().collect();
         self
@@ -1005,6 +1005,21 @@ impl RunningPlugin for InProcessPlugin {
     }
 }
 
+fn dispense_type_error<T>(name: &str, entry: &Entry) -> Error {
+    Error::DispenseType {
+        name: name.to_owned(),
+        registered: entry.type_name,
+        requested: type_name::<T>(),
+    }
+}
+
+fn downcast<T: 'static>(name: &str, entry: &Entry, client: Box<dyn Any + Send>) -> Result<T> {
+    client
+        .downcast::<T>()
+        .map(|client| *client)
+        .map_err(|_| dispense_type_error::<T>(name, entry))
+}
+
 /// Whether the host accepts the plugin's line: version, protocol, TLS.
 fn check(
     line: &HandshakeLine,
@@ -1361,21 +1376,7 @@ impl Client {
     /// [`Error::UnknownPlugin`] for a name the set lacks;
     /// [`Error::DispenseType`] when `T` is not the registered client type.
     pub fn dispense<T: 'static>(&self, name: &str) -> Result<T> {
-        let entry = self
-            .plugins
-            .entries
-            .get(name)
-            .ok_or_else(|| Error::UnknownPlugin {
-                name: name.to_owned(),
-                available: self.plugins.names(),
-            })?;
-        if entry.type_id != TypeId::of::<T>() {
-            return Err(Error::DispenseType {
-                name: name.to_owned(),
-                registered: entry.type_name,
-                requested: type_name::<T>(),
-            });
-        }
+        let entry = self.entry::<T>(name)?;
         if self.netrpc.is_some() {
             return Err(Error::Config(format!(
                 "the plugin speaks net/rpc: dispense {name:?} with dispense_async"
@@ -1387,14 +1388,7 @@ impl Client {
                 "plugin {name:?} doesn't support gRPC"
             )));
         };
-        make(self.channel.clone(), &self.broker)
-            .downcast::<T>()
-            .map(|client| *client)
-            .map_err(|_| Error::DispenseType {
-                name: name.to_owned(),
-                registered: entry.type_name,
-                requested: type_name::<T>(),
-            })
+        downcast(name, entry, make(self.channel.clone(), &self.broker))
     }
 
     /// Returns the client registered as `name`, for plugins of either
@@ -1407,25 +1401,10 @@ impl Client {
     /// As [`dispense`](Self::dispense); for net/rpc also the plugin's
     /// `unknown plugin type` ([`Error::RemoteCall`]) and broker errors.
     pub async fn dispense_async<T: 'static>(&self, name: &str) -> Result<T> {
-        let entry = self
-            .plugins
-            .entries
-            .get(name)
-            .ok_or_else(|| Error::UnknownPlugin {
-                name: name.to_owned(),
-                available: self.plugins.names(),
-            })?;
         let Some(connection) = &self.netrpc else {
             return self.dispense(name);
         };
-        let type_error = || Error::DispenseType {
-            name: name.to_owned(),
-            registered: entry.type_name,
-            requested: type_name::<T>(),
-        };
-        if entry.type_id != TypeId::of::<T>() {
-            return Err(type_error());
-        }
+        let entry = self.entry::<T>(name)?;
         // As go-plugin: the plugin is asked first, so a name it lacks gets
         // its `unknown plugin type` error.
         let client = connection.dispense(name).await?;
@@ -1434,10 +1413,23 @@ impl Client {
                 "plugin {name:?} doesn't support net/rpc"
             )));
         };
-        make(client, connection.broker())
-            .downcast::<T>()
-            .map(|client| *client)
-            .map_err(|_| type_error())
+        downcast(name, entry, make(client, connection.broker()))
+    }
+
+    /// The entry registered as `name`, if its client type is `T`.
+    fn entry<T: 'static>(&self, name: &str) -> Result<&Entry> {
+        let entry = self
+            .plugins
+            .entries
+            .get(name)
+            .ok_or_else(|| Error::UnknownPlugin {
+                name: name.to_owned(),
+                available: self.plugins.names(),
+            })?;
+        if entry.type_id != TypeId::of::<T>() {
+            return Err(dispense_type_error::<T>(name, entry));
+        }
+        Ok(entry)
     }
 
     /// The net/rpc broker (go-plugin's `MuxBroker`) of a net/rpc plugin.

@@ -742,30 +742,9 @@ pub(crate) async fn serve_listener(
     }
 }
 
-/// Serves connections from `incoming` (multiplexed streams), through TLS
-/// when configured, until `shutdown`.
-pub(crate) async fn serve_incoming<I, S, E>(
-    server: tonic::transport::server::Router,
-    incoming: I,
-    tls: Option<Arc<rustls::ServerConfig>>,
-    shutdown: &CancellationToken,
-) -> Result<()>
-where
-    I: tokio_stream::Stream<Item = Result<S, E>> + Send + Unpin + 'static,
-    S: tokio::io::AsyncRead
-        + tokio::io::AsyncWrite
-        + tonic::transport::server::Connected
-        + Unpin
-        + Send
-        + 'static,
-    S::ConnectInfo: Clone + Send + Sync + 'static,
-    E: Into<Box<dyn std::error::Error + Send + Sync>> + std::fmt::Display + Send,
-{
-    serve_on(server, incoming, tls, shutdown).await
-}
-
-/// Serves on `incoming`, through TLS when configured, until shutdown.
-async fn serve_on<I, S, E>(
+/// Serves on `incoming` (sockets, or multiplexed streams), through TLS
+/// when configured, until shutdown.
+pub(crate) async fn serve_on<I, S, E>(
     server: tonic::transport::server::Router,
     incoming: I,
     tls: Option<Arc<rustls::ServerConfig>>,
