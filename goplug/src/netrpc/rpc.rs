@@ -244,7 +244,10 @@ pub trait Service: Send + Sync + 'static {
 /// A [`Service`] built from typed async functions, one per method: how a
 /// plugin implements its net/rpc interface.
 ///
-/// ```ignore
+/// ```
+/// use goplug::netrpc::gob::GoInterface;
+/// use goplug::netrpc::rpc::NetRpcServer;
+///
 /// let greeter = NetRpcServer::new()
 ///     .method("Greet", |_: GoInterface| async { Ok::<_, String>("Hello!".to_owned()) });
 /// ```
