@@ -305,16 +305,7 @@ impl GrpcBroker {
 
     /// Sends a knock for `id` and waits (5 s) for the other side's ack.
     async fn knock(&self, id: u32) -> Result<()> {
-        let knock = pb::ConnInfo {
-            service_id: id,
-            network: String::new(),
-            address: String::new(),
-            knock: Some(pb::conn_info::Knock {
-                knock: true,
-                ack: false,
-                error: String::new(),
-            }),
-        };
+        let knock = knock_info(id, false, String::new());
         self.inner
             .outgoing
             .send(knock)
@@ -349,16 +340,7 @@ impl GrpcBroker {
             Some(mux) => mux.accept_knock(id).err().unwrap_or_default(),
             None => "this side does not multiplex its broker".to_owned(),
         };
-        let ack = pb::ConnInfo {
-            service_id: id,
-            network: String::new(),
-            address: String::new(),
-            knock: Some(pb::conn_info::Knock {
-                knock: true,
-                ack: true,
-                error,
-            }),
-        };
+        let ack = knock_info(id, true, error);
         let outgoing = self.inner.outgoing.clone();
         tokio::spawn(async move {
             let _ = outgoing.send(ack).await;
@@ -421,6 +403,20 @@ impl GrpcBroker {
                 () = self.inner.closed.cancelled() => return,
             }
         }
+    }
+}
+
+/// A knock (`ack` false) or its answer, as go-plugin's multiplexed broker sends them.
+fn knock_info(id: u32, ack: bool, error: String) -> pb::ConnInfo {
+    pb::ConnInfo {
+        service_id: id,
+        network: String::new(),
+        address: String::new(),
+        knock: Some(pb::conn_info::Knock {
+            knock: true,
+            ack,
+            error,
+        }),
     }
 }
 
