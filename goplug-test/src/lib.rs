@@ -1,9 +1,13 @@
 //! Helpers for goplug's end-to-end tests: the Go interop binaries, scratch
 //! directories, and checks that nothing was left behind.
 
+mod ledger;
 pub mod pki;
 mod scratch;
 
+pub use ledger::{
+    Descendant, Ledger, become_subreaper, cpu_time, descendants, status_kib, threads,
+};
 pub use scratch::Scratch;
 
 use std::path::{Path, PathBuf};

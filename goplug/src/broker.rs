@@ -53,10 +53,9 @@ pub struct GrpcBroker {
 struct Inner {
     next_id: AtomicU32,
     outgoing: mpsc::Sender<pb::ConnInfo>,
-    /// Addresses the peer announced that nobody has dialed yet.
-    announced: Mutex<HashMap<u32, (pb::ConnInfo, Instant)>>,
-    /// Dials waiting for the peer's announcement.
-    waiting: Mutex<HashMap<u32, oneshot::Sender<pb::ConnInfo>>>,
+    /// Announcements and dials, under one lock so an announcement that
+    /// races a dial is never parked where the dial already looked.
+    rendezvous: Mutex<Rendezvous>,
     socket_base: PathBuf,
     socket_group: Option<nix::unistd::Gid>,
     tls: Option<BrokerTls>,
@@ -120,8 +119,7 @@ impl GrpcBroker {
             inner: Arc::new(Inner {
                 next_id: AtomicU32::new(0),
                 outgoing,
-                announced: Mutex::new(HashMap::new()),
-                waiting: Mutex::new(HashMap::new()),
+                rendezvous: Mutex::new(Rendezvous::default()),
                 socket_base,
                 socket_group,
                 tls,
@@ -349,16 +347,16 @@ impl GrpcBroker {
 
     async fn wait_for(&self, id: u32) -> Result<pb::ConnInfo> {
         let receiver = {
-            let mut announced = lock(&self.inner.announced);
-            if let Some((info, _)) = announced.remove(&id) {
+            let mut rendezvous = lock(&self.inner.rendezvous);
+            if let Some((info, _)) = rendezvous.announced.remove(&id) {
                 return Ok(info);
             }
             let (tx, rx) = oneshot::channel();
-            lock(&self.inner.waiting).insert(id, tx);
+            rendezvous.waiting.insert(id, tx);
             rx
         };
         let outcome = tokio::time::timeout(BROKER_TIMEOUT, receiver).await;
-        lock(&self.inner.waiting).remove(&id);
+        lock(&self.inner.rendezvous).waiting.remove(&id);
         match outcome {
             Ok(Ok(info)) => Ok(info),
             Ok(Err(_)) | Err(_) => Err(Error::Broker {
@@ -379,13 +377,20 @@ impl GrpcBroker {
             return;
         }
         let id = info.service_id;
-        if let Some(waiter) = lock(&self.inner.waiting).remove(&id) {
-            let _ = waiter.send(info);
-            return;
-        }
-        let mut announced = lock(&self.inner.announced);
-        announced.retain(|_, (_, at)| at.elapsed() < BROKER_TIMEOUT);
-        announced.insert(id, (info, Instant::now()));
+        let mut rendezvous = lock(&self.inner.rendezvous);
+        let info = match rendezvous.waiting.remove(&id) {
+            // A dial that timed out a moment ago left a closed sender:
+            // park the announcement for the next dial instead.
+            Some(waiter) => match waiter.send(info) {
+                Ok(()) => return,
+                Err(info) => info,
+            },
+            None => info,
+        };
+        rendezvous
+            .announced
+            .retain(|_, (_, at)| at.elapsed() < BROKER_TIMEOUT);
+        rendezvous.announced.insert(id, (info, Instant::now()));
     }
 
     /// Reads the other side's announcements until the stream ends.
@@ -404,6 +409,14 @@ impl GrpcBroker {
             }
         }
     }
+}
+
+#[derive(Default)]
+struct Rendezvous {
+    /// Addresses the peer announced that nobody has dialed yet.
+    announced: HashMap<u32, (pb::ConnInfo, Instant)>,
+    /// Dials waiting for the peer's announcement.
+    waiting: HashMap<u32, oneshot::Sender<pb::ConnInfo>>,
 }
 
 /// A knock (`ack` false) or its answer, as go-plugin's multiplexed broker sends them.
@@ -425,4 +438,67 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn broker() -> GrpcBroker {
+        let (outgoing, _) = mpsc::channel(1);
+        GrpcBroker::new(
+            outgoing,
+            std::env::temp_dir(),
+            None,
+            None,
+            CancellationToken::new(),
+        )
+    }
+
+    fn announcement(id: u32) -> pb::ConnInfo {
+        pb::ConnInfo {
+            service_id: id,
+            network: "unix".to_owned(),
+            address: format!("/tmp/plugin{id}"),
+            knock: None,
+        }
+    }
+
+    /// Announcements racing dials on other threads: every dial gets its
+    /// address, whichever side comes first (a parked announcement used to
+    /// be missed by a dial that registered in between).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_announcement_reaches_its_dial_whatever_the_order() {
+        let broker = broker();
+        let mut dials = Vec::new();
+        for id in 1..=10_000 {
+            let dialing = broker.clone();
+            dials.push(tokio::spawn(async move { dialing.wait_for(id).await }));
+            let announcing = broker.clone();
+            tokio::spawn(async move { announcing.deliver(announcement(id)) });
+        }
+        for (id, dial) in (1..).zip(dials) {
+            let info = dial.await.expect("dial task").expect("announcement");
+            assert_eq!(info.service_id, id);
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_dial_without_an_announcement_times_out_with_go_plugins_text() {
+        let error = broker().wait_for(7).await.expect_err("nothing announced");
+        assert!(
+            error
+                .to_string()
+                .contains("timeout waiting for connection info"),
+            "{error}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_announcement_before_the_dial_is_kept_for_it() {
+        let broker = broker();
+        broker.deliver(announcement(3));
+        let info = broker.wait_for(3).await.expect("parked announcement");
+        assert_eq!(info.address, "/tmp/plugin3");
+    }
 }

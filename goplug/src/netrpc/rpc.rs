@@ -123,7 +123,10 @@ impl RpcClient {
         let seq = self.inner.next_seq.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         {
-            if let Some(reason) = lock(&self.inner.shut_down).clone() {
+            // Held while registering, as `fail_all` holds it while
+            // draining, so a call cannot slip in after the drain.
+            let shut_down = lock(&self.inner.shut_down);
+            if let Some(reason) = shut_down.clone() {
                 return Err(netrpc_error(service_method, reason));
             }
             lock(&self.inner.pending).insert(seq, tx);
@@ -175,7 +178,8 @@ impl RpcClient {
 
 impl ClientInner {
     fn fail_all(&self, reason: String) {
-        *lock(&self.shut_down) = Some(reason.clone());
+        let mut shut_down = lock(&self.shut_down);
+        *shut_down = Some(reason.clone());
         for (_, waiter) in lock(&self.pending).drain() {
             let _ = waiter.send(Err(CallFailure::Shutdown(reason.clone())));
         }
