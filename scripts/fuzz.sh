@@ -11,7 +11,10 @@
 # Reproduce one with: cargo +nightly fuzz run <target> <artifact>
 #
 # Env: FUZZ_SANITIZER (default address; none builds and runs faster),
-# FUZZ_TARGET_DIR (cargo's target dir for the fuzz build, default fuzz/target).
+# FUZZ_PROFILE (release, the default, for long runs; dev builds in about
+# half the time, since cargo-fuzz's release build forces one codegen unit
+# per crate, and suits short smokes), FUZZ_TARGET_DIR (cargo's target dir
+# for the fuzz build, default fuzz/target).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -36,6 +39,11 @@ fi
 
 sanitizer=${FUZZ_SANITIZER:-address}
 build_args=(--sanitizer "$sanitizer")
+case ${FUZZ_PROFILE:-release} in
+    release) ;;
+    dev) build_args+=(--dev) ;;
+    *) echo "scripts/fuzz.sh: FUZZ_PROFILE is release or dev, not '$FUZZ_PROFILE'" >&2; exit 2 ;;
+esac
 if [ -n "${FUZZ_TARGET_DIR:-}" ]; then
     build_args+=(--target-dir "$FUZZ_TARGET_DIR")
 fi
@@ -50,7 +58,7 @@ if [ ${#targets[@]} -eq 0 ]; then
     exit 1
 fi
 
-echo "==> cargo +nightly fuzz build (sanitizer: $sanitizer)"
+echo "==> cargo +nightly fuzz build (sanitizer: $sanitizer, profile: ${FUZZ_PROFILE:-release})"
 start=$SECONDS
 cargo +nightly fuzz build "${build_args[@]}"
 echo "    built in $((SECONDS - start)) s"

@@ -126,6 +126,8 @@
 //!   own process group), and a goplug plugin exits when its host dies.
 
 #![warn(missing_docs)]
+// A peer or the OS must never make the library panic: errors are typed.
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod broker;
