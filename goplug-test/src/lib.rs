@@ -220,3 +220,34 @@ pub fn probe_host(plugin: &str, flags: &[&str], dir: &Path) -> serde_json::Value
     serde_json::from_slice(&output.stdout)
         .unwrap_or_else(|e| panic!("probe-host printed no JSON ({e}): {output:?}"))
 }
+
+/// Runs an async reliability test under a [`Ledger`]: opens it, then
+/// builds the test's runtime, and closes it once the runtime is gone, so
+/// the runtime's own fds (and those of tests waiting for their turn) are
+/// not counted. tokio's process-wide signal fds are created beforehand.
+/// The whole test is bounded (2 minutes), so no await can hang it.
+pub fn with_ledger(test: impl AsyncFnOnce(&mut Ledger)) {
+    const BOUND: Duration = Duration::from_secs(120);
+    static WARM: std::sync::Once = std::sync::Once::new();
+    let runtime = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime")
+    };
+    WARM.call_once(|| {
+        runtime().block_on(async {
+            let _ = tokio::process::Command::new("true").status().await;
+        });
+    });
+    let mut ledger = Ledger::open();
+    runtime().block_on(async {
+        if tokio::time::timeout(BOUND, test(&mut ledger))
+            .await
+            .is_err()
+        {
+            panic!("the test did not finish within {BOUND:?}");
+        }
+    });
+    ledger.close();
+}

@@ -46,13 +46,17 @@ pub enum Error {
     },
 
     /// The plugin command could not be started at all.
-    #[error("failed to start plugin {program:?}: {source}")]
+    #[error("failed to start plugin {program:?}: {source}{diagnosis}")]
     Spawn {
         /// The program that was to be run.
         program: PathBuf,
         /// The operating system's error.
         #[source]
         source: std::io::Error,
+        /// What the file is, when that explains the error (`; mode 0644,
+        /// owner uid 1000: not executable`, `; an ELF binary for aarch64,
+        /// this host is x86_64`), or empty.
+        diagnosis: String,
     },
 
     /// The plugin binary's SHA-256 is not the expected one; it was not run.

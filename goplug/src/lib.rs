@@ -127,7 +127,10 @@
 
 #![warn(missing_docs)]
 // A peer or the OS must never make the library panic: errors are typed.
-#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![cfg_attr(
+    not(test),
+    warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod broker;

@@ -285,7 +285,8 @@ impl LogRecord {
 
 /// Reads plugin stderr lines as go-plugin's host does (`logStderr`):
 /// hclog JSON entries at their level; other lines at debug, or at the
-/// level of a `[TRACE]`..`[ERROR]` prefix; `panic: ` and `fatal error: `
+/// level of a `[TRACE]`..`[ERROR]` prefix; `panic: `, `fatal error: ` and
+/// a Rust panic's `thread '…' panicked at`
 /// at error, and every later unprefixed text line too (go-plugin ≥ 1.7),
 /// so a stack trace stays together. Never fails on any input.
 #[derive(Debug, Default)]
@@ -315,7 +316,7 @@ impl StderrParser {
         if let Some((_, level)) = PREFIXES.iter().find(|(prefix, _)| line.starts_with(prefix)) {
             return LogRecord::text(*level, line);
         }
-        if line.starts_with("panic: ") || line.starts_with("fatal error: ") {
+        if line.starts_with("panic: ") || line.starts_with("fatal error: ") || is_rust_panic(line) {
             self.in_panic = true;
             return LogRecord::text(LogLevel::Error, line);
         }
@@ -326,6 +327,23 @@ impl StderrParser {
         };
         LogRecord::text(level, line)
     }
+}
+
+/// The first line of a Rust panic (`thread 'main' panicked at src/main.rs:2:5:`,
+/// since Rust 1.91 `thread 'main' (1234) panicked at …`): a Rust plugin's
+/// crash must be as visible as a Go plugin's `panic: `.
+fn is_rust_panic(line: &str) -> bool {
+    let Some((_, after)) = line
+        .strip_prefix("thread '")
+        .and_then(|rest| rest.split_once("' "))
+    else {
+        return false;
+    };
+    let after = after
+        .strip_prefix('(')
+        .and_then(|id| id.split_once(") "))
+        .map_or(after, |(_, after)| after);
+    after.starts_with("panicked at ")
 }
 
 /// An hclog JSON entry, or `None` when go-plugin would treat the line as
@@ -572,6 +590,16 @@ mod tests {
             LogLevel::Error
         );
         assert_eq!(parser.parse("runtime stack:").level, LogLevel::Error);
+        let mut parser = StderrParser::new();
+        let panic = "thread 'main' panicked at src/main.rs:2:5:";
+        assert_eq!(parser.parse(panic).level, LogLevel::Error);
+        assert_eq!(parser.parse("stack backtrace:").level, LogLevel::Error);
+        let mut parser = StderrParser::new();
+        let panic = "thread 'tokio-runtime-worker' (1234) panicked at src/lib.rs:9:1:";
+        assert_eq!(parser.parse(panic).level, LogLevel::Error);
+        let mut parser = StderrParser::new();
+        let quoted = "thread safety: 'x' panicked at nothing";
+        assert_eq!(parser.parse(quoted).level, LogLevel::Debug);
     }
 
     #[test]

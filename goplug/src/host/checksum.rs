@@ -207,7 +207,7 @@ fn keep_open_across_exec(command: &mut std::process::Command, fd: i32) {
 
 /// Finds the program as `execvp` would: a name with a slash is a path,
 /// anything else is looked up in `PATH`.
-fn resolve_program(program: &std::ffi::OsStr) -> PathBuf {
+pub(crate) fn resolve_program(program: &std::ffi::OsStr) -> PathBuf {
     let candidate = PathBuf::from(program);
     if candidate.components().count() > 1 || program.to_string_lossy().contains('/') {
         return candidate;

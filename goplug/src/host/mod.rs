@@ -529,6 +529,7 @@ impl ClientBuilder {
         }
         let command =
             command.ok_or_else(|| Error::Config("no plugin command was given".to_owned()))?;
+        let runner_is_local = runner.is_none();
         let runner: Box<dyn Runner> = match runner {
             Some(_) if keep_running => {
                 return Err(Error::Config(
@@ -606,6 +607,21 @@ impl ClientBuilder {
         tracing::debug!(path = %program.display(), "starting plugin");
         let mut command = command;
         command.env_clear().envs(environment);
+        // glibc's execvp, which runs the plugin when the command has a
+        // `pre_exec` hook (the local runner's always has), hands a file the
+        // kernel refuses (ENOEXEC) to /bin/sh: a text file or a binary for
+        // another machine would be run as a shell script and fail with
+        // "not found". Refuse it here, as Go's exec does.
+        if runner_is_local && process::kernel_refuses(&program) {
+            let source =
+                std::io::Error::from_raw_os_error(rustix::io::Errno::NOEXEC.raw_os_error());
+            let diagnosis = process::spawn_diagnosis(&program, &source);
+            return Err(Error::Spawn {
+                program,
+                source,
+                diagnosis,
+            });
+        }
         let launch = runner::Launch {
             command,
             program: program.clone(),
@@ -613,7 +629,14 @@ impl ClientBuilder {
         };
         let launched = match tokio::time::timeout_at(deadline, runner.start(launch)).await {
             Ok(Ok(launched)) => launched,
-            Ok(Err(source)) => return Err(Error::Spawn { program, source }),
+            Ok(Err(source)) => {
+                let diagnosis = process::spawn_diagnosis(&program, &source);
+                return Err(Error::Spawn {
+                    program,
+                    source,
+                    diagnosis,
+                });
+            }
             Err(_) => {
                 return Err(Error::StartTimeout {
                     timeout: start_timeout,
@@ -860,12 +883,18 @@ async fn attach(
         reason,
     };
     let plugin = attach::AttachedPlugin::find(config.pid, config.test).map_err(not_found)?;
+    // A TLS failure means something answered but is not the plugin the
+    // host trusts: say so, rather than "not found".
+    let connect_failed = |e: Error| match e {
+        Error::Tls { .. } => e,
+        other => not_found(other.to_string()),
+    };
     let negotiated_tls = tls.as_ref().map(|tls| tls.negotiated.clone());
     let (channel, netrpc_connection) = match config.protocol {
         Protocol::Grpc => (
             connect::connect(&config.address, timeout, tls)
                 .await
-                .map_err(|e| not_found(e.to_string()))?,
+                .map_err(connect_failed)?,
             None,
         ),
         // Stdout and stderr of a reattached plugin are not the host's.
@@ -874,7 +903,7 @@ async fn attach(
             Some(
                 netrpc::connect(&config.address, timeout, tls, (None, None))
                     .await
-                    .map_err(|e| not_found(e.to_string()))?,
+                    .map_err(connect_failed)?,
             ),
         ),
     };

@@ -382,6 +382,140 @@ pub(crate) fn os_pair(key: &str, value: impl AsRef<OsStr>) -> (OsString, OsStrin
     (OsString::from(key), value.as_ref().to_os_string())
 }
 
+/// The first bytes of a program file: enough for `#!` and the ELF header
+/// fields the kernel checks.
+fn program_header(path: &std::path::Path) -> Option<(std::fs::Metadata, Vec<u8>)> {
+    use std::io::Read as _;
+    let file = std::fs::File::open(path).ok()?;
+    let meta = file.metadata().ok()?;
+    let mut header = Vec::with_capacity(64);
+    file.take(64).read_to_end(&mut header).ok()?;
+    Some((meta, header))
+}
+
+/// The ELF machine (`e_machine`) of a header, if it is an ELF header.
+fn elf_machine(header: &[u8]) -> Option<u16> {
+    if header.len() < 20 || !header.starts_with(b"\x7fELF") {
+        return None;
+    }
+    let bytes = [header[18], header[19]];
+    Some(match header[5] {
+        2 => u16::from_be_bytes(bytes),
+        _ => u16::from_le_bytes(bytes),
+    })
+}
+
+/// `e_machine` values this host's kernel runs natively (a 64-bit kernel
+/// also runs its 32-bit sibling's binaries).
+fn native_machines() -> &'static [u16] {
+    match std::env::consts::ARCH {
+        "x86_64" => &[62, 3],
+        "x86" => &[3],
+        "aarch64" => &[183, 40],
+        "arm" => &[40],
+        "riscv64" | "riscv32" => &[243],
+        "powerpc64" | "powerpc" => &[21, 20],
+        "s390x" => &[22],
+        "loongarch64" => &[258],
+        _ => &[],
+    }
+}
+
+fn machine_name(machine: u16) -> String {
+    match machine {
+        3 => "x86".to_owned(),
+        20 => "powerpc".to_owned(),
+        21 => "powerpc64".to_owned(),
+        22 => "s390x".to_owned(),
+        40 => "arm".to_owned(),
+        62 => "x86_64".to_owned(),
+        183 => "aarch64".to_owned(),
+        243 => "riscv".to_owned(),
+        258 => "loongarch64".to_owned(),
+        other => format!("machine {other}"),
+    }
+}
+
+/// Whether binfmt_misc handlers are registered: they can make the kernel
+/// run any format (qemu for foreign ELF binaries, interpreters by magic).
+fn binfmt_misc_in_use() -> bool {
+    std::fs::read_dir("/proc/sys/fs/binfmt_misc").is_ok_and(|entries| {
+        entries
+            .filter_map(Result::ok)
+            .any(|entry| !matches!(entry.file_name().to_str(), Some("register" | "status")))
+    })
+}
+
+/// Whether the kernel would refuse to execute `program` (ENOEXEC): an
+/// executable file that is neither a `#!` script nor an ELF binary for
+/// this machine, with no binfmt_misc handler that could take it.
+pub(crate) fn kernel_refuses(program: &std::path::Path) -> bool {
+    use std::os::unix::fs::PermissionsExt as _;
+    let path = super::checksum::resolve_program(program.as_os_str());
+    let Some((meta, header)) = program_header(&path) else {
+        return false;
+    };
+    if !meta.is_file() || meta.permissions().mode() & 0o111 == 0 || header.starts_with(b"#!") {
+        return false;
+    }
+    let foreign = elf_machine(&header).is_none_or(|machine| {
+        !native_machines().is_empty() && !native_machines().contains(&machine)
+    });
+    foreign && !binfmt_misc_in_use()
+}
+
+/// What the file at `program` is, when that explains why it could not be
+/// started; empty otherwise. Starts with `; `.
+pub(crate) fn spawn_diagnosis(program: &std::path::Path, error: &io::Error) -> String {
+    use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+    let path = super::checksum::resolve_program(program.as_os_str());
+    let Some((meta, header)) = program_header(&path) else {
+        return String::new();
+    };
+    if meta.is_dir() {
+        return "; it is a directory".to_owned();
+    }
+    let mode = meta.permissions().mode() & 0o7777;
+    if error.kind() == io::ErrorKind::PermissionDenied {
+        let why = if mode & 0o111 == 0 {
+            "not executable (chmod +x)"
+        } else {
+            "executable, so the file system may be mounted noexec, or a directory on the path is not searchable"
+        };
+        return format!(
+            "; mode {mode:04o}, owner uid {} gid {}: {why}",
+            meta.uid(),
+            meta.gid()
+        );
+    }
+    if error.kind() == io::ErrorKind::NotFound {
+        let interpreter = header.strip_prefix(b"#!").and_then(|line| {
+            line.split(|b| b.is_ascii_whitespace())
+                .find(|w| !w.is_empty())
+        });
+        return interpreter.map_or_else(String::new, |interpreter| {
+            format!(
+                "; the interpreter of its #! line, {}, was not found",
+                String::from_utf8_lossy(interpreter)
+            )
+        });
+    }
+    if error.raw_os_error() != Some(rustix::io::Errno::NOEXEC.raw_os_error()) {
+        return String::new();
+    }
+    match elf_machine(&header) {
+        Some(machine) => format!(
+            "; an ELF binary for {}, this host is {}",
+            machine_name(machine),
+            std::env::consts::ARCH
+        ),
+        None => format!(
+            "; neither an ELF binary nor a script with a #! line (it starts with {:?})",
+            String::from_utf8_lossy(&header[..header.len().min(16)])
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -466,5 +600,35 @@ mod tests {
         assert!(text.contains("line 29"));
         assert_eq!(text.lines().count(), TAIL_LINES);
         assert_eq!(text.lines().last().unwrap().len(), TAIL_LINE_BYTES);
+    }
+
+    #[test]
+    fn elf_machines_are_read_in_either_byte_order() {
+        let mut header = b"\x7fELF\x02\x01\x01".to_vec();
+        header.resize(20, 0);
+        header[18] = 183;
+        assert_eq!(elf_machine(&header), Some(183));
+        header[5] = 2;
+        header[18..20].copy_from_slice(&22u16.to_be_bytes());
+        assert_eq!(elf_machine(&header), Some(22));
+        assert_eq!(elf_machine(b"#!/bin/sh\n"), None);
+    }
+
+    #[test]
+    fn only_files_the_kernel_cannot_run_are_refused() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, bytes: &[u8], mode: u32| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, bytes).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            path
+        };
+        assert!(!kernel_refuses(&write("script", b"#!/bin/sh\n", 0o755)));
+        assert!(!kernel_refuses(&write("data", b"text", 0o644)));
+        assert!(!kernel_refuses(std::path::Path::new("sh")));
+        if !binfmt_misc_in_use() {
+            assert!(kernel_refuses(&write("text", b"text", 0o755)));
+        }
     }
 }

@@ -745,7 +745,10 @@ pub(super) fn fuzz(data: &[u8]) {
     }
 }
 
-#[expect(clippy::expect_used, reason = "a fuzz oracle: a failed check must crash")]
+#[expect(
+    clippy::expect_used,
+    reason = "a fuzz oracle: a failed check must crash"
+)]
 fn round_trip(ty: &Type, value: &Value) -> Vec<u8> {
     let mut out = Vec::new();
     Encoder::new()
@@ -754,7 +757,10 @@ fn round_trip(ty: &Type, value: &Value) -> Vec<u8> {
     out
 }
 
-#[expect(clippy::expect_used, reason = "a fuzz oracle: a failed check must crash")]
+#[expect(
+    clippy::expect_used,
+    reason = "a fuzz oracle: a failed check must crash"
+)]
 fn decode_all(bytes: &[u8]) -> (Type, Value) {
     let (ty, value, consumed) = Decoder::default()
         .decode(bytes)
