@@ -1,6 +1,7 @@
 //! Helpers for goplug's end-to-end tests: the Go interop binaries, scratch
 //! directories, and checks that nothing was left behind.
 
+pub mod h2raw;
 mod ledger;
 pub mod pki;
 mod scratch;

@@ -193,10 +193,7 @@ impl GrpcBroker {
             None => local,
         };
         let stop = self.inner.closed.child_token();
-        let server = tonic::transport::Server::builder()
-            .max_concurrent_streams(Some(128))
-            .http2_max_local_error_reset_streams(Some(1024))
-            .add_service(service);
+        let server = crate::grpc::server_builder().add_service(service);
         let tls = self.inner.tls.as_ref().map(|tls| tls.server.clone());
         let serving = stop.clone();
         tokio::spawn(async move {
@@ -262,10 +259,7 @@ impl GrpcBroker {
     {
         let streams = tokio_stream::wrappers::ReceiverStream::new(mux.listen(id));
         let stop = self.inner.closed.child_token();
-        let server = tonic::transport::Server::builder()
-            .max_concurrent_streams(Some(128))
-            .http2_max_local_error_reset_streams(Some(1024))
-            .add_service(service);
+        let server = crate::grpc::server_builder().add_service(service);
         let tls = self.inner.tls.as_ref().map(|tls| tls.server.clone());
         let serving = stop.clone();
         tokio::spawn(async move {

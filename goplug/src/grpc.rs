@@ -20,6 +20,19 @@ pub const HEALTH_SERVICE_NAME: &str = "plugin";
 /// go-plugin hosts send and accept messages up to `math.MaxInt32` bytes.
 pub const HOST_MAX_MESSAGE_SIZE: usize = i32::MAX as usize;
 
+/// The HTTP/2 server every goplug gRPC server (the plugin's, and each
+/// brokered one, plain or multiplexed) starts from: tonic turns hyper's
+/// HTTP/2 abuse guards off by default, and this restores them (stream,
+/// reset and header-list limits against floods and rapid reset).
+pub(crate) fn server_builder() -> tonic::transport::Server {
+    tonic::transport::Server::builder()
+        .max_concurrent_streams(Some(128))
+        .http2_max_local_error_reset_streams(Some(1024))
+        .http2_max_pending_accept_reset_streams(Some(20))
+        .http2_max_header_list_size(Some(16 * 1024))
+        .concurrency_limit_per_connection(256)
+}
+
 /// The encoded file descriptor set of the `plugin` protos, for reflection.
 pub(crate) const PLUGIN_FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/plugin_descriptor.bin"));

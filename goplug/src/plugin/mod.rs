@@ -39,7 +39,6 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 use tonic::service::{Routes, RoutesBuilder};
-use tonic::transport::Server;
 
 use listener::BoundListener;
 pub use listener::Transport;
@@ -546,14 +545,7 @@ async fn serve_with(config: ServeConfig, mode: Mode) -> Result<()> {
     let result = match serving {
         Serving::NetRpc(netrpc) => serve_netrpc(listener, tls, netrpc, &shutdown).await,
         Serving::Grpc(routes) => {
-            let server = Server::builder()
-                // tonic turns off hyper's HTTP/2 abuse guards by default; restore them.
-                .max_concurrent_streams(Some(128))
-                .http2_max_local_error_reset_streams(Some(1024))
-                .http2_max_pending_accept_reset_streams(Some(20))
-                .http2_max_header_list_size(Some(16 * 1024))
-                .concurrency_limit_per_connection(256)
-                .add_routes(routes);
+            let server = crate::grpc::server_builder().add_routes(routes);
             if multiplex {
                 serve_multiplexed(server, listener, tls, &shutdown, mux_tx).await
             } else {
@@ -761,10 +753,12 @@ where
     S::ConnectInfo: Clone + Send + Sync + 'static,
     E: Into<Box<dyn std::error::Error + Send + Sync>> + std::fmt::Display + Send,
 {
+    use tokio_stream::StreamExt;
     let stopped = shutdown.clone().cancelled_owned();
     match tls {
         Some(config) => {
-            let incoming = incoming::tls_incoming(incoming, config, shutdown.clone());
+            let incoming = incoming::tls_incoming(incoming, config, shutdown.clone())
+                .map(|tls| tls.map(incoming::PrefaceDeadline::new));
             run_until_drained(
                 server.serve_with_incoming_shutdown(incoming, stopped),
                 shutdown,
@@ -772,6 +766,7 @@ where
             .await
         }
         None => {
+            let incoming = incoming.map(|accepted| accepted.map(incoming::PrefaceDeadline::new));
             run_until_drained(
                 server.serve_with_incoming_shutdown(incoming, stopped),
                 shutdown,
