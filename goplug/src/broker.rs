@@ -32,6 +32,7 @@ use crate::host::connect::{self, TlsConnect};
 use crate::host::runner::RunningPlugin;
 use crate::mux::Muxer;
 use crate::plugin::listener::bind_unix_in;
+use crate::sync::lock;
 
 /// go-plugin's broker timeouts: waiting for a connection's address, and
 /// how long an address nobody dialed is kept.
@@ -425,13 +426,6 @@ fn knock_info(id: u32, ack: bool, error: String) -> pb::ConnInfo {
             error,
         }),
     }
-}
-
-/// Locks, recovering from a poisoned lock (the maps stay consistent).
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[cfg(test)]

@@ -145,6 +145,7 @@ mod mux;
 pub mod netrpc;
 pub mod plugin;
 pub mod reattach;
+mod sync;
 pub mod testing;
 pub mod tls;
 pub mod yamux;

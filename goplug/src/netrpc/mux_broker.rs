@@ -12,6 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::oneshot;
 
 use crate::error::{Error, Result};
+use crate::sync::lock;
 use crate::yamux;
 
 /// go-plugin's MuxBroker timeout, for accepts, acks and unclaimed streams.
@@ -170,12 +171,6 @@ impl MuxBroker {
 
 fn broker_error(id: u32, reason: String) -> Error {
     Error::Broker { id, reason }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use super::codec::{ClientCodec, RequestHeader, ResponseHeader, ServerCodec};
 use super::gob::{Gob, Limits, Type, Value};
 use crate::error::{Error, Result};
+use crate::sync::lock;
 
 /// Go's `rpc.ErrShutdown`.
 pub const ERR_SHUTDOWN: &str = "connection is shut down";
@@ -449,10 +450,4 @@ fn netrpc_error(method: &str, reason: String) -> Error {
         method: method.to_owned(),
         reason,
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
