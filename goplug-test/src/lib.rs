@@ -4,10 +4,14 @@
 pub mod h2raw;
 mod ledger;
 pub mod pki;
+mod reliability;
 mod scratch;
 
 pub use ledger::{
     Descendant, Ledger, become_subreaper, cpu_time, descendants, status_kib, threads,
+};
+pub use reliability::{
+    fd_count, get, ledger_host, open_ledger, percentiles, put, runtime, with_ledger, within,
 };
 pub use scratch::Scratch;
 
@@ -172,13 +176,31 @@ pub fn run_with_input(
 
 /// A `tracing` layer that records the plugin log events a goplug host
 /// re-emits (target `goplug::plugin`): level, message and key/values.
-#[derive(Clone, Debug, Default)]
-pub struct PluginLogs(std::sync::Arc<std::sync::Mutex<Vec<(tracing::Level, String, String)>>>);
+#[derive(Clone, Debug)]
+pub struct PluginLogs {
+    events: std::sync::Arc<std::sync::Mutex<Vec<(tracing::Level, String, String)>>>,
+    message_cap: usize,
+}
+
+impl Default for PluginLogs {
+    fn default() -> Self {
+        Self::keeping_message_bytes(usize::MAX)
+    }
+}
 
 impl PluginLogs {
+    /// Records only the first `cap` bytes of each message, so a test can
+    /// measure the host's memory under floods without the records growing it.
+    pub fn keeping_message_bytes(cap: usize) -> Self {
+        Self {
+            events: std::sync::Arc::default(),
+            message_cap: cap,
+        }
+    }
+
     /// The events so far: (level, message, `k=v` fields).
     pub fn events(&self) -> Vec<(tracing::Level, String, String)> {
-        self.0.lock().map(|e| e.clone()).unwrap_or_default()
+        self.events.lock().map(|e| e.clone()).unwrap_or_default()
     }
 }
 
@@ -200,7 +222,15 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for PluginLogs {
         }
         let mut fields = Fields::default();
         event.record(&mut fields);
-        if let Ok(mut events) = self.0.lock() {
+        if fields.0.len() > self.message_cap {
+            let mut end = self.message_cap;
+            while !fields.0.is_char_boundary(end) {
+                end -= 1;
+            }
+            fields.0.truncate(end);
+            fields.0.shrink_to_fit();
+        }
+        if let Ok(mut events) = self.events.lock() {
             events.push((*event.metadata().level(), fields.0, fields.1));
         }
     }
@@ -220,35 +250,4 @@ pub fn probe_host(plugin: &str, flags: &[&str], dir: &Path) -> serde_json::Value
     assert!(output.status.success(), "probe-host failed: {output:?}");
     serde_json::from_slice(&output.stdout)
         .unwrap_or_else(|e| panic!("probe-host printed no JSON ({e}): {output:?}"))
-}
-
-/// Runs an async reliability test under a [`Ledger`]: opens it, then
-/// builds the test's runtime, and closes it once the runtime is gone, so
-/// the runtime's own fds (and those of tests waiting for their turn) are
-/// not counted. tokio's process-wide signal fds are created beforehand.
-/// The whole test is bounded (2 minutes), so no await can hang it.
-pub fn with_ledger(test: impl AsyncFnOnce(&mut Ledger)) {
-    const BOUND: Duration = Duration::from_secs(120);
-    static WARM: std::sync::Once = std::sync::Once::new();
-    let runtime = || {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("a runtime")
-    };
-    WARM.call_once(|| {
-        runtime().block_on(async {
-            let _ = tokio::process::Command::new("true").status().await;
-        });
-    });
-    let mut ledger = Ledger::open();
-    runtime().block_on(async {
-        if tokio::time::timeout(BOUND, test(&mut ledger))
-            .await
-            .is_err()
-        {
-            panic!("the test did not finish within {BOUND:?}");
-        }
-    });
-    ledger.close();
 }

@@ -835,13 +835,19 @@ impl Connected {
         let broker_task = TaskGuard(
             grpc.then(|| tokio::spawn(run_broker(channel.clone(), broker.clone(), broker_rx))),
         );
+        // Without GRPCStdio there is nothing to wait for.
+        let (stdio_copied, stdio_done) = tokio::sync::watch::channel(!grpc);
         let stdio_task = TaskGuard(grpc.then(|| {
-            tokio::spawn(stdio::copy(
+            let copy = stdio::copy(
                 channel.clone(),
                 process.name().to_owned(),
                 sync_stdout,
                 sync_stderr,
-            ))
+            );
+            tokio::spawn(async move {
+                copy.await;
+                let _ = stdio_copied.send(true);
+            })
         }));
         Client {
             channel,
@@ -855,6 +861,7 @@ impl Connected {
             socket_dir,
             negotiated_tls,
             stdio_task,
+            stdio_done,
             broker,
             broker_closed: broker_closed.drop_guard(),
             broker_task,
@@ -1209,6 +1216,8 @@ pub struct Client {
     socket_dir: SocketDir,
     negotiated_tls: Option<Arc<std::sync::Mutex<Option<TlsVersion>>>>,
     stdio_task: TaskGuard,
+    /// Becomes true when the synced stdout/stderr stream has ended.
+    stdio_done: tokio::sync::watch::Receiver<bool>,
     broker: GrpcBroker,
     broker_closed: tokio_util::sync::DropGuard,
     broker_task: TaskGuard,
@@ -1507,8 +1516,20 @@ impl Client {
     }
 
     /// Waits until the plugin process exits, or `timeout`; returns whether it did.
+    /// Synced output the plugin sent before exiting is in the host's
+    /// writers by then (waiting for it within `timeout`, at most 1 s), as
+    /// after [`shutdown`](Self::shutdown).
     pub async fn wait_exit(&self, timeout: Duration) -> bool {
-        self.process.wait_gone(timeout).await
+        let deadline = tokio::time::Instant::now() + timeout;
+        if !self.process.wait_gone(timeout).await {
+            return false;
+        }
+        // The copy ends with the plugin's stream, which ends once the plugin
+        // has sent everything, or with the connection.
+        let bound = deadline.min(tokio::time::Instant::now() + Duration::from_secs(1));
+        let mut done = self.stdio_done.clone();
+        let _ = tokio::time::timeout_at(bound, done.wait_for(|done| *done)).await;
+        true
     }
 
     /// Stops the plugin as go-plugin's `Kill` does, with every step bounded:

@@ -444,7 +444,7 @@ async fn serve_with(config: ServeConfig, mode: Mode) -> Result<()> {
     let address = listener.address()?;
     let shutdown = CancellationToken::new();
     // In debug mode stdout is the developer's terminal: left alone.
-    let (stdout, redirect) = match launched.then(services::capture_stdout) {
+    let (stdout, redirect) = match launched.then(|| services::capture_stdout(shutdown.clone())) {
         Some(Ok((stdout, redirect))) => (Some(stdout), Some(redirect)),
         Some(Err(e)) => {
             tracing::warn!("stdout will not be synced to the host: {e}");

@@ -63,7 +63,7 @@ pub(crate) async fn serve_connection<T>(
     };
     let broker = MuxBroker::new(session.clone());
     tokio::spawn(broker.clone().run(incoming));
-    tokio::spawn(copy_stdout(stdout, stdout_stream, shutdown.clone()));
+    tokio::spawn(copy_stdout(stdout, stdout_stream));
     // The plugin's stderr stays its log channel (read by the host from the
     // process), so the stderr stream carries nothing and just stays open.
     let _stderr_stream = stderr_stream;
@@ -118,22 +118,14 @@ async fn dispense(
 async fn copy_stdout(
     stdout: Arc<tokio::sync::Mutex<Option<mpsc::Receiver<pb::StdioData>>>>,
     mut stream: yamux::Stream,
-    shutdown: CancellationToken,
 ) {
     // Only the first connection gets the plugin's stdout, as only one
     // host connection ever reads it in go-plugin.
     let Some(mut output) = stdout.lock().await.take() else {
         return;
     };
-    loop {
-        let data = tokio::select! {
-            biased;
-            data = output.recv() => data,
-            () = shutdown.cancelled() => output.try_recv().ok(),
-        };
-        let Some(data) = data else {
-            return;
-        };
+    // The capture ends at shutdown, once what was printed before is sent.
+    while let Some(data) = output.recv().await {
         if stream.write_all(&data.data).await.is_err() || stream.flush().await.is_err() {
             return;
         }

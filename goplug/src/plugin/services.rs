@@ -48,8 +48,14 @@ impl StdoutRedirect {
 }
 
 /// A pipe for the plugin's stdout, and the `StdioData` chunks read from it.
-/// The chunks flow before the host connects, so none can be missed.
-pub(crate) fn capture_stdout() -> std::io::Result<(mpsc::Receiver<pb::StdioData>, StdoutRedirect)> {
+/// The chunks flow before the host connects, so none can be missed. At
+/// `shutdown` what is left in the pipe is still read, then the chunks end:
+/// the write end is the plugin's own fd 1, so the pipe never reaches EOF,
+/// and output written just before the plugin stops would otherwise be lost
+/// (go-plugin#298).
+pub(crate) fn capture_stdout(
+    shutdown: CancellationToken,
+) -> std::io::Result<(mpsc::Receiver<pb::StdioData>, StdoutRedirect)> {
     use tokio::io::AsyncReadExt as _;
     let (read, write) = rustix::pipe::pipe()?;
     let mut pipe = tokio::net::unix::pipe::Receiver::from_owned_fd(read)?;
@@ -57,22 +63,43 @@ pub(crate) fn capture_stdout() -> std::io::Result<(mpsc::Receiver<pb::StdioData>
     tokio::spawn(async move {
         // go-plugin's chunk size (grpcStdioBuffer).
         let mut buffer = vec![0u8; 1024];
+        let chunk = |data: &[u8]| pb::StdioData {
+            channel: pb::stdio_data::Channel::Stdout as i32,
+            data: data.to_vec(),
+        };
         loop {
-            let n = match pipe.read(&mut buffer).await {
+            let n = tokio::select! {
+                biased;
+                () = shutdown.cancelled() => break,
+                read = pipe.read(&mut buffer) => match read {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => n,
+                },
+            };
+            if tx.send(chunk(&buffer[..n])).await.is_err() {
+                return;
+            }
+        }
+        // What is in the pipe now, bounded: a thread still writing must
+        // not keep the plugin from stopping.
+        let mut left = MAX_STDOUT_AFTER_SHUTDOWN;
+        while left > 0 {
+            let n = match pipe.try_read(&mut buffer) {
                 Ok(0) | Err(_) => return,
                 Ok(n) => n,
             };
-            let data = pb::StdioData {
-                channel: pb::stdio_data::Channel::Stdout as i32,
-                data: buffer[..n].to_vec(),
-            };
-            if tx.send(data).await.is_err() {
+            left = left.saturating_sub(n);
+            if tx.send(chunk(&buffer[..n])).await.is_err() {
                 return;
             }
         }
     });
     Ok((rx, StdoutRedirect(write)))
 }
+
+/// How much stdout is still forwarded once the plugin is stopping: more
+/// than a pipe holds (64 KiB by default on Linux).
+const MAX_STDOUT_AFTER_SHUTDOWN: usize = 1 << 20;
 
 #[tonic::async_trait]
 impl pb::grpc_stdio_server::GrpcStdio for Stdio {
@@ -95,26 +122,11 @@ impl pb::grpc_stdio_server::GrpcStdio for Stdio {
                 }
                 return;
             };
-            loop {
-                tokio::select! {
-                    biased;
-                    data = output.recv() => match data {
-                        Some(data) => {
-                            if tx.send(Ok(data)).await.is_err() {
-                                return;
-                            }
-                        }
-                        None => return,
-                    },
-                    () = shutdown.cancelled() => {
-                        // What was printed before the shutdown still goes out.
-                        while let Ok(data) = output.try_recv() {
-                            if tx.send(Ok(data)).await.is_err() {
-                                return;
-                            }
-                        }
-                        return;
-                    }
+            // Until the capture ends: at shutdown it still sends what was
+            // printed before, then ends.
+            while let Some(data) = output.recv().await {
+                if tx.send(Ok(data)).await.is_err() {
+                    return;
                 }
             }
         });

@@ -1,0 +1,528 @@
+//! Reliability suite, series E: concurrency, resources and soak
+//! (`research/reliability.md` §5, T36–T38). Every test runs under a
+//! [`Ledger`]: no descendants, no zombies, fds and temp dir at baseline.
+//!
+//! Longer runs: `GOPLUG_CHURN_ROUNDS` (T37, default 2 rounds of 50
+//! plugins), `GOPLUG_SOAK_SECS` (T38c, default 120) with `GOPLUG_SOAK_CSV`
+//! for the samples; `scripts/soak.sh` runs the soak in release mode.
+
+use std::os::unix::process::ExitStatusExt as _;
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use goplug::host::{Channel, Client};
+use goplug_example_kv::pb::kv_client::KvClient;
+use goplug_test::{
+    Ledger, fd_count, get, ledger_host, open_ledger, percentiles, put, runtime, status_kib,
+    threads, within,
+};
+use tokio::task::JoinSet;
+
+const NOISY: &str = env!("CARGO_BIN_EXE_noisy-plugin");
+
+/// A start, an RPC or a shutdown on a loaded 2-core machine (3–5× what
+/// they take there).
+const STEP: Duration = Duration::from_secs(30);
+
+/// The plugin server's `max_concurrent_streams` (goplug::plugin): no more
+/// handlers than this may run at once on one connection.
+const STREAM_LIMIT: usize = 128;
+
+fn noisy(env: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(NOISY);
+    command.envs(env.iter().copied());
+    command
+}
+
+async fn start(ledger: &mut Ledger, env: &[(&str, &str)]) -> Client {
+    let client = within(
+        STEP,
+        "plugin start",
+        ledger_host(ledger, noisy(env)).start(),
+    )
+    .await
+    .expect("the plugin starts");
+    ledger.track(client.pid().expect("a launched plugin has a pid"));
+    client
+}
+
+fn kv(client: &Client) -> KvClient<Channel> {
+    client.dispense("kv").expect("the kv plugin")
+}
+
+fn host_rss_kib() -> u64 {
+    status_kib("self", "VmRSS").expect("VmRSS of this process")
+}
+
+/// T36: 1,000 unary calls in flight at once on one connection, from 64
+/// tasks: every call succeeds with its own answer, and the plugin never
+/// runs more handlers at once than its stream limit.
+#[test]
+fn t36_a_thousand_concurrent_calls_succeed_within_the_stream_limit() {
+    let mut ledger = open_ledger();
+    runtime().block_on(async {
+        // Slow handlers, so the calls pile up at the plugin.
+        let client = start(&mut ledger, &[("NOISY_HANDLER_MS", "20")]).await;
+        let kv = kv(&client);
+        let started = Instant::now();
+        let mut tasks = JoinSet::new();
+        for task in 0..64 {
+            let kv = kv.clone();
+            tasks.spawn(async move {
+                let mut calls = JoinSet::new();
+                for n in (task..1000).step_by(64) {
+                    let mut kv = kv.clone();
+                    calls.spawn(async move {
+                        let sent = Instant::now();
+                        let key = format!("key-{n}");
+                        put(&mut kv, &key, key.clone().into_bytes()).await?;
+                        let value = get(&mut kv, &key).await?;
+                        assert_eq!(value, key.as_bytes(), "a call got another call's answer");
+                        Ok::<_, tonic::Status>(sent.elapsed())
+                    });
+                }
+                calls.join_all().await
+            });
+        }
+        let results = within(STEP, "1,000 calls", tasks.join_all()).await;
+        let total = started.elapsed();
+        let latencies: Vec<Duration> = results
+            .into_iter()
+            .flatten()
+            .map(|latency| latency.expect("every call succeeds"))
+            .collect();
+        assert_eq!(latencies.len(), 1000);
+        eprintln!(
+            "T36: 1,000 put+get pairs in {total:?}; {}",
+            percentiles(latencies)
+        );
+        let mut kv = kv;
+        let max = get(&mut kv, "stats:max-in-flight").await.unwrap();
+        let max: usize = String::from_utf8(max).unwrap().parse().unwrap();
+        eprintln!("T36: at most {max} handlers ran at once");
+        assert!(max <= STREAM_LIMIT, "{max} handlers ran at once");
+        assert!(max > 64, "the calls did not overlap ({max} at most)");
+        assert!(within(STEP, "shutdown", client.shutdown()).await.graceful);
+    });
+    ledger.close();
+}
+
+/// T37: plugins started and stopped 50 at a time, half of them crashing
+/// (SIGKILL) before the host stops them: every start succeeds, and at the
+/// end nothing is left and the host's memory has not grown.
+#[test]
+fn t37_plugin_churn_leaves_nothing_behind_and_memory_flat() {
+    let mut ledger = open_ledger();
+    runtime().block_on(async {
+        let rounds: usize = std::env::var("GOPLUG_CHURN_ROUNDS")
+            .ok()
+            .and_then(|r| r.parse().ok())
+            .unwrap_or(2)
+            .max(2);
+        // Memory is measured from the end of the first round: allocators keep
+        // what 50 plugins at once needed, and a leak shows as growth after.
+        let mut rss_after_first_round = None;
+        let mut start_times = Vec::new();
+        for round in 0..rounds {
+            let mut lifecycles = JoinSet::new();
+            for n in 0..50 {
+                let host = ledger_host(&ledger, noisy(&[]));
+                lifecycles.spawn(async move {
+                    let client = host.start().await.expect("the plugin starts");
+                    let pid = client.pid().expect("a launched plugin has a pid");
+                    client.ping().await.expect("the plugin answers");
+                    let crash = n % 2 == 0;
+                    if crash {
+                        nix::sys::signal::kill(
+                            nix::unistd::Pid::from_raw(pid as i32),
+                            nix::sys::signal::Signal::SIGKILL,
+                        )
+                        .expect("SIGKILL the plugin");
+                    }
+                    let took = client.start_duration();
+                    let report = client.shutdown().await;
+                    let killed = report.status.and_then(|status| status.signal());
+                    if crash {
+                        assert_eq!(killed, Some(9), "{report:?}");
+                    } else {
+                        assert!(report.graceful && killed.is_none(), "{report:?}");
+                    }
+                    (pid, took)
+                });
+            }
+            for (pid, took) in within(STEP * 2, "a round of 50", lifecycles.join_all()).await {
+                ledger.track(pid);
+                start_times.push(took);
+            }
+            let rss = host_rss_kib();
+            eprintln!("T37: round {round} done, host RSS {rss} KiB");
+            rss_after_first_round.get_or_insert(rss);
+        }
+        let grown_kib = host_rss_kib().saturating_sub(rss_after_first_round.unwrap_or(0));
+        eprintln!(
+            "T37: {} lifecycles; starts {}; host RSS grew {grown_kib} KiB",
+            start_times.len(),
+            percentiles(start_times)
+        );
+        assert!(grown_kib < 10 * 1024, "host RSS grew by {grown_kib} KiB");
+    });
+    ledger.close();
+}
+
+/// Lowers this process's soft `RLIMIT_NOFILE` until dropped.
+struct FdLimit {
+    soft: u64,
+    hard: u64,
+}
+
+impl FdLimit {
+    fn lower_to(limit: u64) -> Self {
+        use nix::sys::resource::{Resource, getrlimit, setrlimit};
+        let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).expect("getrlimit");
+        setrlimit(Resource::RLIMIT_NOFILE, limit, hard).expect("setrlimit");
+        Self { soft, hard }
+    }
+}
+
+impl Drop for FdLimit {
+    fn drop(&mut self) {
+        use nix::sys::resource::{Resource, setrlimit};
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, self.soft, self.hard);
+    }
+}
+
+/// Whether `error`, or an error below it, is EMFILE.
+fn is_emfile(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(error) = cause {
+        let io = error.downcast_ref::<std::io::Error>();
+        if io.and_then(std::io::Error::raw_os_error) == Some(nix::libc::EMFILE) {
+            return true;
+        }
+        cause = error.source();
+    }
+    false
+}
+
+/// T38a: with the fd limit lowered, plugin starts fail with a clean error
+/// that carries EMFILE (no panic, nothing left behind), and succeed again
+/// once running plugins are stopped.
+#[test]
+fn t38a_running_out_of_fds_fails_starts_cleanly_and_recovers() {
+    let mut ledger = open_ledger();
+    runtime().block_on(async {
+        let limit = FdLimit::lower_to(goplug_test::open_fds() as u64 + 48);
+        let mut running = Vec::new();
+        let error = loop {
+            match within(
+                STEP,
+                "plugin start",
+                ledger_host(&ledger, noisy(&[])).start(),
+            )
+            .await
+            {
+                Ok(client) => {
+                    ledger.track(client.pid().expect("a launched plugin has a pid"));
+                    running.push(client);
+                    assert!(running.len() < 48, "48 fds were never exhausted");
+                }
+                Err(error) => break error,
+            }
+        };
+        eprintln!(
+            "T38a: start {} failed: {error} ({error:?})",
+            running.len() + 1
+        );
+        assert!(!running.is_empty(), "no plugin started at all: {error}");
+        assert!(is_emfile(&error), "not EMFILE: {error} ({error:?})");
+        // Room again: starts succeed.
+        for client in running.drain(..2.min(running.len())) {
+            within(STEP, "shutdown", client.shutdown()).await;
+        }
+        let again = start(&mut ledger, &[]).await;
+        again.ping().await.expect("the new plugin answers");
+        running.push(again);
+        for client in running {
+            assert!(within(STEP, "shutdown", client.shutdown()).await.graceful);
+        }
+        drop(limit);
+    });
+    ledger.close();
+}
+
+/// Spins threads on every core until dropped.
+struct BusyCores {
+    stop: Arc<AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl BusyCores {
+    fn peg(count: usize) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let threads = (0..count)
+            .map(|_| {
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    let mut x = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        x = std::hint::black_box(
+                            x.wrapping_mul(6364136223846793005).wrapping_add(1),
+                        );
+                    }
+                })
+            })
+            .collect();
+        Self { stop, threads }
+    }
+}
+
+impl Drop for BusyCores {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// T38b: with both cores pegged by busy threads, 10 plugins started at
+/// once all complete their handshake well inside the start timeout.
+#[test]
+fn t38b_plugins_start_while_the_cores_are_pegged() {
+    let mut ledger = open_ledger();
+    runtime().block_on(async {
+        let busy = BusyCores::peg(2);
+        let mut starts = JoinSet::new();
+        for _ in 0..10 {
+            let host = ledger_host(&ledger, noisy(&[]));
+            starts.spawn(async move {
+                let client = host.start().await.expect("the plugin starts");
+                client.ping().await.expect("the plugin answers");
+                client
+            });
+        }
+        let clients = within(STEP * 2, "10 starts", starts.join_all()).await;
+        drop(busy);
+        for client in &clients {
+            ledger.track(client.pid().expect("a launched plugin has a pid"));
+        }
+        eprintln!(
+            "T38b: handshakes under load: {}",
+            percentiles(clients.iter().map(Client::start_duration).collect())
+        );
+        for client in clients {
+            assert!(within(STEP, "shutdown", client.shutdown()).await.graceful);
+        }
+    });
+    ledger.close();
+}
+
+/// One soak sample, a CSV row.
+#[derive(Clone, Copy, Debug, Default)]
+struct Sample {
+    secs: f64,
+    host_rss_kib: u64,
+    host_fds: u64,
+    host_threads: u64,
+    plugin_pid: u32,
+    plugin_rss_kib: u64,
+    plugin_fds: u64,
+    plugin_threads: u64,
+    calls: u64,
+}
+
+impl Sample {
+    const HEADER: &'static str = "secs,host_rss_kib,host_fds,host_threads,plugin_pid,plugin_rss_kib,plugin_fds,plugin_threads,calls";
+
+    fn take(started: Instant, plugin_pid: u32, calls: u64) -> Self {
+        let pid = plugin_pid.to_string();
+        Self {
+            secs: started.elapsed().as_secs_f64(),
+            host_rss_kib: host_rss_kib(),
+            host_fds: fd_count("self").unwrap_or(0),
+            host_threads: threads("self").unwrap_or(0),
+            plugin_pid,
+            plugin_rss_kib: status_kib(&pid, "VmRSS").unwrap_or(0),
+            plugin_fds: fd_count(&pid).unwrap_or(0),
+            plugin_threads: threads(&pid).unwrap_or(0),
+            calls,
+        }
+    }
+
+    fn csv(&self) -> String {
+        format!(
+            "{:.1},{},{},{},{},{},{},{},{}",
+            self.secs,
+            self.host_rss_kib,
+            self.host_fds,
+            self.host_threads,
+            self.plugin_pid,
+            self.plugin_rss_kib,
+            self.plugin_fds,
+            self.plugin_threads,
+            self.calls
+        )
+    }
+}
+
+/// Mixed calls on one plugin until `stop`: puts of varied sizes, gets that
+/// must return them, and health checks. Returns the first failure.
+async fn mixed_calls(
+    client: Arc<Client>,
+    worker: u64,
+    calls: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+) -> Result<(), String> {
+    let mut kv = kv(&client);
+    let mut n = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        let key = format!("w{worker}-{}", n % 64);
+        let value = vec![b'v'; (n as usize * 37) % 4096];
+        put(&mut kv, &key, value.clone())
+            .await
+            .map_err(|e| format!("put {key}: {e}"))?;
+        let got = get(&mut kv, &key)
+            .await
+            .map_err(|e| format!("get {key}: {e}"))?;
+        if got != value {
+            return Err(format!("get {key}: another value"));
+        }
+        if n.is_multiple_of(10) {
+            client.ping().await.map_err(|e| format!("ping: {e}"))?;
+        }
+        calls.fetch_add(3, Ordering::Relaxed);
+        n += 1;
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    Ok(())
+}
+
+/// The mean of `pick` over `samples`.
+fn mean(samples: &[Sample], pick: fn(&Sample) -> u64) -> f64 {
+    samples.iter().map(|s| pick(s) as f64).sum::<f64>() / samples.len().max(1) as f64
+}
+
+/// T38c: a soak (`GOPLUG_SOAK_SECS`, default 120 s): mixed calls from
+/// three tasks, the plugin logging to stderr, and a new plugin and client
+/// every 10 s. Host RSS, fds and threads must stay flat and no call may
+/// fail; samples go to `GOPLUG_SOAK_CSV` when set.
+#[test]
+fn t38c_soak_keeps_rss_fds_and_threads_flat() {
+    let mut ledger = open_ledger();
+    runtime().block_on(async {
+    let total = Duration::from_secs(
+        std::env::var("GOPLUG_SOAK_SECS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(120),
+    );
+    let reconnect_every = Duration::from_secs(10);
+    let warm_up = reconnect_every * 2;
+    assert!(total >= warm_up * 3, "a soak shorter than {:?} shows nothing", warm_up * 3);
+    let started = Instant::now();
+    let calls = Arc::new(AtomicU64::new(0));
+    let plugin_pid = Arc::new(AtomicU32::new(0));
+    let sampling = Arc::new(AtomicBool::new(true));
+    let sampler = {
+        let (calls, plugin_pid, sampling) = (calls.clone(), plugin_pid.clone(), sampling.clone());
+        tokio::spawn(async move {
+            let mut samples = Vec::new();
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            while sampling.load(Ordering::Relaxed) {
+                tick.tick().await;
+                let pid = plugin_pid.load(Ordering::Relaxed);
+                samples.push(Sample::take(started, pid, calls.load(Ordering::Relaxed)));
+            }
+            samples
+        })
+    };
+    // Host fds and threads just before each reconnect, when the state is
+    // the same every time: one plugin, three workers.
+    let mut steady = Vec::new();
+    let mut generation = 0u64;
+    while started.elapsed() < total {
+        let client = Arc::new(start(&mut ledger, &[("NOISY_LOG_EVERY_MS", "20")]).await);
+        plugin_pid.store(client.pid().unwrap_or(0), Ordering::Relaxed);
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut workers = JoinSet::new();
+        for worker in 0..3 {
+            workers.spawn(mixed_calls(
+                client.clone(),
+                generation * 3 + worker,
+                calls.clone(),
+                stop.clone(),
+            ));
+        }
+        let left = total.saturating_sub(started.elapsed());
+        tokio::time::sleep(reconnect_every.min(left)).await;
+        steady.push((
+            started.elapsed(),
+            fd_count("self").unwrap_or(0),
+            threads("self").unwrap_or(0),
+        ));
+        stop.store(true, Ordering::Relaxed);
+        for outcome in within(STEP, "workers stopping", workers.join_all()).await {
+            outcome.unwrap_or_else(|e| panic!("soak generation {generation}: {e}"));
+        }
+        let client = Arc::into_inner(client).expect("the workers are done with the client");
+        let report = within(STEP, "shutdown", client.shutdown()).await;
+        assert!(report.graceful, "{report:?}");
+        generation += 1;
+    }
+    sampling.store(false, Ordering::Relaxed);
+    let samples = within(STEP, "the sampler", sampler).await.unwrap();
+    if let Ok(path) = std::env::var("GOPLUG_SOAK_CSV") {
+        let rows: Vec<String> = samples.iter().map(Sample::csv).collect();
+        std::fs::write(&path, format!("{}\n{}\n", Sample::HEADER, rows.join("\n")))
+            .unwrap_or_else(|e| panic!("writing {path}: {e}"));
+    }
+    let after_warm_up: Vec<Sample> = samples
+        .iter()
+        .copied()
+        .filter(|s| s.secs >= warm_up.as_secs_f64())
+        .collect();
+    let fifth = (after_warm_up.len() / 5).max(1);
+    let (first, last) = (
+        &after_warm_up[..fifth],
+        &after_warm_up[after_warm_up.len() - fifth..],
+    );
+    let (rss_first, rss_last) = (
+        mean(first, |s| s.host_rss_kib),
+        mean(last, |s| s.host_rss_kib),
+    );
+    let max = |samples: &[Sample], pick: fn(&Sample) -> u64| samples.iter().map(pick).max();
+    let steady_after: Vec<_> = steady
+        .iter()
+        .filter(|(at, _, _)| *at >= warm_up)
+        .collect();
+    eprintln!(
+        "T38c: {generation} plugins, {} calls in {:?}; host RSS {rss_first:.0} -> {rss_last:.0} KiB; \
+         distinct fds/threads before reconnects {:?}; plugin RSS max {:?} KiB",
+        calls.load(Ordering::Relaxed),
+        started.elapsed(),
+        steady_after
+            .iter()
+            .map(|(_, fds, threads)| (*fds, *threads))
+            .collect::<std::collections::BTreeSet<_>>(),
+        max(&after_warm_up, |s| s.plugin_rss_kib),
+    );
+    assert!(
+        rss_last <= rss_first * 1.1 + 2048.0,
+        "host RSS grew from {rss_first:.0} KiB to {rss_last:.0} KiB"
+    );
+    let (first_steady, last_steady) = (
+        steady_after.first().expect("a reconnect after the warm-up"),
+        steady_after.last().expect("a reconnect after the warm-up"),
+    );
+    assert_eq!(first_steady.1, last_steady.1, "host fds: {steady_after:?}");
+    assert!(
+        max(last, |s| s.host_threads) <= max(first, |s| s.host_threads),
+        "host threads grew: {:?} then {:?}",
+        first.iter().map(|s| s.host_threads).collect::<Vec<_>>(),
+        last.iter().map(|s| s.host_threads).collect::<Vec<_>>()
+    );
+    });
+    ledger.close();
+}
