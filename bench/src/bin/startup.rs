@@ -11,6 +11,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use goplug::host::{Channel, Client, PluginSet, shell_command};
+use goplug_bench::{percentile, rss_kib};
 use goplug_example_kv::{HANDSHAKE, pb::kv_client::KvClient};
 
 struct Args {
@@ -18,11 +19,14 @@ struct Args {
     go_bin_dir: PathBuf,
     iterations: usize,
     out: Option<PathBuf>,
+    /// Medians as JSON, `{mode: {pairing: ms}}`, for `matrix`'s targets.
+    summary: Option<PathBuf>,
 }
 
 fn parse_args() -> Result<Args, String> {
     let mut args = std::env::args().skip(1);
-    let (mut rust_plugin, mut go_bin_dir, mut iterations, mut out) = (None, None, 30, None);
+    let (mut rust_plugin, mut go_bin_dir, mut iterations, mut out, mut summary) =
+        (None, None, 30, None, None);
     while let Some(flag) = args.next() {
         let mut value = || args.next().ok_or(format!("{flag} needs a value"));
         match flag.as_str() {
@@ -32,6 +36,7 @@ fn parse_args() -> Result<Args, String> {
                 iterations = value()?.parse().map_err(|e| format!("--iterations: {e}"))?
             }
             "--out" => out = Some(PathBuf::from(value()?)),
+            "--summary" => summary = Some(PathBuf::from(value()?)),
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -40,6 +45,7 @@ fn parse_args() -> Result<Args, String> {
         go_bin_dir: go_bin_dir.ok_or("--go-bin-dir is required")?,
         iterations,
         out,
+        summary,
     })
 }
 
@@ -52,26 +58,10 @@ struct Figures {
     errors: usize,
 }
 
-fn percentile(values: &[Duration], p: f64) -> Duration {
-    let mut sorted = values.to_vec();
-    sorted.sort();
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let rank = ((sorted.len() - 1) as f64 * p).round() as usize;
-    sorted[rank]
-}
-
 fn median_u64(values: &[u64]) -> Option<u64> {
     let mut sorted = values.to_vec();
     sorted.sort_unstable();
     sorted.get(sorted.len() / 2).copied()
-}
-
-fn rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// The plugin's own pid: the host runs `sh -c 'exec plugin'`, so it is
@@ -209,6 +199,7 @@ async fn main() -> std::process::ExitCode {
     let probe_host = args.go_bin_dir.join("probe-host");
 
     let mut rows = Vec::new();
+    let mut medians = serde_json::Map::new();
     for auto_mtls in [false, true] {
         let mode = if auto_mtls { "AutoMTLS" } else { "plain" };
         let pairings: [(&str, Result<Figures, String>); 4] = [
@@ -252,6 +243,11 @@ async fn main() -> std::process::ExitCode {
             };
             let median = percentile(&figures.start_ping, 0.5);
             let reference = *reference.get_or_insert(median);
+            medians
+                .entry(mode)
+                .or_insert_with(|| serde_json::json!({}))
+                .as_object_mut()
+                .map(|m| m.insert(name.to_owned(), (median.as_secs_f64() * 1e3).into()));
             rows.push(format!(
                 "| {name} | {mode} | {} | {} | {:.2}× | {} | {} | {} |",
                 ms(median),
@@ -290,6 +286,12 @@ async fn main() -> std::process::ExitCode {
         machine(),
         rows.join("\n")
     );
+    if let Some(summary) = &args.summary
+        && let Err(e) = std::fs::write(summary, serde_json::Value::Object(medians).to_string())
+    {
+        eprintln!("startup: writing {}: {e}", summary.display());
+        return std::process::ExitCode::FAILURE;
+    }
     if let Some(out) = &args.out {
         if let Err(e) = std::fs::write(out, report) {
             eprintln!("startup: writing {}: {e}", out.display());

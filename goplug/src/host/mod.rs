@@ -832,9 +832,16 @@ impl Connected {
         // A net/rpc plugin has neither GRPCBroker nor GRPCStdio: its stdio
         // streams are copied by the net/rpc connection.
         let grpc = netrpc.is_none();
-        let broker_task = TaskGuard(
-            grpc.then(|| tokio::spawn(run_broker(channel.clone(), broker.clone(), broker_rx))),
-        );
+        let broker_task = TaskGuard(grpc.then(|| {
+            tokio::spawn(run_broker(
+                channel.clone(),
+                broker.clone(),
+                Announcements {
+                    outgoing: broker_rx,
+                    closed: Box::pin(broker_closed.clone().cancelled_owned()),
+                },
+            ))
+        }));
         // Without GRPCStdio there is nothing to wait for.
         let (stdio_copied, stdio_done) = tokio::sync::watch::channel(!grpc);
         let stdio_task = TaskGuard(grpc.then(|| {
@@ -1231,19 +1238,34 @@ pub struct Client {
 /// Opens `plugin.GRPCBroker/StartStream` and delivers the plugin's
 /// announcements to the broker. Plugins without a broker (Python's
 /// example) answer Unimplemented; their brokered dials time out.
-async fn run_broker(
-    channel: Channel,
-    broker: GrpcBroker,
-    outgoing: tokio::sync::mpsc::Receiver<pb::ConnInfo>,
-) {
+async fn run_broker(channel: Channel, broker: GrpcBroker, outgoing: Announcements) {
     let mut client = pb::grpc_broker_client::GrpcBrokerClient::new(channel)
         .max_decoding_message_size(crate::grpc::HOST_MAX_MESSAGE_SIZE);
-    match client
-        .start_stream(tokio_stream::wrappers::ReceiverStream::new(outgoing))
-        .await
-    {
+    match client.start_stream(outgoing).await {
         Ok(response) => broker.receive(response.into_inner()).await,
         Err(status) => tracing::debug!("the plugin has no broker: {status}"),
+    }
+}
+
+/// The host's half of the broker stream. It ends when the client shuts
+/// down: while it is open the plugin's graceful shutdown waits on it (its
+/// 500 ms drain), whereas go-plugin's host closes the whole connection.
+struct Announcements {
+    outgoing: tokio::sync::mpsc::Receiver<pb::ConnInfo>,
+    closed: std::pin::Pin<Box<tokio_util::sync::WaitForCancellationFutureOwned>>,
+}
+
+impl tokio_stream::Stream for Announcements {
+    type Item = pb::ConnInfo;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<pb::ConnInfo>> {
+        if self.closed.as_mut().poll(cx).is_ready() {
+            return std::task::Poll::Ready(None);
+        }
+        self.outgoing.poll_recv(cx)
     }
 }
 
