@@ -43,9 +43,9 @@ status=0
 ### What bounds the figures
 
 - Runtime flavour: `goplug::plugin::run` builds tokio's multi-thread runtime (one worker
-  per core) and offers no switch; a plugin that wants the current-thread runtime calls
-  `goplug::plugin::serve` from its own runtime, as `bench-plugin` does (`BENCH_RUNTIME=multi`
-  selects the multi-thread one). A host always runs on the application's runtime. On 2 shared
+  per core) unless the plugin asks for `ServeConfig::runtime(Runtime::CurrentThread)`;
+  `bench-plugin` runs on a current-thread runtime (`BENCH_RUNTIME=multi` selects the
+  multi-thread one). A host always runs on the application's runtime. On 2 shared
   cores the current-thread runtime wins for small calls: see the last column.
 - Tiny gRPC calls: each round trip is HTTP/2 through hyper/h2 and tonic on both sides
   (HEADERS, DATA and trailers, task wake-ups per hop, tonic's channel buffer task on the

@@ -225,3 +225,37 @@ async fn registers_go_plugins_services_and_reflection() {
     );
     client.shutdown().await;
 }
+
+/// `ServeConfig::runtime(CurrentThread)`: the plugin serves and stops as
+/// usual, with fewer threads than on the default multi-thread runtime.
+#[tokio::test]
+async fn a_current_thread_plugin_serves_with_fewer_threads() {
+    let mut threads = Vec::new();
+    for runtime in ["multi", "current"] {
+        let s = goplug_test::Scratch::new(FAKE);
+        let client = s
+            .builder(s.fake_with_env("kv", &[("FAKE_RUNTIME", runtime)]))
+            .start()
+            .await
+            .expect("start");
+        let mut kv = client.dispense::<KvClient<Channel>>("kv").expect("kv");
+        kv.put(goplug_example_kv::pb::PutRequest {
+            key: "k".to_owned(),
+            value: b"v".to_vec(),
+        })
+        .await
+        .expect("put");
+        let pid = client.pid().expect("a launched plugin");
+        threads.push(goplug_test::threads(&pid.to_string()).expect("plugin threads"));
+        let report = client.shutdown().await;
+        assert!(report.graceful, "{runtime}: {report:?}");
+        s.assert_clean().await;
+    }
+    let (multi, current) = (threads[0], threads[1]);
+    if std::thread::available_parallelism().map_or(1, usize::from) > 1 {
+        assert!(
+            current < multi,
+            "current-thread {current}, multi-thread {multi}"
+        );
+    }
+}

@@ -77,11 +77,15 @@ fn main() -> ExitCode {
 /// `FAKE_VERSIONS`: app protocol versions (default 1); `FAKE_PROTOCOL=netrpc`
 /// serves the KV over net/rpc instead of gRPC. `FAKE_TLS_MAX=1.2`
 /// limits AutoMTLS to TLS 1.2; `FAKE_CURVE=p521` uses go-plugin's curve.
+/// `FAKE_RUNTIME=current` runs on tokio's current-thread runtime.
 /// `FAKE_TLS_CERT`/`FAKE_TLS_KEY` (PEM files) serve manual TLS, with
 /// `FAKE_TLS_CLIENT_CA` requiring client certificates signed by that CA.
 fn kv_config() -> ServeConfig {
     let versions = std::env::var("FAKE_VERSIONS").unwrap_or_else(|_| "1".to_owned());
     let mut config = ServeConfig::new(HANDSHAKE).file_descriptor_set(pb::FILE_DESCRIPTOR_SET);
+    if std::env::var("FAKE_RUNTIME").as_deref() == Ok("current") {
+        config = config.runtime(goplug::plugin::Runtime::CurrentThread);
+    }
     if std::env::var("FAKE_TLS_MAX").as_deref() == Ok("1.2") {
         config = config.max_tls_version(goplug::tls::TlsVersion::Tls12);
     }
