@@ -187,9 +187,10 @@ pub enum Runtime {
     /// hold up the others.
     #[default]
     MultiThread,
-    /// Everything on the main thread: lower latency for small calls (about
-    /// 1.7x more calls/s on 2 cores, see BENCHMARKS.md), but a handler that
-    /// blocks or computes for long stalls every other call.
+    /// Everything on the main thread: lower latency for one caller (about
+    /// half the unary p50 on 2 cores, see BENCHMARKS.md), fewer calls/s
+    /// under many concurrent callers, and a handler that blocks or computes
+    /// for long stalls every other call.
     CurrentThread,
 }
 
