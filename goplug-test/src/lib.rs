@@ -118,6 +118,20 @@ pub fn read_pid(file: &Path) -> u32 {
     }
 }
 
+/// The first line `stdout` carries, waiting at most `timeout` (on a thread
+/// of its own, so a silent child cannot hang the test); `None` when nothing
+/// came in time.
+pub fn first_line(stdout: std::process::ChildStdout, timeout: Duration) -> Option<String> {
+    use std::io::BufRead as _;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = std::io::BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    rx.recv_timeout(timeout).ok()
+}
+
 /// Lists what is left in `dir`.
 pub fn leftovers(dir: &Path) -> Vec<PathBuf> {
     std::fs::read_dir(dir)

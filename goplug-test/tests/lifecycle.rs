@@ -2,7 +2,6 @@
 //! reattach (test and normal mode, in all four pairings), host upgrades,
 //! plugins dying with their host, process groups.
 
-use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -34,13 +33,7 @@ impl DebugPlugin {
             .spawn()
             .expect("the debug plugin starts");
         let stdout = child.stdout.take().expect("piped stdout");
-        let (line_tx, line_rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = std::io::BufReader::new(stdout).read_line(&mut line);
-            let _ = line_tx.send(line);
-        });
-        let Ok(line) = line_rx.recv_timeout(Duration::from_secs(20)) else {
+        let Some(line) = goplug_test::first_line(stdout, Duration::from_secs(20)) else {
             let _ = child.kill();
             let _ = child.wait();
             panic!("the debug plugin printed no reattach config in 20 s");
@@ -336,13 +329,7 @@ fn launch_in_lifecycle_host(plugin: &str, s: &Scratch) -> Child {
         .spawn()
         .unwrap();
     let stdout = host.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = std::io::BufReader::new(stdout).read_line(&mut line);
-        let _ = tx.send(line);
-    });
-    let line = rx.recv_timeout(Duration::from_secs(20)).unwrap_or_default();
+    let line = goplug_test::first_line(stdout, Duration::from_secs(20)).unwrap_or_default();
     if !line.contains("\"pid\"") {
         kill_host(host);
         panic!("the lifecycle host did not start the plugin: {line:?}");

@@ -7,7 +7,6 @@
 //! else. Every test runs under a [`Ledger`]: no descendants, no zombies,
 //! fds and temp dir at baseline.
 
-use std::io::BufRead as _;
 use std::os::unix::process::ExitStatusExt as _;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -369,13 +368,7 @@ fn lifecycle_host(ledger: &Ledger, args: &[&str]) -> (std::process::Child, Strin
         .spawn()
         .expect("the lifecycle host");
     let stdout = host.stdout.take().expect("its stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = std::io::BufReader::new(stdout).read_line(&mut line);
-        let _ = tx.send(line);
-    });
-    let line = rx.recv_timeout(Duration::from_secs(20)).unwrap_or_default();
+    let line = goplug_test::first_line(stdout, Duration::from_secs(20)).unwrap_or_default();
     (host, line)
 }
 
