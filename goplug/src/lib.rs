@@ -134,6 +134,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod broker;
+mod coalesce;
 pub mod discover;
 pub mod env;
 mod error;

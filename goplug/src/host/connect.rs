@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use rustls::pki_types::ServerName;
 
-use hyper_util::rt::TokioIo;
-use tonic::transport::{Channel, Endpoint, Uri};
+use super::channel::Channel;
+use crate::coalesce::CoalescedWrites;
 
 use crate::error::{Error, Result};
 use crate::handshake::PluginAddress;
@@ -91,46 +91,48 @@ pub(crate) async fn connect_with(
         address: address.to_string(),
         reason,
     };
-    // The URI is never resolved: the connector below dials the plugin.
-    let endpoint = Endpoint::from_static("http://plugin")
-        .connect_timeout(timeout)
-        .tcp_nodelay(true);
-    let connector = tower::service_fn(move |_: Uri| {
-        let (dial, tls) = (dialer(), tls.clone());
-        async move {
-            let stream = dial.await?;
-            let Some(tls) = tls else {
-                return Ok::<_, std::io::Error>(TokioIo::new(stream));
-            };
-            let connector = tokio_rustls::TlsConnector::from(tls.config);
-            let stream = connector
-                .connect(tls.server_name, stream)
-                .await
-                .map_err(|e| std::io::Error::other(TlsFailure(e.to_string())))?;
-            let version = stream.get_ref().1.protocol_version();
-            if let Ok(mut negotiated) = tls.negotiated.lock() {
-                *negotiated = version.and_then(crate::tls::TlsVersion::from_rustls);
-            }
-            Ok(TokioIo::new(Box::new(stream) as Box<dyn Io>))
-        }
-    });
     let started = tokio::time::Instant::now();
-    match tokio::time::timeout(timeout, endpoint.connect_with_connector(connector)).await {
-        Ok(Ok(channel)) => {
-            let remaining = timeout
-                .saturating_sub(started.elapsed())
-                .max(MIN_CONNECT_TIMEOUT);
-            probe(&channel, address, remaining).await.map(|()| channel)
+    let stream = match tokio::time::timeout(timeout, open(&dialer, tls)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(e)) => {
+            return Err(match tls_failure(&e) {
+                Some(reason) => Error::Tls {
+                    context: "connecting to the plugin",
+                    reason: format!("TLS handshake with {address} failed: {reason}"),
+                },
+                None => failed(error_chain(&e)),
+            });
         }
-        Ok(Err(e)) => Err(match tls_failure(&e) {
-            Some(reason) => Error::Tls {
-                context: "connecting to the plugin",
-                reason: format!("TLS handshake with {address} failed: {reason}"),
-            },
-            None => failed(error_chain(&e)),
-        }),
-        Err(_) => Err(failed(format!("no connection within {timeout:?}"))),
+        Err(_) => return Err(failed(format!("no connection within {timeout:?}"))),
+    };
+    let handshake = super::channel::handshake(CoalescedWrites::new(stream), address.to_string());
+    let channel = match tokio::time::timeout(timeout, handshake).await {
+        Ok(Ok(channel)) => channel,
+        Ok(Err(e)) => return Err(failed(error_chain(&e))),
+        Err(_) => return Err(failed(format!("no HTTP/2 connection within {timeout:?}"))),
+    };
+    let remaining = timeout
+        .saturating_sub(started.elapsed())
+        .max(MIN_CONNECT_TIMEOUT);
+    probe(&channel, address, remaining).await.map(|()| channel)
+}
+
+/// Dials, then runs the TLS handshake when there is TLS.
+async fn open(dialer: &Dialer, tls: Option<TlsConnect>) -> std::io::Result<BoxedIo> {
+    let stream = dialer().await?;
+    let Some(tls) = tls else {
+        return Ok(stream);
+    };
+    let connector = tokio_rustls::TlsConnector::from(tls.config);
+    let stream = connector
+        .connect(tls.server_name, stream)
+        .await
+        .map_err(|e| std::io::Error::other(TlsFailure(e.to_string())))?;
+    let version = stream.get_ref().1.protocol_version();
+    if let Ok(mut negotiated) = tls.negotiated.lock() {
+        *negotiated = version.and_then(crate::tls::TlsVersion::from_rustls);
     }
+    Ok(Box::new(stream))
 }
 
 /// One request over the new channel. The HTTP/2 handshake (and, with TLS
@@ -238,10 +240,5 @@ fn error_chain(error: &dyn std::error::Error) -> String {
 ///
 /// [`Client::channel`]: super::Client::channel
 pub(crate) fn unavailable_channel() -> Channel {
-    let connector = tower::service_fn(|_: Uri| async {
-        Err::<TokioIo<BoxedIo>, _>(std::io::Error::other(
-            "the plugin speaks net/rpc: it has no gRPC channel",
-        ))
-    });
-    Endpoint::from_static("http://netrpc-plugin").connect_with_connector_lazy(connector)
+    Channel::unavailable("the plugin speaks net/rpc: it has no gRPC channel")
 }

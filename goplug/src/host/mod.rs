@@ -23,6 +23,7 @@
 //! ```
 
 mod attach;
+mod channel;
 pub(crate) use attach::pidfd_exited;
 mod checksum;
 pub(crate) mod connect;
@@ -43,9 +44,9 @@ use std::process::ExitStatus;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+pub use channel::Channel;
 use tokio::io::AsyncWrite;
 use tokio_util::sync::CancellationToken;
-pub use tonic::transport::Channel;
 
 use crate::broker::{BrokerTls, GrpcBroker};
 use crate::env;
@@ -757,7 +758,7 @@ struct Connected {
 
 /// Connects the way a multiplexing host does: one connection to the
 /// plugin, a yamux session over it, the main gRPC connection on its first
-/// stream (and on a new stream should it reconnect).
+/// stream.
 async fn connect_multiplexed(
     address: &PluginAddress,
     timeout: Duration,

@@ -2,8 +2,8 @@
 //! its (Go-level) stdout and stderr after the handshake arrives over
 //! `plugin.GRPCStdio` and goes to the writers the host configured.
 
+use crate::host::Channel;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
-use tonic::transport::Channel;
 
 use crate::grpc::{HOST_MAX_MESSAGE_SIZE, pb};
 

@@ -26,6 +26,7 @@ mod incoming;
 pub(crate) mod listener;
 pub(crate) mod netrpc;
 mod parent;
+mod reflection;
 mod services;
 
 use std::collections::BTreeMap;
@@ -257,6 +258,9 @@ impl ServeConfig {
 
     /// Registers an encoded `FileDescriptorSet` of your services with the
     /// reflection service, so tools such as `grpcurl` can describe them.
+    /// The reflection index is built on the first reflection request, not
+    /// at start-up: a set that does not decode makes those requests fail
+    /// with `Internal`.
     #[must_use]
     pub fn file_descriptor_set(mut self, encoded: &'static [u8]) -> Self {
         self.descriptor_sets.push(encoded);
@@ -785,12 +789,13 @@ where
     S::ConnectInfo: Clone + Send + Sync + 'static,
     E: Into<Box<dyn std::error::Error + Send + Sync>> + std::fmt::Display + Send,
 {
+    use crate::coalesce::CoalescedWrites;
     use tokio_stream::StreamExt;
     let stopped = shutdown.clone().cancelled_owned();
     match tls {
         Some(config) => {
             let incoming = incoming::tls_incoming(incoming, config, shutdown.clone())
-                .map(|tls| tls.map(incoming::PrefaceDeadline::new));
+                .map(|tls| tls.map(|s| CoalescedWrites::new(incoming::PrefaceDeadline::new(s))));
             run_until_drained(
                 server.serve_with_incoming_shutdown(incoming, stopped),
                 shutdown,
@@ -798,7 +803,9 @@ where
             .await
         }
         None => {
-            let incoming = incoming.map(|accepted| accepted.map(incoming::PrefaceDeadline::new));
+            let incoming = incoming.map(|accepted| {
+                accepted.map(|s| CoalescedWrites::new(incoming::PrefaceDeadline::new(s)))
+            });
             run_until_drained(
                 server.serve_with_incoming_shutdown(incoming, stopped),
                 shutdown,
@@ -854,20 +861,26 @@ async fn build_routes(
         .await;
     routes.add_service(health);
 
-    let mut v1 = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(PLUGIN_FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET);
-    let mut v1alpha = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(PLUGIN_FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET);
-    for set in descriptor_sets {
-        v1 = v1.register_encoded_file_descriptor_set(set);
-        v1alpha = v1alpha.register_encoded_file_descriptor_set(set);
-    }
-    let reflection_error =
-        |e: tonic_reflection::server::Error| Error::Config(format!("reflection: {e}"));
-    routes.add_service(v1.build_v1().map_err(reflection_error)?);
-    routes.add_service(v1alpha.build_v1alpha().map_err(reflection_error)?);
+    let sets: Vec<&'static [u8]> = [
+        PLUGIN_FILE_DESCRIPTOR_SET,
+        tonic_health::pb::FILE_DESCRIPTOR_SET,
+    ]
+    .into_iter()
+    .chain(descriptor_sets.iter().copied())
+    .collect();
+    let reflection = move || {
+        sets.iter().fold(
+            tonic_reflection::server::Builder::configure(),
+            |builder, set| builder.register_encoded_file_descriptor_set(set),
+        )
+    };
+    let v1 = reflection.clone();
+    routes.add_service(reflection::Lazy::new(move || {
+        v1().build_v1().map_err(|e| e.to_string())
+    }));
+    routes.add_service(reflection::Lazy::new(move || {
+        reflection().build_v1alpha().map_err(|e| e.to_string())
+    }));
 
     routes.add_service(pb::grpc_controller_server::GrpcControllerServer::new(
         services::Controller {
