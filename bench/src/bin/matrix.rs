@@ -21,6 +21,9 @@ use serde_json::Value;
 struct Args {
     go_bin_dir: PathBuf,
     rust_bin_dir: PathBuf,
+    /// Where the Rust plugins are (default: `rust_bin_dir`): `scripts/bench.sh`
+    /// builds them with the `plugin` profile, statically linked.
+    rust_plugin_dir: Option<PathBuf>,
     quick: bool,
     startup: Option<PathBuf>,
     out: PathBuf,
@@ -29,11 +32,13 @@ struct Args {
 fn parse_args() -> Result<Args, String> {
     let mut args = std::env::args().skip(1);
     let (mut go, mut rust, mut quick, mut startup, mut out) = (None, None, false, None, None);
+    let mut rust_plugins = None;
     while let Some(flag) = args.next() {
         let mut value = || args.next().ok_or(format!("{flag} needs a value"));
         match flag.as_str() {
             "--go-bin-dir" => go = Some(PathBuf::from(value()?)),
             "--rust-bin-dir" => rust = Some(PathBuf::from(value()?)),
+            "--rust-plugin-dir" => rust_plugins = Some(PathBuf::from(value()?)),
             "--quick" => quick = true,
             "--startup" => startup = Some(PathBuf::from(value()?)),
             "--out" => out = Some(PathBuf::from(value()?)),
@@ -43,6 +48,7 @@ fn parse_args() -> Result<Args, String> {
     Ok(Args {
         go_bin_dir: go.ok_or("--go-bin-dir is required")?,
         rust_bin_dir: rust.ok_or("--rust-bin-dir is required")?,
+        rust_plugin_dir: rust_plugins,
         quick,
         startup,
         out: out.ok_or("--out is required")?,
@@ -97,6 +103,7 @@ const RUST_MULTI: Pairing = Pairing {
 struct Bins {
     go: PathBuf,
     rust: PathBuf,
+    rust_plugins: PathBuf,
 }
 
 /// Runs one host process and returns its figures.
@@ -114,7 +121,7 @@ fn run_host(
     let plugin = if pairing.go_plugin {
         &bins.go
     } else {
-        &bins.rust
+        &bins.rust_plugins
     }
     .join("bench-plugin");
     let runtime = if pairing.multi_thread {
@@ -387,6 +394,10 @@ fn main() -> ExitCode {
     let bins = Bins {
         go: args.go_bin_dir.clone(),
         rust: args.rust_bin_dir.clone(),
+        rust_plugins: args
+            .rust_plugin_dir
+            .clone()
+            .unwrap_or_else(|| args.rust_bin_dir.clone()),
     };
     let repeats = if args.quick { 1 } else { 3 };
     let mut results: Results = BTreeMap::new();
