@@ -174,26 +174,70 @@ async fn exchange(
 
 /// Sends the body frames that are ready now, up to `budget` bytes of
 /// data. `Ok(true)` once the body has ended.
+///
+/// The last data frame is held back until the next poll tells whether the
+/// body ends there, so a unary message goes out with END_STREAM, as
+/// grpc-go's client sends it. Sent apart, the plugin could answer and
+/// reset the stream in between (grpc-go's server resets a stream the
+/// client has not closed), and h2 then drops the answer.
 fn send_ready_frames(
     body: &mut Body,
     stream: &mut SendStream<Bytes>,
     budget: &mut usize,
     cx: &mut Context<'_>,
 ) -> Result<bool, BoxError> {
-    while *budget > 0 {
-        match Pin::new(&mut *body).poll_frame(cx) {
-            Poll::Pending => return Ok(false),
-            Poll::Ready(frame) => {
-                if send_frame(frame, body, stream, budget)? {
+    let mut held: Option<Bytes> = None;
+    loop {
+        let polled = if *budget > 0 {
+            Pin::new(&mut *body).poll_frame(cx)
+        } else {
+            Poll::Pending
+        };
+        let frame = match polled {
+            Poll::Ready(None) => {
+                let last = held.take().unwrap_or_default();
+                return Ok(sent(stream.send_data(last, true), true));
+            }
+            Poll::Ready(Some(Ok(frame))) if frame.is_data() => frame,
+            other => {
+                if let Some(data) = held.take()
+                    && sent(stream.send_data(data, false), false)
+                {
                     return Ok(true);
                 }
+                return match other {
+                    Poll::Pending => Ok(false),
+                    Poll::Ready(frame) => {
+                        if send_frame(frame, body, stream, budget)? {
+                            Ok(true)
+                        } else {
+                            send_ready_frames(body, stream, budget, cx)
+                        }
+                    }
+                };
             }
+        };
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        *budget = budget.saturating_sub(data.len());
+        if let Some(previous) = held.replace(data)
+            && sent(stream.send_data(previous, false), false)
+        {
+            return Ok(true);
+        }
+        if body.is_end_stream() {
+            let last = held.take().unwrap_or_default();
+            return Ok(sent(stream.send_data(last, true), true));
         }
     }
-    Ok(false)
 }
 
-/// Sends one polled body frame; `Ok(true)` when it ended the stream.
+/// Sends one polled body frame; `Ok(true)` when nothing more is to be
+/// sent. A stream the plugin has already closed or reset takes no more
+/// frames; that is not the call's failure: the response (or the reset)
+/// says how the call ended, as grpc-go's server may answer a unary call
+/// and reset the stream before the client's END_STREAM arrives.
 fn send_frame(
     frame: Option<Result<Frame<Bytes>, tonic::Status>>,
     body: &Body,
@@ -201,12 +245,7 @@ fn send_frame(
     budget: &mut usize,
 ) -> Result<bool, BoxError> {
     let frame = match frame {
-        None => {
-            stream
-                .send_data(Bytes::new(), true)
-                .map_err(transport_failure)?;
-            return Ok(true);
-        }
+        None => return Ok(sent(stream.send_data(Bytes::new(), true), true)),
         Some(Err(status)) => {
             stream.send_reset(h2::Reason::CANCEL);
             return Err(Box::new(status));
@@ -217,17 +256,25 @@ fn send_frame(
         Ok(data) => {
             *budget = budget.saturating_sub(data.len());
             let end = body.is_end_stream();
-            stream.send_data(data, end).map_err(transport_failure)?;
-            Ok(end)
+            Ok(sent(stream.send_data(data, end), end))
         }
         Err(frame) => match frame.into_trailers() {
-            Ok(trailers) => {
-                stream.send_trailers(trailers).map_err(transport_failure)?;
-                Ok(true)
-            }
+            Ok(trailers) => Ok(sent(stream.send_trailers(trailers), true)),
             // Neither data nor trailers: nothing HTTP/2 can carry.
             Err(_) => Ok(false),
         },
+    }
+}
+
+/// Whether sending is over after a send that ended the body (`end`) or
+/// failed because the stream is no longer open.
+fn sent(result: Result<(), h2::Error>, end: bool) -> bool {
+    match result {
+        Ok(()) => end,
+        Err(e) => {
+            tracing::debug!(error = %e, "the plugin closed the stream before the request body ended");
+            true
+        }
     }
 }
 
@@ -400,6 +447,87 @@ mod tests {
         let mut full = Uri::from_static("http://elsewhere/x.Y/Z");
         add_origin(&mut full).unwrap();
         assert_eq!(full.to_string(), "http://elsewhere/x.Y/Z");
+    }
+
+    /// A body whose end comes late (after a blocking pause, so that on a
+    /// multi-thread runtime the connection task handles the server's whole
+    /// answer first).
+    struct SlowEnd {
+        data: Option<Bytes>,
+    }
+
+    impl http_body::Body for SlowEnd {
+        type Data = Bytes;
+        type Error = tonic::Status;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, tonic::Status>>> {
+            match self.data.take() {
+                Some(data) => Poll::Ready(Some(Ok(Frame::data(data)))),
+                None => {
+                    std::thread::sleep(Duration::from_millis(300));
+                    Poll::Ready(None)
+                }
+            }
+        }
+    }
+
+    /// grpc-go answers a unary call once it has the message, and resets a
+    /// stream the client has not closed by then. The request's message
+    /// goes out with END_STREAM even when the body says it has ended only
+    /// later, so the call gets its response (it failed with "inactive
+    /// stream", or with the reset, when the end went out on its own).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_response_before_the_request_ends_is_the_result() {
+        let (client_io, server_io) = tokio::io::duplex(1 << 16);
+        let server = tokio::spawn(async move {
+            let mut connection = h2::server::handshake(server_io).await.unwrap();
+            // The connection makes progress only while `accept` is polled.
+            while let Some(accepted) = connection.accept().await {
+                let (request, mut respond) = accepted.unwrap();
+                tokio::spawn(async move {
+                    let mut body = request.into_body();
+                    let first = body.data().await.unwrap().unwrap();
+                    let head = http::Response::builder()
+                        .header("content-type", "application/grpc")
+                        .body(())
+                        .unwrap();
+                    let mut stream = respond.send_response(head, false).unwrap();
+                    stream.send_data(first, false).unwrap();
+                    let mut trailers = http::HeaderMap::new();
+                    trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
+                    stream.send_trailers(trailers).unwrap();
+                    // grpc-go resets a stream the client has not closed.
+                    if !body.is_end_stream() {
+                        stream.send_reset(h2::Reason::NO_ERROR);
+                    }
+                });
+            }
+        });
+        let mut channel = handshake(client_io, "test".to_owned()).await.unwrap();
+        let request = http::Request::builder()
+            .method("POST")
+            .uri("/x.Y/Z")
+            .header("content-type", "application/grpc")
+            .body(Body::new(SlowEnd {
+                data: Some(Bytes::from_static(b"\0\0\0\0\x01!")),
+            }))
+            .unwrap();
+        let call = tower::Service::call(&mut channel, request);
+        let response = tokio::time::timeout(Duration::from_secs(5), call)
+            .await
+            .unwrap()
+            .unwrap();
+        let collected = http_body_util::BodyExt::collect(response.into_body())
+            .await
+            .unwrap();
+        let trailers = collected.trailers().cloned().unwrap_or_default();
+        assert_eq!(collected.to_bytes(), Bytes::from_static(b"\0\0\0\0\x01!"));
+        assert_eq!(trailers.get("grpc-status").unwrap(), "0");
+        drop(channel);
+        let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
     }
 
     #[tokio::test]
