@@ -28,7 +28,10 @@ const STEP: Duration = Duration::from_secs(30);
 
 /// The plugin server's `max_concurrent_streams` (goplug::plugin): no more
 /// handlers than this may run at once on one connection.
-const STREAM_LIMIT: usize = 128;
+const STREAM_LIMIT: usize = 1024;
+
+/// Calls T36 keeps in flight at once: more than the stream limit.
+const IN_FLIGHT: usize = 2000;
 
 fn noisy(env: &[(&str, &str)]) -> Command {
     let mut command = Command::new(NOISY);
@@ -56,15 +59,15 @@ fn host_rss_kib() -> u64 {
     status_kib("self", "VmRSS").expect("VmRSS of this process")
 }
 
-/// T36: 1,000 unary calls in flight at once on one connection, from 64
+/// T36: 2,000 unary calls in flight at once on one connection, from 64
 /// tasks: every call succeeds with its own answer, and the plugin never
 /// runs more handlers at once than its stream limit.
 #[test]
-fn t36_a_thousand_concurrent_calls_succeed_within_the_stream_limit() {
+fn t36_two_thousand_concurrent_calls_succeed_within_the_stream_limit() {
     let mut ledger = open_ledger();
     runtime().block_on(async {
         // Slow handlers, so the calls pile up at the plugin.
-        let client = start(&mut ledger, &[("NOISY_HANDLER_MS", "20")]).await;
+        let client = start(&mut ledger, &[("NOISY_HANDLER_MS", "200")]).await;
         let kv = kv(&client);
         let started = Instant::now();
         let mut tasks = JoinSet::new();
@@ -72,7 +75,7 @@ fn t36_a_thousand_concurrent_calls_succeed_within_the_stream_limit() {
             let kv = kv.clone();
             tasks.spawn(async move {
                 let mut calls = JoinSet::new();
-                for n in (task..1000).step_by(64) {
+                for n in (task..IN_FLIGHT).step_by(64) {
                     let mut kv = kv.clone();
                     calls.spawn(async move {
                         let sent = Instant::now();
@@ -86,16 +89,16 @@ fn t36_a_thousand_concurrent_calls_succeed_within_the_stream_limit() {
                 calls.join_all().await
             });
         }
-        let results = within(STEP, "1,000 calls", tasks.join_all()).await;
+        let results = within(STEP, "2,000 calls", tasks.join_all()).await;
         let total = started.elapsed();
         let latencies: Vec<Duration> = results
             .into_iter()
             .flatten()
             .map(|latency| latency.expect("every call succeeds"))
             .collect();
-        assert_eq!(latencies.len(), 1000);
+        assert_eq!(latencies.len(), IN_FLIGHT);
         eprintln!(
-            "T36: 1,000 put+get pairs in {total:?}; {}",
+            "T36: {IN_FLIGHT} put+get pairs in {total:?}; {}",
             percentiles(latencies)
         );
         let mut kv = kv;
@@ -103,7 +106,11 @@ fn t36_a_thousand_concurrent_calls_succeed_within_the_stream_limit() {
         let max: usize = String::from_utf8(max).unwrap().parse().unwrap();
         eprintln!("T36: at most {max} handlers ran at once");
         assert!(max <= STREAM_LIMIT, "{max} handlers ran at once");
-        assert!(max > 64, "the calls did not overlap ({max} at most)");
+        // Past the limit the host queues calls; below it they all run at once.
+        assert!(
+            max > STREAM_LIMIT / 2,
+            "the calls did not overlap ({max} at most)"
+        );
         assert!(within(STEP, "shutdown", client.shutdown()).await.graceful);
     });
     ledger.close();
