@@ -15,20 +15,49 @@ if [[ ${1:-} == --quick ]]; then
 fi
 iterations=${1:-$([[ ${#quick[@]} -gt 0 ]] && echo 5 || echo 30)}
 
+command -v valgrind >/dev/null || {
+    echo "scripts/bench.sh: valgrind is required (Debian: apt-get install valgrind)" >&2
+    exit 1
+}
 cargo build --release --locked -p goplug-example-kv -p goplug-bench
-# The Rust plugins as README recommends building them for the smallest and
-# fastest start: the `plugin` profile, statically linked (as Go binaries are).
-plugin_target=x86_64-unknown-linux-gnu
-RUSTFLAGS="-C target-feature=+crt-static -C relocation-model=static" \
-    cargo build --profile plugin --locked --target "$plugin_target" \
-    -p goplug-example-kv --bin kv-rust-grpc -p goplug-bench --bin bench-plugin
-rust_plugins="$root/target/$plugin_target/plugin"
 go_bin="$root/target/interop-go-release"
 mkdir -p "$go_bin"
 (cd interop/go && go build -o "$go_bin/" ./cmd/...)
-
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
+
+# The Rust plugins as README recommends building them for the smallest and
+# fastest start: the `plugin` profile, statically linked (as Go binaries are),
+# with the code they run packed together (scripts/plugin-order.sh). A copy
+# without the packing is kept for one comparison.
+plugin_target=x86_64-unknown-linux-gnu
+export RUSTFLAGS="-C target-feature=+crt-static -C relocation-model=static"
+cargo build --profile plugin --locked --target "$plugin_target" \
+    -p goplug-example-kv --bin kv-rust-grpc -p goplug-bench --bin bench-plugin
+rust_plugins="$root/target/$plugin_target/plugin"
+mkdir -p "$scratch/unordered"
+cp "$rust_plugins/bench-plugin" "$scratch/unordered/"
+release="$root/target/release"
+# The profile run: every protocol and mode the matrix uses, a few calls each.
+scripts/plugin-order.sh --package goplug-bench --bin bench-plugin -- sh -c '
+    for protocol in grpc netrpc; do
+        for tls in "" -automtls; do
+            "$0/bench-host" -cmd "BENCH_PROTOCOL=$protocol exec $GOPLUG_ORDER_PLUGIN" \
+                -protocol $protocol -workload unary -iterations 200 $tls >/dev/null || exit 1
+        done
+        "$0/bench-host" -cmd "BENCH_PROTOCOL=$protocol exec $GOPLUG_ORDER_PLUGIN" \
+            -protocol $protocol -workload echo -size 65536 -iterations 20 >/dev/null || exit 1
+    done
+    "$0/bench-host" -cmd "exec $GOPLUG_ORDER_PLUGIN" -workload broker -iterations 100 >/dev/null' \
+    "$release"
+# The KV plugin: go-plugin's example session, then the start-up run itself
+# (both hosts, plain and AutoMTLS) for a couple of launches.
+scripts/plugin-order.sh --package goplug-example-kv --bin kv-rust-grpc -- sh -c '
+    cd "$1" && KV_PROTO=grpc KV_PLUGIN="$GOPLUG_ORDER_PLUGIN" "$0/kv" put hello world >/dev/null &&
+    KV_PROTO=grpc KV_PLUGIN="$GOPLUG_ORDER_PLUGIN" "$0/kv" get hello >/dev/null &&
+    "$0/startup" --rust-plugin "$GOPLUG_ORDER_PLUGIN" --go-bin-dir "$2" --iterations 2 >/dev/null' \
+    "$release" "$scratch" "$go_bin"
+unset RUSTFLAGS
 if [[ ${#quick[@]} -gt 0 ]]; then
     bench_args=(--warm-up-time 0.2 --measurement-time 0.5)
 else
@@ -38,6 +67,17 @@ cargo bench --locked -p goplug-bench --bench core -- "${bench_args[@]}" | tee "$
 "$root/target/release/startup" --rust-plugin "$rust_plugins/kv-rust-grpc" \
     --go-bin-dir "$go_bin" --iterations "$iterations" \
     --out "$scratch/startup.md" --summary "$scratch/startup.json"
+# Idle RSS of the bench plugin with and without the code packing, and of the
+# Go bench plugin, each the median of 3 launches by the Rust host.
+idle_rss() {
+    for _ in 1 2 3; do
+        "$release/bench-host" -cmd "exec '$1'" -workload unary -iterations 2000 |
+            python3 -c 'import json, sys; print(int(json.load(sys.stdin)["plugin_rss_kib"]))'
+    done | sort -n | sed -n 2p
+}
+rss_go=$(idle_rss "$go_bin/bench-plugin")
+rss_packed=$(idle_rss "$rust_plugins/bench-plugin")
+rss_unpacked=$(idle_rss "$scratch/unordered/bench-plugin")
 status=0
 "$root/target/release/matrix" "${quick[@]}" --go-bin-dir "$go_bin" \
     --rust-bin-dir "$root/target/release" --rust-plugin-dir "$rust_plugins" \
@@ -46,6 +86,11 @@ status=0
 {
     cat "$scratch/startup.md"
     cat "$scratch/matrix.md"
+    echo
+    echo "Code packing (\`scripts/plugin-order.sh\`), idle RSS of the gRPC bench plugin after one"
+    echo "call, median of 3 launches by the Rust host, this run: Go plugin ${rss_go} KiB; Rust"
+    echo "plugin packed ${rss_packed} KiB ($(python3 -c "print(f'{$rss_packed/$rss_go:.2f}')")×), without the packing ${rss_unpacked} KiB"
+    echo "($(python3 -c "print(f'{$rss_unpacked/$rss_go:.2f}')")×)."
     cat <<'NOTES'
 
 ### What bounds the figures
