@@ -34,12 +34,23 @@ pub const HOST_MAX_MESSAGE_SIZE: usize = i32::MAX as usize;
 /// drops a handler when its stream is reset).
 pub(crate) const MAX_CONCURRENT_STREAMS: u32 = 1024;
 
+/// HTTP/2 receive windows of goplug's servers, the ones goplug's host
+/// channel (and hyper's client) announces. hyper's server default of 1 MiB
+/// made a 1 MiB gRPC message (plus its 5-byte prefix) wait a round trip
+/// for a window update: a Go host echoing 1 MiB through a Rust plugin made
+/// 225 MiB/s against 280 through a Go plugin, and 385 with these windows.
+/// The connection window also bounds what a host can make a plugin buffer.
+const STREAM_WINDOW_BYTES: u32 = 2 * 1024 * 1024;
+const CONNECTION_WINDOW_BYTES: u32 = 5 * 1024 * 1024;
+
 pub(crate) fn server_builder() -> tonic::transport::Server {
     tonic::transport::Server::builder()
         .max_concurrent_streams(Some(MAX_CONCURRENT_STREAMS))
         .http2_max_local_error_reset_streams(Some(1024))
         .http2_max_pending_accept_reset_streams(Some(20))
         .http2_max_header_list_size(Some(16 * 1024))
+        .initial_stream_window_size(Some(STREAM_WINDOW_BYTES))
+        .initial_connection_window_size(Some(CONNECTION_WINDOW_BYTES))
         .concurrency_limit_per_connection(2 * MAX_CONCURRENT_STREAMS as usize)
 }
 
