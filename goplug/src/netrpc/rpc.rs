@@ -23,6 +23,20 @@ pub const ERR_SHUTDOWN: &str = "connection is shut down";
 /// Bytes read from the connection at a time.
 const READ_CHUNK: usize = 64 * 1024;
 
+/// The largest encode buffer a connection keeps for its next message.
+/// Encoding into a fresh `Vec` grew it by doubling and, past glibc's mmap
+/// threshold, page-faulted it in anew for every large message.
+const RETAINED_FRAME_BYTES: usize = 4 * 1024 * 1024;
+
+/// Readies a connection's encode buffer for the next message.
+fn reuse(frame: &mut Vec<u8>) {
+    if frame.capacity() > RETAINED_FRAME_BYTES {
+        *frame = Vec::new();
+    } else {
+        frame.clear();
+    }
+}
+
 /// A boxed future, as handlers return.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -46,7 +60,8 @@ pub struct RpcClient {
 }
 
 struct ClientInner {
-    writer: tokio::sync::Mutex<(ClientCodec, Box<dyn AsyncWrite + Send + Unpin>)>,
+    /// The codec, the stream and the encode buffer.
+    writer: tokio::sync::Mutex<(ClientCodec, Box<dyn AsyncWrite + Send + Unpin>, Vec<u8>)>,
     pending: Mutex<HashMap<u64, oneshot::Sender<Reply>>>,
     next_seq: AtomicU64,
     /// Why the connection is gone, once it is.
@@ -80,6 +95,7 @@ impl RpcClient {
             writer: tokio::sync::Mutex::new((
                 ClientCodec::new(Limits::default()),
                 Box::new(writer),
+                Vec::new(),
             )),
             pending: Mutex::new(HashMap::new()),
             next_seq: AtomicU64::new(0),
@@ -134,8 +150,8 @@ impl RpcClient {
         }
         let sent = async {
             let mut writer = self.inner.writer.lock().await;
-            let (codec, stream) = &mut *writer;
-            let mut frame = Vec::new();
+            let (codec, stream, frame) = &mut *writer;
+            reuse(frame);
             codec
                 .encode_request(
                     &RequestHeader {
@@ -144,11 +160,11 @@ impl RpcClient {
                     },
                     ty,
                     body,
-                    &mut frame,
+                    frame,
                 )
                 .map_err(|e| format!("encoding the request: {e}"))?;
             stream
-                .write_all(&frame)
+                .write_all(frame)
                 .await
                 .map_err(|e| format!("{ERR_SHUTDOWN}: {e}"))?;
             stream
@@ -194,7 +210,6 @@ async fn read_responses(
 ) -> String {
     let mut codec = ClientCodec::new(Limits::default());
     let mut buf: Vec<u8> = Vec::new();
-    let mut chunk = vec![0u8; READ_CHUNK];
     loop {
         loop {
             match codec.decode_response(&buf) {
@@ -209,9 +224,10 @@ async fn read_responses(
                 Err(e) => return format!("reading a response: {e}"),
             }
         }
-        match reader.read(&mut chunk).await {
+        buf.reserve(READ_CHUNK);
+        match reader.read_buf(&mut buf).await {
             Ok(0) => return ERR_SHUTDOWN.to_owned(),
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Ok(_) => {}
             Err(e) => return format!("{ERR_SHUTDOWN}: {e}"),
         }
     }
@@ -370,10 +386,10 @@ where
     let writer = Arc::new(tokio::sync::Mutex::new((
         ServerCodec::new(Limits::default()),
         writer,
+        Vec::new(),
     )));
     let mut codec = ServerCodec::new(Limits::default());
     let mut buf: Vec<u8> = Vec::new();
-    let mut chunk = vec![0u8; READ_CHUNK];
     let calls = tokio_util::task::TaskTracker::new();
     'reading: loop {
         loop {
@@ -395,13 +411,13 @@ where
                 }
             }
         }
+        buf.reserve(READ_CHUNK);
         let read = tokio::select! {
-            read = reader.read(&mut chunk) => read,
+            read = reader.read_buf(&mut buf) => read,
             () = stop.cancelled() => break,
         };
-        match read {
-            Ok(0) | Err(_) => break,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        if matches!(read, Ok(0) | Err(_)) {
+            break;
         }
     }
     calls.close();
@@ -414,7 +430,7 @@ where
 }
 
 async fn respond<W: AsyncWrite + Unpin>(
-    writer: &tokio::sync::Mutex<(ServerCodec, W)>,
+    writer: &tokio::sync::Mutex<(ServerCodec, W, Vec<u8>)>,
     request: RequestHeader,
     outcome: std::result::Result<Body, String>,
 ) {
@@ -429,9 +445,9 @@ async fn respond<W: AsyncWrite + Unpin>(
         error,
     };
     let mut writer = writer.lock().await;
-    let (codec, stream) = &mut *writer;
-    let mut frame = Vec::new();
-    if let Err(e) = codec.encode_response(&header, &ty, &value, &mut frame) {
+    let (codec, stream, frame) = &mut *writer;
+    reuse(frame);
+    if let Err(e) = codec.encode_response(&header, &ty, &value, frame) {
         tracing::warn!(
             "net/rpc server: encoding the reply to {}: {e}",
             header.service_method
@@ -439,7 +455,7 @@ async fn respond<W: AsyncWrite + Unpin>(
         return;
     }
     let _ = async {
-        stream.write_all(&frame).await?;
+        stream.write_all(frame).await?;
         stream.flush().await
     }
     .await;
