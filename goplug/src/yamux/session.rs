@@ -330,9 +330,17 @@ impl Shared {
         let mut payload = None;
         if len > 0 {
             if known {
-                let mut buf = BytesMut::zeroed(len as usize);
-                if let Err(e) = rd.read_exact(&mut buf).await {
-                    return Err(self.read_error(e));
+                // Read into spare capacity: no zeroing pass over each frame.
+                let mut buf = BytesMut::with_capacity(len as usize);
+                let mut limited = (&mut *rd).take(u64::from(len));
+                while buf.len() < len as usize {
+                    match limited.read_buf(&mut buf).await {
+                        Ok(0) => {
+                            return Err(self.read_error(std::io::ErrorKind::UnexpectedEof.into()));
+                        }
+                        Ok(_) => {}
+                        Err(e) => return Err(self.read_error(e)),
+                    }
                 }
                 payload = Some(buf.freeze());
             } else {
@@ -641,7 +649,10 @@ impl Shared {
 }
 
 async fn reader_task<T: AsyncRead>(shared: Arc<Shared>, rd: ReadHalf<T>) {
-    let mut rd = BufReader::with_capacity(64 * 1024, rd);
+    // Frame headers are read through the buffer; a payload at least this
+    // large bypasses it. 16 KiB, not more: every net/rpc plugin connection
+    // (and brokered one) has one, and its pages stay resident in the host.
+    let mut rd = BufReader::with_capacity(16 * 1024, rd);
     let cause = tokio::select! {
         _ = shared.cancel.cancelled() => return,
         cause = shared.read_loop(&mut rd) => cause,
