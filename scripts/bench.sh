@@ -95,41 +95,62 @@ status=0
 
 ### What bounds the figures
 
+- The machine: a 2-core VM whose speed drifts with its neighbours. Within one
+  run, the Go/Go column is the reference for every ratio, each cell is the median
+  of 5 host runs taken in turns with the other pairings of its row, and the
+  socket floor is the median of three measurements; between runs, single figures
+  (the floor, 1 MiB echo) moved by up to 2× in this session.
 - Builds: hosts are `cargo build --release`; the Rust plugins are built as README
   recommends for plugins (`--profile plugin`: fat LTO, one codegen unit,
-  panic=abort, stripped; statically linked, non-PIE), Go's with plain `go build`
-  (static too). The plugin profile alone takes a unary call from 66.7k to 50.7k
+  panic=abort, stripped; statically linked, non-PIE), then with the code they run
+  packed at the front of the binary (`scripts/plugin-order.sh`, profiled on the
+  bench host's workloads under callgrind); Go's with plain `go build` (static
+  too). The plugin profile alone takes a unary call from 66.7k to 50.7k
   instructions in the plugin (callgrind).
+- Idle RSS: what stays resident of a plugin is mostly its binary's code, which the
+  kernel maps in blocks (fault-around, large page-cache folios) around each page
+  the plugin runs: unpacked, nearly every 64 KiB block of the Rust code and all of
+  static glibc's ended up resident (3.1 MiB of code, 0.6 MiB of read-only data,
+  0.3 MiB anonymous). Packing puts the 2,000 functions that run in about 0.8 MiB,
+  and the rest of the binary is never mapped; the line above the notes gives both
+  figures from this run.
 - Per-call cost: callgrind counts per tiny unary call, Rust host: 53.9k
-  instructions (75.6k with tonic's `transport::Channel`, before goplug drove h2
-  itself); Rust plugin: 50.7k, about 40 % of it in hyper's per-stream task and body
-  pipe and tonic's server stack, the rest h2 (HPACK, frame codec, stream store)
-  and the socket. Writes are coalesced on both sides, so a request is one `writev`
-  and many concurrent calls share writes; what remains per round trip is one
-  `epoll_wait` wake-up per side plus tokio's EPOLLOUT wake-ups, against a blocking
-  write and read per side for the raw socket floor.
+  instructions; Rust plugin: 50.7k, about 40 % of it in hyper's per-stream task and
+  body pipe and tonic's server stack, the rest h2 (HPACK, frame codec, stream
+  store) and the socket. Writes are coalesced on both sides, so a request is one
+  `writev` and many concurrent calls share writes.
+- 64 callers over gRPC: with current-thread runtimes on both sides, host and
+  plugin each used about half a core (`/proc/<pid>/stat` over 3 s): the host's
+  64 requests leave in one write, the plugin answers all 64 in one write, and each
+  side waits while the other works. This lockstep, not per-call cost, bounds the
+  figure. Tried and measured slower in this session: multi-thread runtimes on
+  either or both sides (55.7k, 55.1k, 51.8k calls/s against 60.6k; cross-thread
+  wake-ups cost more than the overlap gains), and reading in small chunks so that
+  each side answers part of a batch early (42-45k against 51k).
 - Runtime flavour: `goplug::plugin::run` builds tokio's multi-thread runtime unless
   the plugin asks for `ServeConfig::runtime(Runtime::CurrentThread)`; `bench-plugin`
   runs on a current-thread runtime (`BENCH_RUNTIME=multi` selects the multi-thread
-  one). A host runs on the application's runtime. On 2 cores the current-thread
-  runtime gives the lowest latency and, with coalesced writes, the most calls/s.
-- Cold start: the goplug host forks the plugin (`fork`, then `exec`) because it sets
-  the parent-death signal in the child (`pre_exec`), which `posix_spawn` cannot do;
-  Go's `os/exec` uses `clone(CLONE_VFORK)`. A fork copies the host's page tables,
-  so its cost grows with the host's memory. Both hosts start the plugin through
-  `sh -c 'exec …'`, as go-plugin's examples do.
-- 1,000 in-flight callers over gRPC: goplug's plugin server allows 128 concurrent
-  HTTP/2 streams and 256 requests in flight per connection (its abuse guards);
-  grpc-go allows unbounded streams, so a Go plugin admits every caller at once while
-  the rest queue on the host.
-- 1 MiB echo: the Rust side decodes `bytes` fields as `bytes::Bytes` (prost's `bytes`
-  option, no copy out of the receive buffer); what remains is h2 framing copies and
-  glibc malloc growing and trimming its heap for every MiB message.
-- Idle RSS: almost all of a goplug plugin's resident memory is its binary's code
-  pages, mapped 64 KiB at a time around each page the plugin touches (the kernel's
-  fault-around); anonymous memory is about 0.2 MiB against Go's 1.7 MiB
-  (`/proc/<pid>/smaps_rollup`). `opt-level = "s"` brings the bench plugin to 3.2 MiB
-  at 31 % more instructions per call.
+  one). A host runs on the application's runtime.
+- Start-up and the N-plugin rows: the goplug host forks the plugin (`fork`, then
+  `exec`) because it sets the parent-death signal in the child (`pre_exec`), which
+  `posix_spawn` cannot do; Go's `os/exec` uses `clone(CLONE_VFORK)`. After a fork
+  every page the host writes takes a copy-on-write fault: 24 % of the host's CPU
+  when it started 100 plugins at once (perf). It also makes a private socket
+  directory per plugin (so that nothing is left behind after a kill), and on
+  ext4 `mkdir` plus the removal were 17 % of the host's CPU. Both are why a Rust
+  host starting 100 Go plugins at once is slower than a Go host, while one
+  start on its own is not. Both hosts start the plugin through `sh -c 'exec …'`,
+  as go-plugin's examples do.
+- 1,000 in-flight callers over gRPC: goplug's servers allow 1,024 concurrent
+  HTTP/2 streams per connection (grpc-go: unbounded); at 128 a Go host queued on
+  its stream quota.
+- 1 MiB echo: goplug's servers announce 2 MiB stream / 5 MiB connection windows,
+  so a message does not wait for a window update, and the Rust side decodes
+  `bytes` fields as `bytes::Bytes` (no copy out of the receive buffer); what
+  remains is h2 framing copies and glibc malloc growing and trimming its heap for
+  every MiB message (`brk` about 7 times per message, with the page faults that
+  follow). Over net/rpc, yamux's 256 KiB windows (go-plugin's) add window-update
+  round trips on both sides.
 NOTES
     echo
     echo "In-process costs (criterion, \`cargo bench -p goplug-bench\`; low, estimate, high):"

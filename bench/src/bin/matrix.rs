@@ -149,30 +149,28 @@ fn run_host(
     serde_json::from_slice(&output.stdout).map_err(|e| format!("no JSON from the host: {e}"))
 }
 
-/// The median over `repeats` runs of each figure.
-fn median_run(
-    bins: &Bins,
-    pairing: Pairing,
-    protocol: &str,
-    flags: &[String],
-    repeats: usize,
-) -> Result<BTreeMap<String, f64>, String> {
-    let mut samples: BTreeMap<String, Vec<f64>> = BTreeMap::new();
-    for _ in 0..repeats {
-        let figures = run_host(bins, pairing, protocol, flags)?;
-        for (key, value) in figures.as_object().into_iter().flatten() {
-            if let Some(v) = value.as_f64() {
-                samples.entry(key.clone()).or_default().push(v);
-            }
+/// Figure samples of one pairing: JSON key → one value per host run.
+type Samples = BTreeMap<String, Vec<f64>>;
+
+/// Adds one host run's figures to `samples`.
+fn add_run(samples: &mut Samples, figures: &Value) {
+    for (key, value) in figures.as_object().into_iter().flatten() {
+        if let Some(v) = value.as_f64() {
+            samples.entry(key.clone()).or_default().push(v);
         }
     }
-    Ok(samples
+}
+
+/// The median of each figure.
+fn medians(samples: Samples) -> BTreeMap<String, f64> {
+    samples
         .into_iter()
+        .filter(|(_, values)| !values.is_empty())
         .map(|(key, mut values)| {
             values.sort_by(f64::total_cmp);
             (key, values[values.len() / 2])
         })
-        .collect())
+        .collect()
 }
 
 /// A workload of the matrix and the figures shown from it.
@@ -323,6 +321,31 @@ fn unix_floor(round_trips: usize) -> Result<(Duration, Duration), String> {
     Ok((percentile(&latencies, 0.5), percentile(&latencies, 0.99)))
 }
 
+/// The median p50 and the median p99 of several floor measurements; an
+/// error if none succeeded.
+fn median_floor(
+    floors: Vec<Result<(Duration, Duration), String>>,
+) -> Result<(Duration, Duration), String> {
+    let mut p50s = Vec::new();
+    let mut p99s = Vec::new();
+    let mut last_error = None;
+    for floor in floors {
+        match floor {
+            Ok((p50, p99)) => {
+                p50s.push(p50);
+                p99s.push(p99);
+            }
+            Err(e) => last_error = Some(e),
+        }
+    }
+    if p50s.is_empty() {
+        return Err(last_error.unwrap_or_else(|| "no floor measurement".to_owned()));
+    }
+    p50s.sort();
+    p99s.sort();
+    Ok((p50s[p50s.len() / 2], p99s[p99s.len() / 2]))
+}
+
 fn pong(path: &Path) -> std::io::Result<()> {
     let mut stream = UnixStream::connect(path)?;
     let mut buf = [0u8; 16];
@@ -399,46 +422,64 @@ fn main() -> ExitCode {
             .clone()
             .unwrap_or_else(|| args.rust_bin_dir.clone()),
     };
-    let repeats = if args.quick { 1 } else { 3 };
+    let repeats = if args.quick { 1 } else { 5 };
     let mut results: Results = BTreeMap::new();
     let mut errors = Vec::new();
-    let mut record =
-        |protocol: &str, workload: &Workload, pairing: Pairing, results: &mut Results| {
-            eprintln!("matrix: {protocol} {} {}", workload.label, pairing.name);
-            match median_run(&bins, pairing, protocol, &workload.flags, repeats) {
-                Ok(figures) => {
-                    for (label, key, ..) in workload.rows {
-                        if let Some(v) = figures.get(*key) {
-                            results
-                                .entry((protocol.to_owned(), (*label).to_owned()))
-                                .or_default()
-                                .insert(pairing.name, *v);
-                        }
-                    }
-                }
-                Err(e) => errors.push(format!(
-                    "{protocol} {} {}: {e}",
-                    workload.label, pairing.name
-                )),
-            }
-        };
     let all_workloads = workloads(args.quick);
+    // The floor is measured three times through the run and its median
+    // reported: one measurement can land in a burst of the machine's noise.
+    let floor_trips = if args.quick { 2_000 } else { 20_000 };
+    let mut floors = vec![unix_floor(floor_trips)];
     for protocol in ["grpc", "netrpc"] {
         for workload in &all_workloads {
             if workload.grpc_only && protocol != "grpc" {
                 continue;
             }
-            for pairing in PAIRINGS {
-                record(protocol, workload, pairing, &mut results);
-            }
+            let mut pairings = PAIRINGS.to_vec();
             if protocol == "grpc" && matches!(workload.label, "unary" | "concurrent 64") {
-                record(protocol, workload, RUST_MULTI, &mut results);
+                pairings.push(RUST_MULTI);
+            }
+            // Round-robin: each round runs every pairing once, so a burst
+            // of noise on this shared machine touches all pairings alike
+            // rather than all the runs of one.
+            let mut samples: Vec<Option<Samples>> = vec![Some(Samples::new()); pairings.len()];
+            for round in 0..repeats {
+                for (pairing, slot) in pairings.iter().zip(samples.iter_mut()) {
+                    let Some(collected) = slot else { continue };
+                    eprintln!(
+                        "matrix: {protocol} {} {} ({}/{repeats})",
+                        workload.label,
+                        pairing.name,
+                        round + 1
+                    );
+                    match run_host(&bins, *pairing, protocol, &workload.flags) {
+                        Ok(figures) => add_run(collected, &figures),
+                        Err(e) => {
+                            errors.push(format!(
+                                "{protocol} {} {}: {e}",
+                                workload.label, pairing.name
+                            ));
+                            *slot = None;
+                        }
+                    }
+                }
+            }
+            for (pairing, collected) in pairings.iter().zip(samples) {
+                let Some(collected) = collected else { continue };
+                let figures = medians(collected);
+                for (label, key, ..) in workload.rows {
+                    if let Some(v) = figures.get(*key) {
+                        results
+                            .entry((protocol.to_owned(), (*label).to_owned()))
+                            .or_default()
+                            .insert(pairing.name, *v);
+                    }
+                }
             }
         }
+        floors.push(unix_floor(floor_trips));
     }
-
-    let floor_trips = if args.quick { 2_000 } else { 20_000 };
-    let floor = unix_floor(floor_trips);
+    let floor = median_floor(floors);
     let spawn = spawn_floor(if args.quick { 20 } else { 200 });
 
     // Tables.
@@ -446,7 +487,8 @@ fn main() -> ExitCode {
     let plugins = if args.quick { 10 } else { 100 };
     out.push_str(&format!(
         "\n## Matrix: {} (`bench-host` × `bench-plugin`, Go and Rust)\n\n\
-         Generated by `scripts/bench.sh{}`: each cell is the median of {repeats} host run(s). \
+         Generated by `scripts/bench.sh{}`: each cell is the median of {repeats} host run(s), the runs of all \
+         pairings of a row taken in turns. \
          Measured on a shared 2-core machine (other builds ran at the same time): expect \
          ±20 % between runs, more on p99. Ratio: to Go/Go in the same run (for times lower is \
          better, for rates higher is better). N = {plugins}. The Rust sides run tokio's \
@@ -487,7 +529,7 @@ fn main() -> ExitCode {
     let floor_p50 = match &floor {
         Ok((p50, p99)) => {
             out.push_str(&format!(
-                "- Raw Unix-socket ping-pong between two processes (16 bytes, blocking I/O, {floor_trips} round trips): p50 {:.1} µs, p99 {:.1} µs.\n",
+                "- Raw Unix-socket ping-pong between two processes (16 bytes, blocking I/O, {floor_trips} round trips; the median of three measurements spread through the run): p50 {:.1} µs, p99 {:.1} µs.\n",
                 p50.as_secs_f64() * 1e6,
                 p99.as_secs_f64() * 1e6
             ));
