@@ -20,12 +20,8 @@ pub const HEALTH_SERVICE_NAME: &str = "plugin";
 /// go-plugin hosts send and accept messages up to `math.MaxInt32` bytes.
 pub const HOST_MAX_MESSAGE_SIZE: usize = i32::MAX as usize;
 
-/// The HTTP/2 server every goplug gRPC server (the plugin's, and each
-/// brokered one, plain or multiplexed) starts from: tonic turns hyper's
-/// HTTP/2 abuse guards off by default, and this restores them (stream,
-/// reset and header-list limits against floods and rapid reset).
-///
-/// The stream limit is the one of these a well-behaved host meets: a host
+/// Concurrent HTTP/2 streams per connection on goplug's servers. The
+/// stream limit is the one of the abuse guards a well-behaved host meets: a host
 /// with more calls in flight queues the rest until streams close. grpc-go
 /// servers allow unbounded streams; at 128 a Go host with 1,000 callers
 /// made 31k calls/s against a Go plugin's 37k (the queued calls wait on
@@ -34,15 +30,19 @@ pub const HOST_MAX_MESSAGE_SIZE: usize = i32::MAX as usize;
 /// drops a handler when its stream is reset).
 pub(crate) const MAX_CONCURRENT_STREAMS: u32 = 1024;
 
-/// HTTP/2 receive windows of goplug's servers, the ones goplug's host
-/// channel (and hyper's client) announces. hyper's server default of 1 MiB
+/// HTTP/2 receive windows of every goplug connection: its servers and its
+/// host channel (whose values are hyper's client's). hyper's server default of 1 MiB
 /// made a 1 MiB gRPC message (plus its 5-byte prefix) wait a round trip
 /// for a window update: a Go host echoing 1 MiB through a Rust plugin made
 /// 225 MiB/s against 280 through a Go plugin, and 385 with these windows.
 /// The connection window also bounds what a host can make a plugin buffer.
-const STREAM_WINDOW_BYTES: u32 = 2 * 1024 * 1024;
-const CONNECTION_WINDOW_BYTES: u32 = 5 * 1024 * 1024;
+pub(crate) const STREAM_WINDOW_BYTES: u32 = 2 * 1024 * 1024;
+pub(crate) const CONNECTION_WINDOW_BYTES: u32 = 5 * 1024 * 1024;
 
+/// The HTTP/2 server every goplug gRPC server (the plugin's, and each
+/// brokered one, plain or multiplexed) starts from: tonic turns hyper's
+/// HTTP/2 abuse guards off by default, and this restores them (stream,
+/// reset and header-list limits against floods and rapid reset).
 pub(crate) fn server_builder() -> tonic::transport::Server {
     tonic::transport::Server::builder()
         .max_concurrent_streams(Some(MAX_CONCURRENT_STREAMS))
