@@ -73,7 +73,11 @@ EOF
 chmod +x "$scratch/plugin"
 
 echo "==> $bin: profiling under: $*"
-GOPLUG_ORDER_PLUGIN="$scratch/plugin" "$@"
+if ! GOPLUG_ORDER_PLUGIN="$scratch/plugin" "$@"; then
+    echo "plugin-order.sh: the host command failed; $binary is the build with symbols, not ordered" >&2
+    exit 1
+fi
+shopt -s nullglob
 
 # Every function callgrind saw, in order of first appearance: `fn=` is a
 # function that ran, `cfn=` one it called.
@@ -92,7 +96,7 @@ for profile in profiles:
                     seen.add(name)
                     names.append(name)
 if not names:
-    sys.exit(f"plugin-order.sh: no profile was written ({len(profiles)} files): did the host launch $GOPLUG_ORDER_PLUGIN?")
+    sys.exit("plugin-order.sh: callgrind wrote no profile with function names: did the host command launch $GOPLUG_ORDER_PLUGIN?")
 with open(out, "w") as f:
     f.write("\n".join(names) + "\n")
 print(f"==> {len(names)} functions from {len(profiles)} plugin runs -> {out}")
