@@ -21,6 +21,11 @@
 //!     goplug::plugin::run(config)
 //! }
 //! ```
+//!
+//! For the smallest and fastest-starting binaries, build plugins with the
+//! workspace's `plugin` profile, statically linked, and pack the code they
+//! run with `scripts/plugin-order.sh`: an idle plugin then keeps about
+//! 2 MiB resident instead of 4 (README, "Writing a plugin").
 
 mod incoming;
 pub(crate) mod listener;
