@@ -436,7 +436,10 @@ fn t09_a_plugin_that_fails_its_checksum_never_runs() {
         );
         // An empty checksum cannot even be configured.
         let empty = "".parse::<Checksum>().expect_err("empty checksum");
-        assert!(matches!(empty, Error::Config(_)), "{empty:?}");
+        assert!(
+            matches!(Error::from(empty.clone()), Error::Config(_)),
+            "{empty:?}"
+        );
         let missing = dir.join("missing");
         let error = start(&missing, right).await.expect_err("missing file");
         assert!(

@@ -133,23 +133,22 @@
 )]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-pub mod broker;
-mod coalesce;
-pub mod discover;
-pub mod env;
 mod error;
 pub mod grpc;
-pub mod handshake;
 pub mod host;
 pub mod log;
-mod mux;
 pub mod netrpc;
 pub mod plugin;
-pub mod reattach;
+pub mod protocol;
 mod sync;
+mod sys;
 pub mod testing;
-pub mod tls;
+mod transport;
 pub mod yamux;
 
-pub use error::{Error, HandshakeError, Result, StderrTail};
-pub use handshake::{HandshakeConfig, Protocol};
+pub use error::{Error, Result};
+pub use grpc::broker;
+pub use host::discover;
+pub use protocol::{HandshakeConfig, HandshakeError, Protocol, StderrTail};
+pub use protocol::{env, handshake, reattach};
+pub use transport::tls;

@@ -25,7 +25,12 @@
 //! # Ok(()) }
 //! ```
 
-use crate::error::Result;
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+use crate::error::{Error, Result};
+use crate::host::runner::{BoxFuture, PluginExit, RunningPlugin};
 use crate::host::{Client, PluginSet};
 use crate::plugin::ServeConfig;
 
@@ -40,5 +45,72 @@ use crate::plugin::ServeConfig;
 /// and [`Error::Timeout`](crate::Error::Timeout) when the server does not
 /// come up within 10 s.
 pub async fn connect(config: ServeConfig, plugins: PluginSet) -> Result<Client> {
-    crate::host::connect_in_process(config, plugins).await
+    const READY_TIMEOUT: Duration = Duration::from_secs(10);
+    let started = Instant::now();
+    let stop = CancellationToken::new();
+    let done = CancellationToken::new();
+    let (ready_tx, ready) = tokio::sync::oneshot::channel();
+    let (failed_tx, failed) = tokio::sync::oneshot::channel();
+    {
+        let (stop, done) = (stop.clone(), done.clone());
+        tokio::spawn(async move {
+            let ready = move |address, version| {
+                let _ = ready_tx.send((address, version));
+            };
+            if let Err(e) = crate::plugin::serve_in_process(config, ready, stop).await {
+                let _ = failed_tx.send(e);
+            }
+            done.cancel();
+        });
+    }
+    let (address, version) = match tokio::time::timeout(READY_TIMEOUT, ready).await {
+        Ok(Ok(ready)) => ready,
+        Ok(Err(_)) => {
+            return Err(failed.await.unwrap_or_else(|_| {
+                Error::Config("the in-process plugin stopped before serving".to_owned())
+            }));
+        }
+        Err(_) => {
+            stop.cancel();
+            return Err(Error::Timeout {
+                operation: "starting the in-process plugin",
+                timeout: READY_TIMEOUT,
+            });
+        }
+    };
+    let plugin = Box::new(InProcessPlugin {
+        stop: stop.clone(),
+        done,
+    });
+    let client =
+        crate::host::attach_in_process(address, version, plugins, plugin, started, READY_TIMEOUT)
+            .await;
+    if client.is_err() {
+        stop.cancel();
+    }
+    client
+}
+
+/// A plugin server running in the host's own process.
+#[derive(Debug)]
+struct InProcessPlugin {
+    stop: CancellationToken,
+    done: CancellationToken,
+}
+
+impl RunningPlugin for InProcessPlugin {
+    fn id(&self) -> String {
+        "in-process".to_owned()
+    }
+
+    fn wait(&self) -> BoxFuture<'_, PluginExit> {
+        Box::pin(async move {
+            self.done.cancelled().await;
+            PluginExit::Gone
+        })
+    }
+
+    fn kill(&self) {
+        self.stop.cancel();
+    }
 }

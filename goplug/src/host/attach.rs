@@ -2,15 +2,11 @@
 //! pidfd, killed only outside test mode.
 
 use std::os::fd::OwnedFd;
-use std::time::Duration;
 
 use rustix::process::{Pid, PidfdFlags, Signal};
 
 use super::runner::{BoxFuture, PluginExit, RunningPlugin};
-
-/// How often a plugin is polled for exit where pidfds are unavailable
-/// (go-plugin polls every second).
-const POLL_INTERVAL: Duration = Duration::from_secs(1);
+use crate::sys::pidfd::{alive, process_gone};
 
 #[derive(Debug)]
 pub(crate) struct AttachedPlugin {
@@ -47,33 +43,6 @@ impl AttachedPlugin {
     }
 }
 
-/// Resolves when the process of `pidfd` has exited: a pidfd becomes
-/// readable then, whether or not the process is our child.
-pub(crate) async fn pidfd_exited(pidfd: OwnedFd) -> std::io::Result<()> {
-    // SAFETY: the AsyncFd owns the OwnedFd, so the descriptor stays open
-    // and names the same pidfd for the AsyncFd's whole life.
-    #[allow(unsafe_code)]
-    let fd = unsafe {
-        tokio::io::unix::AsyncFd::register_with_interest(pidfd, tokio::io::Interest::READABLE)
-    }
-    .map_err(std::io::Error::from)?;
-    let _ = fd.readable().await?;
-    Ok(())
-}
-
-/// Whether `pid` exists; signal 0 checks without delivering anything.
-fn alive(pid: u32) -> bool {
-    let Some(process) = i32::try_from(pid).ok().and_then(Pid::from_raw) else {
-        return false;
-    };
-    match rustix::process::test_kill_process(process) {
-        Ok(()) => true,
-        // It exists but belongs to someone else.
-        Err(rustix::io::Errno::PERM) => true,
-        Err(_) => false,
-    }
-}
-
 impl RunningPlugin for AttachedPlugin {
     fn id(&self) -> String {
         self.pid.to_string()
@@ -85,14 +54,8 @@ impl RunningPlugin for AttachedPlugin {
 
     fn wait(&self) -> BoxFuture<'_, PluginExit> {
         Box::pin(async move {
-            if let Some(fd) = self.pidfd.as_ref().and_then(|fd| fd.try_clone().ok())
-                && pidfd_exited(fd).await.is_ok()
-            {
-                return PluginExit::Gone;
-            }
-            while alive(self.pid) {
-                tokio::time::sleep(POLL_INTERVAL).await;
-            }
+            let pidfd = self.pidfd.as_ref().and_then(|fd| fd.try_clone().ok());
+            process_gone(pidfd, || alive(self.pid)).await;
             PluginExit::Gone
         })
     }

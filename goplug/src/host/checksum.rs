@@ -5,7 +5,6 @@
 //! the check cannot change what runs.
 
 use std::ffi::OsString;
-use std::fmt;
 use std::fs::File;
 use std::io::Read;
 use std::os::fd::AsRawFd;
@@ -15,29 +14,9 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
-
-/// The SHA-256 of a plugin binary, as a host pins it.
-///
-/// ```
-/// use goplug::host::Checksum;
-/// let sum: Checksum = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855".parse()?;
-/// assert_eq!(sum, Checksum::of_bytes(b""));
-/// # Ok::<(), goplug::Error>(())
-/// ```
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Checksum([u8; 32]);
+use crate::protocol::Checksum;
 
 impl Checksum {
-    /// A checksum from its 32 bytes.
-    pub const fn from_bytes(bytes: [u8; 32]) -> Self {
-        Self(bytes)
-    }
-
-    /// The SHA-256 of `bytes`.
-    pub fn of_bytes(bytes: &[u8]) -> Self {
-        Self(Sha256::digest(bytes).into())
-    }
-
     /// The SHA-256 of the file at `path`.
     ///
     /// # Errors
@@ -54,56 +33,6 @@ impl Checksum {
             source,
         })
     }
-
-    /// The 32 bytes.
-    pub const fn as_bytes(&self) -> &[u8; 32] {
-        &self.0
-    }
-
-    /// Compares in constant time.
-    fn matches(&self, other: &Self) -> bool {
-        self.0
-            .iter()
-            .zip(other.0.iter())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
-    }
-}
-
-impl fmt::Display for Checksum {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
-    }
-}
-
-impl fmt::Debug for Checksum {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Checksum({self})")
-    }
-}
-
-impl std::str::FromStr for Checksum {
-    type Err = Error;
-
-    /// Parses 64 hex digits (the output of `sha256sum`), optionally prefixed
-    /// with `sha256:`.
-    fn from_str(text: &str) -> Result<Self> {
-        let hex = text.trim();
-        let hex = hex.strip_prefix("sha256:").unwrap_or(hex);
-        let invalid = || {
-            Error::Config(format!(
-                "{text:?} is not a SHA-256 checksum (64 hex digits)"
-            ))
-        };
-        if hex.len() != 64 || !hex.is_ascii() {
-            return Err(invalid());
-        }
-        let mut bytes = [0u8; 32];
-        for (i, byte) in bytes.iter_mut().enumerate() {
-            *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map_err(|_| invalid())?;
-        }
-        Ok(Self(bytes))
-    }
 }
 
 fn hash(reader: &mut impl Read) -> std::io::Result<Checksum> {
@@ -112,7 +41,7 @@ fn hash(reader: &mut impl Read) -> std::io::Result<Checksum> {
     loop {
         let n = reader.read(&mut buffer)?;
         if n == 0 {
-            return Ok(Checksum(hasher.finalize().into()));
+            return Ok(Checksum::from_bytes(hasher.finalize().into()));
         }
         hasher.update(&buffer[..n]);
     }
@@ -222,33 +151,6 @@ pub(crate) fn resolve_program(program: &std::ffi::OsStr) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_and_prints_hex() {
-        let text = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
-        let sum: Checksum = text.parse().unwrap();
-        assert_eq!(sum.to_string(), text);
-        assert_eq!(sum, Checksum::of_bytes(b""));
-        assert_eq!(format!("sha256:{text}").parse::<Checksum>().unwrap(), sum);
-        for bad in [
-            "",
-            "xyz",
-            &text[..63],
-            &format!("{text}00"),
-            &text.replace('e', "g"),
-        ] {
-            assert!(bad.parse::<Checksum>().is_err(), "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn comparison_is_exact() {
-        let a = Checksum::of_bytes(b"a");
-        let mut bytes = *a.as_bytes();
-        bytes[31] ^= 1;
-        assert!(a.matches(&a));
-        assert!(!a.matches(&Checksum::from_bytes(bytes)));
-    }
 
     #[test]
     fn programs_resolve_like_execvp() {

@@ -23,16 +23,16 @@
 //! ```
 
 mod attach;
-mod channel;
-pub(crate) use attach::pidfd_exited;
 mod checksum;
-pub(crate) mod connect;
+pub mod discover;
 mod netrpc;
+mod plugin_log;
 mod process;
 pub mod runner;
 mod stdio;
 
-pub use checksum::Checksum;
+pub use crate::protocol::Checksum;
+pub use crate::transport::Channel;
 pub use runner::{LocalRunner, Runner, RunningPlugin};
 
 use std::any::{Any, TypeId, type_name};
@@ -44,20 +44,23 @@ use std::process::ExitStatus;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub use channel::Channel;
 use tokio::io::AsyncWrite;
 use tokio_util::sync::CancellationToken;
 
-use crate::broker::{BrokerTls, GrpcBroker};
-use crate::env;
-use crate::error::{Error, HandshakeError, Result, quote};
-use crate::grpc::{HEALTH_SERVICE_NAME, pb};
-use crate::handshake::{HandshakeConfig, HandshakeLine, PluginAddress, Protocol, format_versions};
-use crate::mux::Muxer;
+use crate::error::{Error, Result};
+use crate::grpc::broker::{BrokerTls, GrpcBroker};
+use crate::grpc::pb;
 use crate::netrpc::mux_broker::MuxBroker;
 use crate::netrpc::rpc::RpcClient;
-use crate::reattach::ReattachConfig;
-use crate::tls::{self, CertCurve, MutualTls, TlsVersion};
+use crate::protocol::handshake::{
+    HandshakeConfig, HandshakeLine, PluginAddress, Protocol, format_versions,
+};
+use crate::protocol::reattach::ReattachConfig;
+use crate::protocol::{HEALTH_SERVICE_NAME, HandshakeError, env, quote};
+use crate::sys::group::GroupShareError;
+use crate::transport::dial as connect;
+use crate::transport::mux::Muxer;
+use crate::transport::tls::{self, CertCurve, MutualTls, TlsVersion};
 use process::{Line, PluginProcess, ProcessState};
 use rustls::pki_types::ServerName;
 
@@ -547,7 +550,7 @@ impl ClientBuilder {
             ));
         }
         let own_cert = auto_mtls
-            .then(|| crate::tls::AutoCert::generate(cert_curve))
+            .then(|| crate::transport::tls::AutoCert::generate(cert_curve))
             .transpose()?;
         let program = process::program_of(&command);
         // Before anything else: a binary that fails its check never runs.
@@ -699,7 +702,7 @@ impl ClientBuilder {
         let plugins = versions.remove(&line.app_version).unwrap_or_default();
         let socket_group = match unix_socket_group
             .as_deref()
-            .map(crate::plugin::resolve_group)
+            .map(crate::sys::group::resolve_group)
         {
             Some(Err(e)) => return Err(abort(process, e).await),
             Some(Ok(gid)) => Some(gid),
@@ -825,7 +828,7 @@ impl Connected {
             broker_tls,
             broker_closed.clone(),
         )
-        .with_translator(process.running_arc())
+        .with_translator(Arc::new(runner::BrokerTranslator(process.running_arc())))
         .with_mux(
             mux.clone()
                 .map(|mux| tokio::sync::watch::channel(Some(mux)).1),
@@ -953,55 +956,19 @@ async fn attach(
     .into_client())
 }
 
-/// See [`crate::testing::connect`].
-pub(crate) async fn connect_in_process(
-    config: crate::plugin::ServeConfig,
+/// Connects to a plugin server the caller runs in this process: what
+/// [`crate::testing::connect`] builds on.
+#[cfg(feature = "plugin")]
+pub(crate) async fn attach_in_process(
+    address: PluginAddress,
+    version: u32,
     plugins: PluginSet,
+    plugin: Box<dyn RunningPlugin>,
+    started: Instant,
+    timeout: Duration,
 ) -> Result<Client> {
-    const READY_TIMEOUT: Duration = Duration::from_secs(10);
-    let started = Instant::now();
-    let stop = CancellationToken::new();
-    let done = CancellationToken::new();
-    let (ready_tx, ready) = tokio::sync::oneshot::channel();
-    let (failed_tx, failed) = tokio::sync::oneshot::channel();
-    {
-        let (stop, done) = (stop.clone(), done.clone());
-        tokio::spawn(async move {
-            let ready = move |address, version| {
-                let _ = ready_tx.send((address, version));
-            };
-            if let Err(e) = crate::plugin::serve_in_process(config, ready, stop).await {
-                let _ = failed_tx.send(e);
-            }
-            done.cancel();
-        });
-    }
-    let (address, version) = match tokio::time::timeout(READY_TIMEOUT, ready).await {
-        Ok(Ok(ready)) => ready,
-        Ok(Err(_)) => {
-            return Err(failed.await.unwrap_or_else(|_| {
-                Error::Config("the in-process plugin stopped before serving".to_owned())
-            }));
-        }
-        Err(_) => {
-            stop.cancel();
-            return Err(Error::Timeout {
-                operation: "starting the in-process plugin",
-                timeout: READY_TIMEOUT,
-            });
-        }
-    };
-    let channel = match connect::connect(&address, READY_TIMEOUT, None).await {
-        Ok(channel) => channel,
-        Err(e) => {
-            stop.cancel();
-            return Err(e);
-        }
-    };
-    let process = PluginProcess::watch_attached(
-        Box::new(InProcessPlugin { stop, done }),
-        PathBuf::from("in-process"),
-    );
+    let channel = connect::connect(&address, timeout, None).await?;
+    let process = PluginProcess::watch_attached(plugin, PathBuf::from("in-process"));
     Ok(Connected {
         channel,
         plugins,
@@ -1023,30 +990,6 @@ pub(crate) async fn connect_in_process(
         netrpc: None,
     }
     .into_client())
-}
-
-/// A plugin server running in the host's own process.
-#[derive(Debug)]
-struct InProcessPlugin {
-    stop: CancellationToken,
-    done: CancellationToken,
-}
-
-impl RunningPlugin for InProcessPlugin {
-    fn id(&self) -> String {
-        "in-process".to_owned()
-    }
-
-    fn wait(&self) -> runner::BoxFuture<'_, runner::PluginExit> {
-        Box::pin(async move {
-            self.done.cancelled().await;
-            runner::PluginExit::Gone
-        })
-    }
-
-    fn kill(&self) {
-        self.stop.cancel();
-    }
 }
 
 fn dispense_type_error<T>(name: &str, entry: &Entry) -> Error {
@@ -1707,15 +1650,15 @@ impl SocketDir {
 
 /// Lets `group` into the socket directory (mode 0770), as go-plugin's host does.
 fn share_with_group(dir: &std::path::Path, group: &str) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let gid = crate::plugin::resolve_group(group)?;
-    nix::unistd::chown(dir, None, Some(gid))
-        .map_err(|e| Error::Config(format!("chown {} to group {group}: {e}", dir.display())))?;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o770)).map_err(|source| {
-        Error::Io {
+    let gid = crate::sys::group::resolve_group(group)?;
+    crate::sys::group::share_with_group(dir, 0o770, gid).map_err(|e| match e {
+        GroupShareError::Chown(e) => {
+            Error::Config(format!("chown {} to group {group}: {e}", dir.display()))
+        }
+        GroupShareError::Chmod(source) => Error::Io {
             context: "making the socket directory group-accessible",
             source,
-        }
+        },
     })
 }
 

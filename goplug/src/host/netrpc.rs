@@ -6,12 +6,12 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
-use super::connect::{self, TlsConnect};
 use super::stdio::SyncSink;
 use crate::error::{Error, Result};
-use crate::handshake::PluginAddress;
 use crate::netrpc::mux_broker::MuxBroker;
 use crate::netrpc::rpc::RpcClient;
+use crate::protocol::handshake::PluginAddress;
+use crate::transport::dial::{self as connect, TlsConnect};
 use crate::yamux;
 
 /// Bound on `Control.Ping` and on dispensing.
@@ -55,7 +55,7 @@ pub(crate) async fn connect(
             if let (Ok(mut negotiated), Some(version)) =
                 (tls.negotiated.lock(), stream.get_ref().1.protocol_version())
             {
-                *negotiated = crate::tls::TlsVersion::from_rustls(version);
+                *negotiated = crate::transport::tls::TlsVersion::from_rustls(version);
             }
             yamux_client(stream)
         }

@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::runner::{PluginExit, PluginOutput, RunningPlugin, Started};
-use crate::error::StderrTail;
+use crate::protocol::StderrTail;
 
 /// Longest stderr line handled as one line by default; longer ones are
 /// split, as go-plugin's `PluginLogBufferSize` does.
@@ -282,7 +282,7 @@ async fn drain_stderr(
     limit: usize,
 ) {
     let mut reader = BufReader::with_capacity(limit.min(1 << 20), stderr);
-    let mut parser = crate::log::StderrParser::new();
+    let mut parser = crate::protocol::hclog::StderrParser::new();
     // Inside a line longer than `limit`, between its pieces.
     let mut continuing = false;
     loop {
@@ -303,7 +303,7 @@ async fn drain_stderr(
         if continuing || !line_ends {
             tracing::debug!(target: "goplug::plugin", plugin, "{text}");
         } else {
-            crate::log::emit(&plugin, &parser.parse(&text));
+            super::plugin_log::emit(&plugin, &parser.parse(&text));
         }
         continuing = !line_ends;
         if let Some(writer) = sink.as_mut() {

@@ -13,13 +13,12 @@ use std::io;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::process::{ExitStatus, Stdio};
-use std::sync::Mutex;
-use std::sync::mpsc as std_mpsc;
-use std::time::Duration;
 
 use tokio::io::AsyncRead;
 
-use crate::handshake::PluginAddress;
+use crate::protocol::handshake::PluginAddress;
+use crate::sys::launcher::{detach_on_exec, die_with_host, spawn_on_launcher_thread};
+use crate::sys::proc::kill_descendants;
 
 /// A boxed, sendable future, as the runner traits return.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -304,124 +303,15 @@ impl RunningPlugin for LocalPlugin {
     }
 }
 
-/// SIGKILLs every descendant of `pid`, deepest first, so that none is
-/// orphaned and none keeps the plugin's output pipes open.
-pub(crate) fn kill_descendants(pid: u32) {
-    let mut found = Vec::new();
-    let mut queue = vec![pid];
-    // Bounded against pathological trees.
-    while let Some(parent) = queue.pop() {
-        if found.len() >= 4096 {
-            break;
-        }
-        for child in children_of(parent) {
-            found.push(child);
-            queue.push(child);
-        }
+/// A running plugin as the broker sees it: only its address translation.
+pub(crate) struct BrokerTranslator(pub(crate) std::sync::Arc<dyn RunningPlugin>);
+
+impl crate::transport::AddrTranslator for BrokerTranslator {
+    fn plugin_to_host(&self, address: PluginAddress) -> PluginAddress {
+        self.0.plugin_to_host(address)
     }
-    for child in found.into_iter().rev() {
-        if let Some(child) = i32::try_from(child)
-            .ok()
-            .and_then(rustix::process::Pid::from_raw)
-        {
-            let _ = rustix::process::kill_process(child, rustix::process::Signal::KILL);
-        }
+
+    fn host_to_plugin(&self, address: PluginAddress) -> PluginAddress {
+        self.0.host_to_plugin(address)
     }
-}
-
-fn children_of(pid: u32) -> Vec<u32> {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return Vec::new();
-    };
-    tasks
-        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("children")).ok())
-        .flat_map(|text| {
-            text.split_whitespace()
-                .filter_map(|p| p.parse().ok())
-                .collect::<Vec<u32>>()
-        })
-        .collect()
-}
-
-/// Asks the kernel to send the plugin SIGTERM when the host dies, and
-/// refuses to start it when the host is already gone.
-#[allow(unsafe_code)]
-fn die_with_host(command: &mut std::process::Command) {
-    use std::os::unix::process::CommandExt;
-    let host = rustix::process::getpid();
-    // SAFETY: the closure runs in the forked child before exec; it only
-    // makes two syscalls (prctl, getppid), allocates nothing and takes no
-    // lock, so it is async-signal-safe.
-    unsafe {
-        command.pre_exec(move || {
-            rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::TERM))?;
-            if rustix::process::getppid() != Some(host) {
-                return Err(io::Error::other(
-                    "the host exited while starting the plugin",
-                ));
-            }
-            Ok(())
-        });
-    }
-}
-
-/// Puts the plugin in a session of its own, so that neither the host's
-/// exit nor its terminal's signals reach it.
-#[allow(unsafe_code)]
-fn detach_on_exec(command: &mut std::process::Command) {
-    use std::os::unix::process::CommandExt;
-    // SAFETY: the closure runs in the forked child before exec and only
-    // calls setsid(2): async-signal-safe, no allocation, no lock.
-    unsafe {
-        command.pre_exec(|| rustix::process::setsid().map(drop).map_err(io::Error::from));
-    }
-}
-
-type LaunchJob = Box<dyn FnOnce() + Send>;
-
-/// The thread every plugin with a parent-death signal is forked from.
-///
-/// Linux delivers the parent-death signal when the *thread* that forked
-/// the child exits, not the process. Forking from a tokio worker or a
-/// blocking-pool thread would kill plugins whenever the pool retires that
-/// thread; one thread that lives as long as the process makes the signal
-/// mean "the host died". It is the one process-wide item in goplug, and
-/// idles on a channel.
-fn launcher() -> io::Result<std_mpsc::Sender<LaunchJob>> {
-    static LAUNCHER: Mutex<Option<std_mpsc::Sender<LaunchJob>>> = Mutex::new(None);
-    let mut slot = LAUNCHER
-        .lock()
-        .map_err(|_| io::Error::other("the plugin launcher thread panicked"))?;
-    if let Some(sender) = slot.as_ref() {
-        return Ok(sender.clone());
-    }
-    let (sender, jobs) = std_mpsc::channel::<LaunchJob>();
-    std::thread::Builder::new()
-        .name("goplug-launcher".to_owned())
-        .stack_size(256 * 1024)
-        .spawn(move || {
-            for job in jobs {
-                job();
-            }
-        })?;
-    *slot = Some(sender.clone());
-    Ok(sender)
-}
-
-async fn spawn_on_launcher_thread(
-    mut command: tokio::process::Command,
-) -> io::Result<tokio::process::Child> {
-    let runtime = tokio::runtime::Handle::current();
-    let (done, result) = tokio::sync::oneshot::channel();
-    launcher()?
-        .send(Box::new(move || {
-            // tokio registers the child with this runtime's reaper.
-            let _entered = runtime.enter();
-            let _ = done.send(command.spawn());
-        }))
-        .map_err(|_| io::Error::other("the plugin launcher thread is gone"))?;
-    tokio::time::timeout(Duration::from_secs(30), result)
-        .await
-        .map_err(|_| io::Error::other("the plugin launcher thread did not answer in 30 s"))?
-        .map_err(|_| io::Error::other("the plugin launcher thread dropped the launch"))?
 }

@@ -2,7 +2,7 @@
 //! its (Go-level) stdout and stderr after the handshake arrives over
 //! `plugin.GRPCStdio` and goes to the writers the host configured.
 
-use crate::host::Channel;
+use crate::transport::Channel;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use crate::grpc::{HOST_MAX_MESSAGE_SIZE, pb};

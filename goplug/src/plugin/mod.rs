@@ -27,8 +27,6 @@
 //! run with `scripts/plugin-order.sh`: an idle plugin then keeps about
 //! 2 MiB resident instead of 4 (README, "Writing a plugin").
 
-mod incoming;
-pub(crate) mod listener;
 pub(crate) mod netrpc;
 mod parent;
 mod reflection;
@@ -46,27 +44,24 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tonic::service::{Routes, RoutesBuilder};
 
-use listener::BoundListener;
-pub use listener::Transport;
-pub(crate) use listener::resolve_group;
+pub use crate::transport::Transport;
 
-use crate::broker::{BrokerTls, GrpcBroker};
-use crate::env;
 use crate::error::{Error, Result};
 use crate::grpc::GrpcService;
+use crate::grpc::broker::{BrokerTls, GrpcBroker};
 use crate::grpc::{HEALTH_SERVICE_NAME, PLUGIN_FILE_DESCRIPTOR_SET, pb};
-use crate::handshake::{
+use crate::protocol::env;
+use crate::protocol::handshake::{
     HandshakeConfig, HandshakeLine, PluginAddress, Protocol, negotiate, parse_go_bool,
 };
-use crate::reattach::ReattachConfig;
-use crate::tls::{self, CertCurve, TlsVersion};
+use crate::protocol::reattach::ReattachConfig;
+use crate::transport::dial::{BoxedIo, TlsConnect};
+use crate::transport::listen::BoundListener;
+use crate::transport::serve::{SHUTDOWN_DRAIN, accept_one, serve_listener, serve_on};
+use crate::transport::tls::{self, CertCurve, TlsVersion};
 
 /// The gRPC health service every plugin serves.
 const HEALTH_SERVICE_NAME_GRPC: &str = "grpc.health.v1.Health";
-
-/// How long in-flight requests may finish after a shutdown request. The Go
-/// host kills the plugin 2 s after asking, so stay well inside that.
-const SHUTDOWN_DRAIN: Duration = Duration::from_millis(500);
 
 type AddRoutes = Box<dyn FnOnce(&mut RoutesBuilder, &GrpcBroker) + Send>;
 type ShutdownSignal = Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -493,7 +488,7 @@ async fn serve_with(config: ServeConfig, mode: Mode) -> Result<()> {
         }
         None => (None, None),
     };
-    let (socket_base, socket_group) = listener::socket_location()?;
+    let (socket_base, socket_group) = crate::transport::listen::socket_location()?;
     let (broker_tx, broker_rx) = tokio::sync::mpsc::channel(16);
     // go-plugin's asymmetry: any non-empty PLUGIN_MULTIPLEX_GRPC gets
     // `|true` in the handshake, only a Go boolean true turns muxing on.
@@ -586,7 +581,7 @@ async fn serve_with(config: ServeConfig, mode: Mode) -> Result<()> {
     let result = match serving {
         Serving::NetRpc(netrpc) => serve_netrpc(listener, tls, netrpc, &shutdown).await,
         Serving::Grpc(routes) => {
-            let server = crate::grpc::server_builder().add_routes(routes);
+            let server = crate::transport::serve::server_builder().add_routes(routes);
             if multiplex {
                 serve_multiplexed(server, listener, tls, &shutdown, mux_tx).await
             } else {
@@ -662,17 +657,17 @@ async fn serve_multiplexed(
     listener: BoundListener,
     tls: Option<Arc<rustls::ServerConfig>>,
     shutdown: &CancellationToken,
-    muxer_slot: tokio::sync::watch::Sender<Option<Arc<crate::mux::Muxer>>>,
+    muxer_slot: tokio::sync::watch::Sender<Option<Arc<crate::transport::mux::Muxer>>>,
 ) -> Result<()> {
     use tokio_stream::StreamExt;
-    let accepted: std::io::Result<crate::host::connect::BoxedIo> = tokio::select! {
+    let accepted: std::io::Result<BoxedIo> = tokio::select! {
         accepted = accept_one(&listener) => accepted,
         () = shutdown.cancelled() => return Ok(()),
     };
     let connection =
         accepted.map_err(|e| Error::Listen(format!("accepting the host's connection: {e}")))?;
     tracing::debug!("initial server connection accepted");
-    let (mux, main) = crate::mux::Muxer::plugin(connection);
+    let (mux, main) = crate::transport::mux::Muxer::plugin(connection);
     muxer_slot.send_replace(Some(mux.clone()));
     let incoming = tokio_stream::wrappers::ReceiverStream::new(main).map(Ok::<_, std::io::Error>);
     let result = serve_on(server, incoming, tls, shutdown).await;
@@ -680,18 +675,6 @@ async fn serve_multiplexed(
     // The listener (and the socket with its directory) goes last.
     drop(listener);
     result
-}
-
-/// The first connection to `listener`.
-async fn accept_one(listener: &BoundListener) -> std::io::Result<crate::host::connect::BoxedIo> {
-    Ok(match listener {
-        BoundListener::Unix { listener, .. } => Box::new(listener.accept().await?.0),
-        BoundListener::Tcp(listener) => {
-            let (stream, _) = listener.accept().await?;
-            stream.set_nodelay(true)?;
-            Box::new(stream)
-        }
-    })
 }
 
 /// What [`tls_setup`] decides: the server config, field 6 of the handshake,
@@ -727,7 +710,7 @@ fn tls_setup(
     let mutual = tls::MutualTls::new(&own, host_cert, max_version)?;
     let broker_tls = BrokerTls {
         server: mutual.server.clone(),
-        client: crate::host::connect::TlsConnect {
+        client: TlsConnect {
             config: mutual.client,
             server_name: rustls::pki_types::ServerName::try_from(tls::SERVER_NAME).map_err(
                 |e| Error::Tls {
@@ -743,97 +726,6 @@ fn tls_setup(
         Some(own.handshake_field()),
         Some(broker_tls),
     ))
-}
-
-/// Serves on a bound listener, through TLS when configured, until
-/// `shutdown`; then removes a Unix socket and its directory.
-pub(crate) async fn serve_listener(
-    server: tonic::transport::server::Router,
-    listener: BoundListener,
-    tls: Option<Arc<rustls::ServerConfig>>,
-    shutdown: &CancellationToken,
-) -> Result<()> {
-    match listener {
-        BoundListener::Unix {
-            listener,
-            path,
-            dir,
-        } => {
-            let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
-            let result = serve_on(server, incoming, tls, shutdown).await;
-            drop(path);
-            if let Err(e) = dir.close() {
-                tracing::debug!("removing the socket directory: {e}");
-            }
-            result
-        }
-        BoundListener::Tcp(listener) => {
-            let incoming =
-                tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-            serve_on(server, incoming, tls, shutdown).await
-        }
-    }
-}
-
-/// Serves on `incoming` (sockets, or multiplexed streams), through TLS
-/// when configured, until shutdown.
-pub(crate) async fn serve_on<I, S, E>(
-    server: tonic::transport::server::Router,
-    incoming: I,
-    tls: Option<Arc<rustls::ServerConfig>>,
-    shutdown: &CancellationToken,
-) -> Result<()>
-where
-    I: tokio_stream::Stream<Item = Result<S, E>> + Send + Unpin + 'static,
-    S: tokio::io::AsyncRead
-        + tokio::io::AsyncWrite
-        + tonic::transport::server::Connected
-        + Unpin
-        + Send
-        + 'static,
-    S::ConnectInfo: Clone + Send + Sync + 'static,
-    E: Into<Box<dyn std::error::Error + Send + Sync>> + std::fmt::Display + Send,
-{
-    use crate::coalesce::CoalescedWrites;
-    use tokio_stream::StreamExt;
-    let stopped = shutdown.clone().cancelled_owned();
-    match tls {
-        Some(config) => {
-            let incoming = incoming::tls_incoming(incoming, config, shutdown.clone())
-                .map(|tls| tls.map(|s| CoalescedWrites::new(incoming::PrefaceDeadline::new(s))));
-            run_until_drained(
-                server.serve_with_incoming_shutdown(incoming, stopped),
-                shutdown,
-            )
-            .await
-        }
-        None => {
-            let incoming = incoming.map(|accepted| {
-                accepted.map(|s| CoalescedWrites::new(incoming::PrefaceDeadline::new(s)))
-            });
-            run_until_drained(
-                server.serve_with_incoming_shutdown(incoming, stopped),
-                shutdown,
-            )
-            .await
-        }
-    }
-}
-
-async fn run_until_drained(
-    server: impl Future<Output = std::result::Result<(), tonic::transport::Error>>,
-    shutdown: &CancellationToken,
-) -> Result<()> {
-    tokio::select! {
-        result = server => result.map_err(Error::Serve),
-        () = async {
-            shutdown.cancelled().await;
-            tokio::time::sleep(SHUTDOWN_DRAIN).await;
-        } => {
-            tracing::debug!("in-flight requests did not finish within {SHUTDOWN_DRAIN:?}; stopping anyway");
-            Ok(())
-        }
-    }
 }
 
 fn check_cookie(handshake: &HandshakeConfig) -> Result<()> {

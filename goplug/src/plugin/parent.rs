@@ -2,13 +2,10 @@
 //! host (a Go host sets no parent-death signal), and shuts down cleanly,
 //! removing its socket, instead of running on as an orphan.
 
-use std::time::Duration;
-
 use rustix::process::{Pid, PidfdFlags};
 use tokio_util::sync::CancellationToken;
 
-/// Where pidfds are unavailable, how often the parent pid is checked.
-const POLL_INTERVAL: Duration = Duration::from_secs(1);
+use crate::sys::pidfd::process_gone;
 
 /// Cancels `shutdown` when the process that launched this one exits.
 /// Returns `None` when there is no parent to watch (already orphaned).
@@ -26,16 +23,7 @@ pub(crate) fn watch_host(shutdown: CancellationToken) -> Option<tokio::task::Joi
         return None;
     }
     Some(tokio::spawn(async move {
-        let exited = async {
-            if let Some(pidfd) = pidfd
-                && crate::host::pidfd_exited(pidfd).await.is_ok()
-            {
-                return;
-            }
-            while rustix::process::getppid() == Some(host) {
-                tokio::time::sleep(POLL_INTERVAL).await;
-            }
-        };
+        let exited = process_gone(pidfd, || rustix::process::getppid() == Some(host));
         tokio::select! {
             () = exited => {
                 tracing::info!(host = host.as_raw_nonzero().get(), "the host process exited; shutting down");

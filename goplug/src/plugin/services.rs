@@ -138,7 +138,7 @@ impl pb::grpc_stdio_server::GrpcStdio for Stdio {
 /// side's go out. One stream per connection, as in go-plugin.
 #[derive(Debug)]
 pub(crate) struct Broker {
-    pub(crate) broker: crate::broker::GrpcBroker,
+    pub(crate) broker: crate::grpc::broker::GrpcBroker,
     pub(crate) outgoing: Mutex<Option<mpsc::Receiver<pb::ConnInfo>>>,
 }
 

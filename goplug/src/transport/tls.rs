@@ -25,7 +25,8 @@ use rustls::{
     ClientConfig, DigitallySignedStruct, DistinguishedName, ServerConfig, SignatureScheme,
 };
 
-use crate::error::{Error, HandshakeError, Result, quote};
+use crate::error::{Error, Result};
+use crate::protocol::{HandshakeError, quote};
 
 /// The server name both sides use, as go-plugin's certificates carry it.
 pub(crate) const SERVER_NAME: &str = "localhost";

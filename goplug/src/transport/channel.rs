@@ -35,8 +35,8 @@ fn client_builder() -> h2::client::Builder {
     let mut builder = h2::client::Builder::new();
     builder
         .initial_max_send_streams(100)
-        .initial_window_size(crate::grpc::STREAM_WINDOW_BYTES)
-        .initial_connection_window_size(crate::grpc::CONNECTION_WINDOW_BYTES)
+        .initial_window_size(crate::transport::serve::STREAM_WINDOW_BYTES)
+        .initial_connection_window_size(crate::transport::serve::CONNECTION_WINDOW_BYTES)
         .max_frame_size(16 * 1024)
         .max_header_list_size(16 * 1024)
         .max_send_buffer_size(1024 * 1024)

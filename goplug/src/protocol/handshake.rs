@@ -18,7 +18,7 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
-use crate::error::{HandshakeError, quote};
+use super::handshake_error::{HandshakeError, quote};
 
 /// go-plugin's core protocol version. It has been 1 since go-plugin's first
 /// release.

@@ -20,19 +20,19 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::host::Channel;
+use crate::transport::Channel;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, Result};
 use crate::grpc::GrpcService;
 use crate::grpc::pb;
-use crate::handshake::PluginAddress;
-use crate::host::connect::{self, TlsConnect};
-use crate::host::runner::RunningPlugin;
-use crate::mux::Muxer;
-use crate::plugin::listener::bind_unix_in;
+use crate::protocol::handshake::PluginAddress;
 use crate::sync::lock;
+use crate::transport::AddrTranslator;
+use crate::transport::dial::{self as connect, TlsConnect};
+use crate::transport::listen::bind_unix_in;
+use crate::transport::mux::Muxer;
 
 /// go-plugin's broker timeouts: waiting for a connection's address, and
 /// how long an address nobody dialed is kept.
@@ -62,7 +62,7 @@ struct Inner {
     tls: Option<BrokerTls>,
     closed: CancellationToken,
     /// Host side: the runner's address translation.
-    translator: Option<Arc<dyn RunningPlugin>>,
+    translator: Option<Arc<dyn AddrTranslator>>,
     /// Multiplexed mode: brokered connections are streams of this session,
     /// which a plugin only has once the host has connected.
     mux: Option<tokio::sync::watch::Receiver<Option<Arc<Muxer>>>>,
@@ -161,7 +161,7 @@ impl GrpcBroker {
     }
 
     /// Translates addresses through the runner of the plugin (host side).
-    pub(crate) fn with_translator(mut self, translator: Arc<dyn RunningPlugin>) -> Self {
+    pub(crate) fn with_translator(mut self, translator: Arc<dyn AddrTranslator>) -> Self {
         if let Some(inner) = Arc::get_mut(&mut self.inner) {
             inner.translator = Some(translator);
         }
@@ -194,11 +194,13 @@ impl GrpcBroker {
             None => local,
         };
         let stop = self.inner.closed.child_token();
-        let server = crate::grpc::server_builder().add_service(service);
+        let server = crate::transport::serve::server_builder().add_service(service);
         let tls = self.inner.tls.as_ref().map(|tls| tls.server.clone());
         let serving = stop.clone();
         tokio::spawn(async move {
-            if let Err(e) = crate::plugin::serve_listener(server, listener, tls, &serving).await {
+            if let Err(e) =
+                crate::transport::serve::serve_listener(server, listener, tls, &serving).await
+            {
                 tracing::debug!(id, "brokered server stopped: {e}");
             }
         });
@@ -260,11 +262,12 @@ impl GrpcBroker {
     {
         let streams = tokio_stream::wrappers::ReceiverStream::new(mux.listen(id));
         let stop = self.inner.closed.child_token();
-        let server = crate::grpc::server_builder().add_service(service);
+        let server = crate::transport::serve::server_builder().add_service(service);
         let tls = self.inner.tls.as_ref().map(|tls| tls.server.clone());
         let serving = stop.clone();
         tokio::spawn(async move {
-            if let Err(e) = crate::plugin::serve_on(server, streams, tls, &serving).await {
+            if let Err(e) = crate::transport::serve::serve_on(server, streams, tls, &serving).await
+            {
                 tracing::debug!(id, "brokered server stopped: {e}");
             }
             mux.unlisten(id);

@@ -6,10 +6,10 @@ use std::time::Duration;
 use rustls::pki_types::ServerName;
 
 use super::channel::Channel;
-use crate::coalesce::CoalescedWrites;
+use crate::transport::coalesce::CoalescedWrites;
 
 use crate::error::{Error, Result};
-use crate::handshake::PluginAddress;
+use crate::protocol::handshake::PluginAddress;
 
 /// The shortest connect budget, even when the start timeout is nearly spent.
 const MIN_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
@@ -20,7 +20,7 @@ pub(crate) struct TlsConnect {
     pub(crate) config: Arc<rustls::ClientConfig>,
     pub(crate) server_name: ServerName<'static>,
     /// The version the latest connection negotiated.
-    pub(crate) negotiated: Arc<std::sync::Mutex<Option<crate::tls::TlsVersion>>>,
+    pub(crate) negotiated: Arc<std::sync::Mutex<Option<crate::transport::tls::TlsVersion>>>,
 }
 
 /// Marks a TLS handshake failure inside the connector's `io::Error`, so
@@ -130,7 +130,7 @@ async fn open(dialer: &Dialer, tls: Option<TlsConnect>) -> std::io::Result<Boxed
         .map_err(|e| std::io::Error::other(TlsFailure(e.to_string())))?;
     let version = stream.get_ref().1.protocol_version();
     if let Ok(mut negotiated) = tls.negotiated.lock() {
-        *negotiated = version.and_then(crate::tls::TlsVersion::from_rustls);
+        *negotiated = version.and_then(crate::transport::tls::TlsVersion::from_rustls);
     }
     Ok(Box::new(stream))
 }
@@ -144,7 +144,7 @@ async fn open(dialer: &Dialer, tls: Option<TlsConnect>) -> std::io::Result<Boxed
 async fn probe(channel: &Channel, address: &PluginAddress, timeout: Duration) -> Result<()> {
     let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
     let request = tonic_health::pb::HealthCheckRequest {
-        service: crate::grpc::HEALTH_SERVICE_NAME.to_owned(),
+        service: crate::protocol::HEALTH_SERVICE_NAME.to_owned(),
     };
     match tokio::time::timeout(timeout, health.check(request)).await {
         Err(_) => Err(Error::Connect {

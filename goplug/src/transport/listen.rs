@@ -8,9 +8,10 @@ use std::path::{Path, PathBuf};
 
 use tokio::net::{TcpListener, UnixListener};
 
-use crate::env;
 use crate::error::{Error, Result};
-use crate::handshake::PluginAddress;
+use crate::protocol::PluginAddress;
+use crate::protocol::env;
+use crate::sys::group::{Gid, GroupShareError, resolve_group, share_with_group};
 
 /// `sun_path` holds 108 bytes including the terminating NUL.
 const MAX_SOCKET_PATH: usize = 107;
@@ -67,7 +68,7 @@ impl BoundListener {
 
 /// Where a plugin puts its sockets: `PLUGIN_UNIX_SOCKET_DIR` (or the temp
 /// dir), shared with `PLUGIN_UNIX_SOCKET_GROUP` when that is set.
-pub(crate) fn socket_location() -> Result<(PathBuf, Option<nix::unistd::Gid>)> {
+pub(crate) fn socket_location() -> Result<(PathBuf, Option<Gid>)> {
     let base = std::env::var_os(env::PLUGIN_UNIX_SOCKET_DIR)
         .filter(|dir| !dir.is_empty())
         .map_or_else(std::env::temp_dir, PathBuf::from);
@@ -85,7 +86,7 @@ fn bind_unix() -> Result<BoundListener> {
 }
 
 /// A Unix socket in a new private directory under `base`.
-pub(crate) fn bind_unix_in(base: &Path, group: Option<nix::unistd::Gid>) -> Result<BoundListener> {
+pub(crate) fn bind_unix_in(base: &Path, group: Option<Gid>) -> Result<BoundListener> {
     // Owner only, unless PLUGIN_UNIX_SOCKET_GROUP opens it below.
     let dir = tempfile::Builder::new()
         .prefix("plugin")
@@ -109,35 +110,14 @@ pub(crate) fn bind_unix_in(base: &Path, group: Option<nix::unistd::Gid>) -> Resu
     let listener = UnixListener::bind(&path)
         .map_err(|e| Error::Listen(format!("binding {}: {e}", path.display())))?;
     if let Some(gid) = group {
-        share_with_group(dir.path(), 0o770, gid)?;
-        share_with_group(&path, 0o660, gid)?;
+        share(dir.path(), 0o770, gid)?;
+        share(&path, 0o660, gid)?;
     }
     Ok(BoundListener::Unix {
         listener,
         path,
         dir,
     })
-}
-
-pub(crate) fn resolve_group(group: &str) -> Result<nix::unistd::Gid> {
-    if let Ok(gid) = group.parse::<u32>() {
-        return Ok(nix::unistd::Gid::from_raw(gid));
-    }
-    match nix::unistd::Group::from_name(group) {
-        Ok(Some(g)) => Ok(g.gid),
-        Ok(None) => Err(Error::Listen(format!(
-            "{} names group {group:?}, which does not exist",
-            env::PLUGIN_UNIX_SOCKET_GROUP
-        ))),
-        Err(e) => Err(Error::Listen(format!("looking up group {group:?}: {e}"))),
-    }
-}
-
-fn share_with_group(path: &Path, mode: u32, gid: nix::unistd::Gid) -> Result<()> {
-    nix::unistd::chown(path, None, Some(gid))
-        .map_err(|e| Error::Listen(format!("chown {} to gid {gid}: {e}", path.display())))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-        .map_err(|e| Error::Listen(format!("chmod {} {mode:o}: {e}", path.display())))
 }
 
 /// Parses `PLUGIN_MIN_PORT`/`PLUGIN_MAX_PORT` as go-plugin does: unset or
@@ -173,17 +153,12 @@ async fn bind_tcp() -> Result<BoundListener> {
     )))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn group_names_and_numbers_resolve() {
-        assert_eq!(resolve_group("0").unwrap().as_raw(), 0);
-        assert_eq!(resolve_group("root").unwrap().as_raw(), 0);
-        assert!(matches!(
-            resolve_group("no-such-group-goplug"),
-            Err(Error::Listen(_))
-        ));
-    }
+/// Opens `path` to the socket group, with go-plugin's messages.
+fn share(path: &Path, mode: u32, gid: Gid) -> Result<()> {
+    share_with_group(path, mode, gid).map_err(|e| {
+        Error::Listen(match e {
+            GroupShareError::Chown(e) => format!("chown {} to gid {gid}: {e}", path.display()),
+            GroupShareError::Chmod(e) => format!("chmod {} {mode:o}: {e}", path.display()),
+        })
+    })
 }

@@ -1,0 +1,292 @@
+//! Why a handshake line was refused: one variant per way a line can be
+//! wrong, each quoting the line. Part of the pure protocol core.
+
+use std::fmt;
+
+use super::handshake::Protocol;
+
+/// The longest excerpt of a peer's output quoted in an error.
+pub(crate) const QUOTE_LIMIT: usize = 256;
+
+/// The last lines a plugin wrote to stderr, kept for error messages.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StderrTail(pub String);
+
+impl fmt::Display for StderrTail {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.trim().is_empty() {
+            return Ok(());
+        }
+        write!(f, "; plugin stderr:\n{}", self.0.trim_end())
+    }
+}
+
+/// A handshake line that could not be accepted. Every variant quotes the
+/// offending line (truncated to 256 bytes).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum HandshakeError {
+    /// The first stdout line is not a handshake line at all: the plugin
+    /// printed something else before it. go-plugin hosts read only the
+    /// first line, so this plugin would fail with them too.
+    #[error("Unrecognized remote plugin message: {line:?}\nThe plugin wrote to stdout before its handshake line{}", following_text(.following))]
+    StdoutNoise {
+        /// The first line.
+        line: String,
+        /// A line that looked like a handshake and followed shortly after, if any.
+        following: Option<String>,
+    },
+
+    /// The line has fewer than the four fields go-plugin requires.
+    #[error(
+        "Unrecognized remote plugin message: {line:?}\nA handshake line has 4 to 7 fields separated by '|', this one has {fields}"
+    )]
+    TooFewFields {
+        /// The line.
+        line: String,
+        /// How many fields it had.
+        fields: usize,
+    },
+
+    /// The line has more than seven fields.
+    #[error(
+        "Unrecognized remote plugin message: {line:?}\nA handshake line has 4 to 7 fields separated by '|', this one has {fields}"
+    )]
+    TooManyFields {
+        /// The line.
+        line: String,
+        /// How many fields it had.
+        fields: usize,
+    },
+
+    /// The plugin wrote more than the limit without a newline.
+    #[error(
+        "plugin handshake line exceeds {limit} bytes without a newline; it starts with {prefix:?}"
+    )]
+    LineTooLong {
+        /// The limit in bytes.
+        limit: usize,
+        /// The start of what was read.
+        prefix: String,
+    },
+
+    /// The line is not valid UTF-8 or contains control characters.
+    #[error(
+        "Unrecognized remote plugin message: {line:?}\nThe line contains bytes that are not printable UTF-8"
+    )]
+    NotText {
+        /// The line, lossily decoded.
+        line: String,
+    },
+
+    /// Field 1 is not a number.
+    #[error("error parsing core protocol version {value:?} in handshake line {line:?}")]
+    InvalidCoreVersion {
+        /// The field.
+        value: String,
+        /// The line.
+        line: String,
+    },
+
+    /// Field 1 is a number other than 1.
+    #[error(
+        "incompatible core API version with plugin. Plugin version: {plugin}, Core version: 1\nTo fix this, the plugin usually only needs to be recompiled. Please report this to the plugin author. (line {line:?})"
+    )]
+    CoreVersionMismatch {
+        /// The plugin's core version.
+        plugin: u64,
+        /// The line.
+        line: String,
+    },
+
+    /// Field 2 is not a number.
+    #[error("Error parsing protocol version {value:?} in handshake line {line:?}")]
+    InvalidAppVersion {
+        /// The field.
+        value: String,
+        /// The line.
+        line: String,
+    },
+
+    /// Field 2 names a version the host did not offer.
+    #[error(
+        "incompatible API version with plugin. Plugin version: {plugin}, Client versions: {host:?}\nThe plugin chose version {plugin} because it supports none of the versions this host offers; upgrade the older side. (line {line:?}){stderr}"
+    )]
+    AppVersionMismatch {
+        /// The version the plugin chose.
+        plugin: u32,
+        /// The versions the host offered.
+        host: Vec<u32>,
+        /// The line.
+        line: String,
+        /// What the plugin wrote to stderr; a goplug plugin lists the
+        /// versions it supports there.
+        stderr: StderrTail,
+    },
+
+    /// Field 3 is neither `unix` nor `tcp`.
+    #[error(
+        "unknown address type: network {network:?} (expected \"unix\" or \"tcp\") in handshake line {line:?}"
+    )]
+    UnknownNetwork {
+        /// The field.
+        network: String,
+        /// The line.
+        line: String,
+    },
+
+    /// Field 4 is not a usable address for the network.
+    #[error("invalid plugin address {address:?}: {reason} (line {line:?})")]
+    InvalidAddress {
+        /// The field.
+        address: String,
+        /// Why it was refused.
+        reason: &'static str,
+        /// The line.
+        line: String,
+    },
+
+    /// Field 5 names no protocol goplug knows.
+    #[error(
+        "unsupported plugin protocol {protocol:?}: expected \"grpc\" or \"netrpc\" (line {line:?})"
+    )]
+    UnknownProtocol {
+        /// The field.
+        protocol: String,
+        /// The line.
+        line: String,
+    },
+
+    /// Field 5 names a protocol the host does not allow.
+    #[error("unsupported plugin protocol {:?}. Supported: [{}] (line {line:?})", .protocol.as_str(), join(.allowed))]
+    ProtocolNotAllowed {
+        /// The plugin's protocol.
+        protocol: Protocol,
+        /// The host's allowed protocols.
+        allowed: Vec<Protocol>,
+        /// The line.
+        line: String,
+    },
+
+    /// The host asked for automatic mutual TLS, but the line carries no
+    /// certificate: the plugin does not support AutoMTLS (or ignored it).
+    #[error(
+        "the host requested automatic mutual TLS, but the plugin sent no certificate in its handshake (line {line:?}); the plugin does not support AutoMTLS"
+    )]
+    MissingCertificate {
+        /// The line.
+        line: String,
+    },
+
+    /// The host asked for a multiplexed broker and the line has no 7th
+    /// field: the plugin predates go-plugin 1.6 or is not Go.
+    #[error(
+        "client requested gRPC broker multiplexing but plugin does not support the feature; for Go plugins, you will need to update the github.com/hashicorp/go-plugin dependency and recompile (line {line:?})"
+    )]
+    MultiplexMissing {
+        /// The line.
+        line: String,
+    },
+
+    /// The host asked for a multiplexed broker and field 7 says no.
+    #[error(
+        "client requested gRPC broker multiplexing but plugin does not support the feature (line {line:?})"
+    )]
+    MultiplexRefused {
+        /// The line.
+        line: String,
+    },
+
+    /// Field 7 is not one of Go's booleans.
+    #[error(
+        "error parsing {value:?} as a boolean for gRPC broker multiplexing support (line {line:?})"
+    )]
+    InvalidMultiplex {
+        /// The field.
+        value: String,
+        /// The line.
+        line: String,
+    },
+
+    /// Field 6 is not a certificate.
+    #[error("error parsing server cert: {reason}: field {field:?}")]
+    InvalidCertificate {
+        /// What is wrong with it.
+        reason: String,
+        /// The field.
+        field: String,
+    },
+
+    /// Field 6 carries a certificate although the host did not ask for TLS.
+    /// (A Go host panics here.)
+    #[error(
+        "plugin sent a TLS certificate in its handshake, but this host did not request TLS (line {line:?})"
+    )]
+    UnexpectedCertificate {
+        /// The line.
+        line: String,
+    },
+}
+
+fn following_text(following: &Option<String>) -> String {
+    match following {
+        Some(line) => format!("; a handshake line followed: {line:?}. Remove the output printed before plugin start-up (go-plugin reads only the first line)."),
+        None => ". Remove the output printed before plugin start-up (go-plugin reads only the first line).".to_owned(),
+    }
+}
+
+fn join(protocols: &[Protocol]) -> String {
+    protocols
+        .iter()
+        .map(|p| p.as_str())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Truncates peer output for quoting in an error, on a char boundary.
+pub(crate) fn quote(text: &str) -> String {
+    if text.len() <= QUOTE_LIMIT {
+        return text.to_owned();
+    }
+    let mut end = QUOTE_LIMIT;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quote_truncates_on_char_boundary() {
+        let long = "é".repeat(300);
+        let q = quote(&long);
+        assert!(q.len() <= QUOTE_LIMIT + '…'.len_utf8());
+        assert!(q.ends_with('…'));
+        assert_eq!(quote("short"), "short");
+    }
+
+    #[test]
+    fn go_plugin_texts_are_kept() {
+        let e = HandshakeError::AppVersionMismatch {
+            plugin: 2,
+            host: vec![3],
+            line: "1|2|unix|/p|grpc|".into(),
+            stderr: StderrTail::default(),
+        };
+        assert!(e.to_string().starts_with(
+            "incompatible API version with plugin. Plugin version: 2, Client versions: [3]"
+        ));
+        let e = HandshakeError::ProtocolNotAllowed {
+            protocol: Protocol::Grpc,
+            allowed: vec![Protocol::NetRpc],
+            line: "1|1|unix|/s|grpc|".into(),
+        };
+        assert!(
+            e.to_string()
+                .starts_with("unsupported plugin protocol \"grpc\". Supported: [netrpc]")
+        );
+    }
+}
