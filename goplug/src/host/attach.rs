@@ -5,11 +5,37 @@ use std::os::fd::OwnedFd;
 
 use rustix::process::{Pid, PidfdFlags, Signal};
 
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use super::connected::{Connected, Connection, Mode};
+use super::process::PluginProcess;
 use super::runner::{BoxFuture, PluginExit, RunningPlugin};
+use super::socket_dir::SocketDir;
+use super::stdio::SyncSink;
+use super::{Client, DEFAULT_SHUTDOWN_GRACE, PluginSet, netrpc};
+use crate::error::{Error, Result};
+use crate::protocol::reattach::ReattachConfig;
+use crate::protocol::{PluginAddress, Protocol};
 use crate::sys::pidfd::{alive, process_gone};
+use crate::transport::dial::{self as connect, TlsConnect};
+
+/// The settings of an attachment, checked by the builder.
+pub(super) struct AttachPlan {
+    pub(super) config: ReattachConfig,
+    pub(super) versions: BTreeMap<u32, PluginSet>,
+    /// The version of a config that names none (go-plugin's `Reattach` of
+    /// a plugin whose `ProtocolVersion` is 0).
+    pub(super) default_version: u32,
+    pub(super) tls: Option<TlsConnect>,
+    pub(super) timeout: Duration,
+    pub(super) shutdown_grace: Duration,
+    pub(super) sync: (Option<SyncSink>, Option<SyncSink>),
+}
 
 #[derive(Debug)]
-pub(crate) struct AttachedPlugin {
+pub(super) struct AttachedPlugin {
     pid: u32,
     /// Names exactly the process found at attach time, so a recycled pid
     /// is never signalled or mistaken for the plugin.
@@ -70,4 +96,120 @@ impl RunningPlugin for AttachedPlugin {
             let _ = rustix::process::kill_process(process, Signal::KILL);
         }
     }
+}
+
+/// Attaches to a running plugin (go-plugin's reattach): finds its process
+/// without signalling it, dials it, and watches its pid.
+pub(super) async fn attach(plan: AttachPlan) -> Result<Client> {
+    let AttachPlan {
+        config,
+        mut versions,
+        default_version,
+        tls,
+        timeout,
+        shutdown_grace,
+        sync,
+    } = plan;
+    let started = Instant::now();
+    let not_found = |reason: String| Error::ReattachProcessNotFound {
+        pid: config.pid,
+        address: config.address.clone(),
+        reason,
+    };
+    let plugin = AttachedPlugin::find(config.pid, config.test).map_err(not_found)?;
+    // A TLS failure means something answered but is not the plugin the
+    // host trusts: say so, rather than "not found".
+    let connect_failed = |e: Error| match e {
+        Error::Tls { .. } => e,
+        other => not_found(other.to_string()),
+    };
+    let negotiated_tls = tls.as_ref().map(|tls| tls.negotiated.clone());
+    let (channel, netrpc_connection) = match config.protocol {
+        Protocol::Grpc => (
+            connect::connect(&config.address, timeout, tls)
+                .await
+                .map_err(connect_failed)?,
+            None,
+        ),
+        // Stdout and stderr of a reattached plugin are not the host's.
+        Protocol::NetRpc => (
+            connect::unavailable_channel(),
+            Some(
+                netrpc::connect(&config.address, timeout, tls, (None, None))
+                    .await
+                    .map_err(connect_failed)?,
+            ),
+        ),
+    };
+    let version = match config.protocol_version {
+        0 => default_version,
+        version => version,
+    };
+    tracing::debug!(pid = config.pid, address = %config.address, version, "reattached to plugin");
+    let process = PluginProcess::watch_attached(
+        Box::new(plugin),
+        PathBuf::from(format!("plugin-{}", config.pid)),
+    );
+    let connection = Connection {
+        channel,
+        protocol: config.protocol,
+        version,
+        address: config.address,
+        negotiated_tls,
+        mux: None,
+        netrpc: netrpc_connection,
+    };
+    Ok(Connected {
+        connection,
+        plugins: versions.remove(&version).unwrap_or_default(),
+        process,
+        // For the host's brokered servers.
+        socket_dir: SocketDir::create(None, None)?,
+        mode: Mode::Attached { test: config.test },
+        started,
+        shutdown_grace,
+        socket_group: None,
+        broker_tls: None,
+        sync,
+    }
+    .into_client())
+}
+
+/// Connects to a plugin server the caller runs in this process: what
+/// [`crate::testing::connect`] builds on.
+#[cfg(feature = "plugin")]
+pub(crate) async fn attach_in_process(
+    address: PluginAddress,
+    version: u32,
+    plugins: PluginSet,
+    plugin: Box<dyn RunningPlugin>,
+    started: Instant,
+    timeout: Duration,
+) -> Result<Client> {
+    let channel = connect::connect(&address, timeout, None).await?;
+    let process = PluginProcess::watch_attached(plugin, PathBuf::from("in-process"));
+    let connection = Connection {
+        channel,
+        protocol: Protocol::Grpc,
+        version,
+        address,
+        negotiated_tls: None,
+        mux: None,
+        netrpc: None,
+    };
+    Ok(Connected {
+        connection,
+        plugins,
+        process,
+        socket_dir: SocketDir::create(None, None)?,
+        mode: Mode::Launched {
+            keep_running: false,
+        },
+        started,
+        shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+        socket_group: None,
+        broker_tls: None,
+        sync: (None, None),
+    }
+    .into_client())
 }

@@ -1,0 +1,190 @@
+//! What a host can dispense: plugin names and their client types
+//! (go-plugin's `PluginSet`, host half), and the macro that makes a
+//! tonic-generated client dispensable.
+
+use std::any::{Any, TypeId, type_name};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::grpc::broker::GrpcBroker;
+use crate::netrpc::mux_broker::MuxBroker;
+use crate::netrpc::rpc::RpcClient;
+use crate::transport::Channel;
+
+/// A generated tonic client that goplug can build on the plugin's channel.
+///
+/// Implement it with [`grpc_client!`](crate::grpc_client), which also lifts
+/// tonic's 4 MiB message limit to go-plugin's `MaxInt32`, as a Go host does.
+pub trait GrpcClient: Send + 'static {
+    /// Builds the client on the plugin's connection.
+    fn from_channel(channel: Channel) -> Self;
+}
+
+/// Implements [`GrpcClient`](crate::host::GrpcClient) for tonic-generated
+/// clients, with go-plugin's host message limits (`MaxInt32` both ways).
+///
+/// ```
+/// # mod pb { #[derive(Debug, Clone)] pub struct KvClient<T>(T);
+/// #   impl<T> KvClient<T> { pub fn new(t: T) -> Self { Self(t) }
+/// #     pub fn max_decoding_message_size(self, _: usize) -> Self { self }
+/// #     pub fn max_encoding_message_size(self, _: usize) -> Self { self } } }
+/// goplug::grpc_client!(pb::KvClient);
+/// ```
+#[macro_export]
+macro_rules! grpc_client {
+    ($($($segment:ident)::+),+ $(,)?) => {
+        $(
+            impl $crate::host::GrpcClient for $($segment)::+<$crate::host::Channel> {
+                fn from_channel(channel: $crate::host::Channel) -> Self {
+                    $($segment)::+::new(channel)
+                        .max_decoding_message_size($crate::grpc::HOST_MAX_MESSAGE_SIZE)
+                        .max_encoding_message_size($crate::grpc::HOST_MAX_MESSAGE_SIZE)
+                }
+            }
+        )+
+    };
+}
+
+type GrpcFactory = Arc<dyn Fn(Channel, &GrpcBroker) -> Box<dyn Any + Send> + Send + Sync>;
+type NetRpcFactory = Arc<dyn Fn(RpcClient, &MuxBroker) -> Box<dyn Any + Send> + Send + Sync>;
+
+/// Builds a registered plugin's client on the plugin's connection.
+#[derive(Clone)]
+pub(super) enum ClientFactory {
+    Grpc(GrpcFactory),
+    NetRpc(NetRpcFactory),
+}
+
+/// One plugin of a set: its client type, checked at dispense, and how to
+/// build the client.
+#[derive(Clone)]
+pub(super) struct Registration {
+    type_id: TypeId,
+    type_name: &'static str,
+    pub(super) factory: ClientFactory,
+}
+
+/// The plugins a host can dispense for one app protocol version: name to
+/// client type. go-plugin's `PluginSet`, host half.
+#[derive(Clone, Default)]
+pub struct PluginSet {
+    entries: BTreeMap<String, Registration>,
+}
+
+impl fmt::Debug for PluginSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut map = f.debug_map();
+        for (name, entry) in &self.entries {
+            map.entry(name, &entry.type_name);
+        }
+        map.finish()
+    }
+}
+
+impl PluginSet {
+    /// An empty set.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a plugin dispensed as the gRPC client `C`.
+    #[must_use]
+    pub fn grpc<C: GrpcClient>(self, name: impl Into<String>) -> Self {
+        self.grpc_with(name, C::from_channel)
+    }
+
+    /// Adds a plugin dispensed as whatever `make` builds on the channel,
+    /// such as your own wrapper around a generated client.
+    #[must_use]
+    pub fn grpc_with<C: Send + 'static>(
+        self,
+        name: impl Into<String>,
+        make: impl Fn(Channel) -> C + Send + Sync + 'static,
+    ) -> Self {
+        self.grpc_with_broker(name, move |channel, _| make(channel))
+    }
+
+    /// Adds a plugin whose client also gets the host's [`GrpcBroker`], for
+    /// interfaces that pass callbacks to the plugin (go-plugin's
+    /// `GRPCClient(ctx, broker, conn)`).
+    #[must_use]
+    pub fn grpc_with_broker<C: Send + 'static>(
+        mut self,
+        name: impl Into<String>,
+        make: impl Fn(Channel, &GrpcBroker) -> C + Send + Sync + 'static,
+    ) -> Self {
+        self.entries.insert(
+            name.into(),
+            Registration {
+                type_id: TypeId::of::<C>(),
+                type_name: type_name::<C>(),
+                factory: ClientFactory::Grpc(Arc::new(move |channel, broker| {
+                    Box::new(make(channel, broker))
+                })),
+            },
+        );
+        self
+    }
+
+    /// Adds a net/rpc plugin dispensed as whatever `make` builds on the
+    /// net/rpc client of the plugin's `Plugin` service (go-plugin's
+    /// `Plugin.Client(broker, rpcClient)`). Dispense it with
+    /// [`Client::dispense_async`].
+    #[must_use]
+    pub fn netrpc_with<C: Send + 'static>(
+        mut self,
+        name: impl Into<String>,
+        make: impl Fn(RpcClient, &MuxBroker) -> C + Send + Sync + 'static,
+    ) -> Self {
+        self.entries.insert(
+            name.into(),
+            Registration {
+                type_id: TypeId::of::<C>(),
+                type_name: type_name::<C>(),
+                factory: ClientFactory::NetRpc(Arc::new(move |client, broker| {
+                    Box::new(make(client, broker))
+                })),
+            },
+        );
+        self
+    }
+
+    /// The plugin names in this set.
+    pub fn names(&self) -> Vec<String> {
+        self.entries.keys().cloned().collect()
+    }
+
+    /// The plugin registered as `name`, if its client type is `T`.
+    pub(super) fn registration<T: 'static>(&self, name: &str) -> Result<&Registration> {
+        let registration = self.entries.get(name).ok_or_else(|| Error::UnknownPlugin {
+            name: name.to_owned(),
+            available: self.names(),
+        })?;
+        if registration.type_id != TypeId::of::<T>() {
+            return Err(type_error::<T>(name, registration));
+        }
+        Ok(registration)
+    }
+}
+
+fn type_error<T>(name: &str, registration: &Registration) -> Error {
+    Error::DispenseType {
+        name: name.to_owned(),
+        registered: registration.type_name,
+        requested: type_name::<T>(),
+    }
+}
+
+/// The client a factory built, as the type the caller asked for.
+pub(super) fn downcast<T: 'static>(
+    name: &str,
+    registration: &Registration,
+    client: Box<dyn Any + Send>,
+) -> Result<T> {
+    client
+        .downcast::<T>()
+        .map(|client| *client)
+        .map_err(|_| type_error::<T>(name, registration))
+}
