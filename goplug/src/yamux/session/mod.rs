@@ -12,6 +12,8 @@ mod handle;
 mod reader;
 mod shared;
 mod state;
+#[cfg(test)]
+mod state_tests;
 mod timer;
 mod writer;
 

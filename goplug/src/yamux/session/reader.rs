@@ -13,7 +13,6 @@ use tokio::io::{AsyncRead, AsyncReadExt, BufReader, ReadHalf};
 
 use super::super::frame::{GO_AWAY_NORMAL, GO_AWAY_PROTOCOL_ERROR, HEADER_LEN, Header};
 use super::super::{ProtocolError, YamuxError};
-use super::CONTROL_LIMIT;
 use super::shared::Shared;
 use super::state::{CloseMode, Then};
 
@@ -125,11 +124,8 @@ impl Shared {
         loop {
             let mut notified = pin!(self.space.notified());
             notified.as_mut().enable();
-            {
-                let inner = self.lock();
-                if inner.control.len() < CONTROL_LIMIT || inner.closed.is_some() {
-                    return;
-                }
+            if !self.lock().control_full() {
+                return;
             }
             notified.await;
         }

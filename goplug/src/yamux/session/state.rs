@@ -11,6 +11,7 @@ use tokio::time::Instant;
 use super::super::frame::{self, FrameType, GO_AWAY_NORMAL, Header};
 use super::super::stream::StreamState;
 use super::super::{Config, Mode, ProtocolError, YamuxError};
+use super::CONTROL_LIMIT;
 
 /// What the writer does once the session is closed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -137,6 +138,11 @@ impl Inner {
     pub(super) fn push_control(&mut self, header: Header) {
         self.control.push_back(header);
         self.wake.writer = true;
+    }
+
+    /// Whether the reader must wait for the writer before the next frame.
+    pub(super) fn control_full(&self) -> bool {
+        self.control.len() >= CONTROL_LIMIT && self.closed.is_none()
     }
 
     pub(super) fn maybe_forget(&mut self, id: u32) {
