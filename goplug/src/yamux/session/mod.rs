@@ -15,6 +15,8 @@ mod state;
 #[cfg(test)]
 mod state_tests;
 mod timer;
+#[cfg(test)]
+mod timer_tests;
 mod writer;
 
 pub use handle::{Incoming, Session};
