@@ -135,20 +135,25 @@
 
 mod error;
 pub mod grpc;
+#[cfg(feature = "host")]
 pub mod host;
 pub mod log;
 pub mod netrpc;
+#[cfg(feature = "plugin")]
 pub mod plugin;
 pub mod protocol;
 mod sync;
 mod sys;
+#[cfg(all(feature = "host", feature = "plugin"))]
 pub mod testing;
 mod transport;
 pub mod yamux;
 
 pub use error::{Error, Result};
 pub use grpc::broker;
+#[cfg(feature = "host")]
 pub use host::discover;
 pub use protocol::{HandshakeConfig, HandshakeError, Protocol, StderrTail};
 pub use protocol::{env, handshake, reattach};
+pub use transport::Channel;
 pub use transport::tls;

@@ -161,6 +161,7 @@ impl GrpcBroker {
     }
 
     /// Translates addresses through the runner of the plugin (host side).
+    #[cfg(feature = "host")]
     pub(crate) fn with_translator(mut self, translator: Arc<dyn AddrTranslator>) -> Self {
         if let Some(inner) = Arc::get_mut(&mut self.inner) {
             inner.translator = Some(translator);

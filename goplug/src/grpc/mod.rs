@@ -19,6 +19,7 @@ pub mod broker;
 pub use crate::protocol::{HEALTH_SERVICE_NAME, HOST_MAX_MESSAGE_SIZE};
 
 /// The encoded file descriptor set of the `plugin` protos, for reflection.
+#[cfg(feature = "plugin")]
 pub(crate) const PLUGIN_FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/plugin_descriptor.bin"));
 

@@ -14,10 +14,10 @@ use super::process::PluginProcess;
 use super::runner::{BoxFuture, PluginExit, RunningPlugin};
 use super::socket_dir::SocketDir;
 use super::stdio::SyncSink;
-use super::{Client, DEFAULT_SHUTDOWN_GRACE, PluginSet, netrpc};
+use super::{Client, PluginSet, netrpc};
 use crate::error::{Error, Result};
+use crate::protocol::Protocol;
 use crate::protocol::reattach::ReattachConfig;
-use crate::protocol::{PluginAddress, Protocol};
 use crate::sys::pidfd::{alive, process_gone};
 use crate::transport::dial::{self as connect, TlsConnect};
 
@@ -171,45 +171,6 @@ pub(super) async fn attach(plan: AttachPlan) -> Result<Client> {
         socket_group: None,
         broker_tls: None,
         sync,
-    }
-    .into_client())
-}
-
-/// Connects to a plugin server the caller runs in this process: what
-/// [`crate::testing::connect`] builds on.
-#[cfg(feature = "plugin")]
-pub(crate) async fn attach_in_process(
-    address: PluginAddress,
-    version: u32,
-    plugins: PluginSet,
-    plugin: Box<dyn RunningPlugin>,
-    started: Instant,
-    timeout: Duration,
-) -> Result<Client> {
-    let channel = connect::connect(&address, timeout, None).await?;
-    let process = PluginProcess::watch_attached(plugin, PathBuf::from("in-process"));
-    let connection = Connection {
-        channel,
-        protocol: Protocol::Grpc,
-        version,
-        address,
-        negotiated_tls: None,
-        mux: None,
-        netrpc: None,
-    };
-    Ok(Connected {
-        connection,
-        plugins,
-        process,
-        socket_dir: SocketDir::create(None, None)?,
-        mode: Mode::Launched {
-            keep_running: false,
-        },
-        started,
-        shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
-        socket_group: None,
-        broker_tls: None,
-        sync: (None, None),
     }
     .into_client())
 }

@@ -28,6 +28,8 @@ mod checksum;
 mod client;
 mod connected;
 pub mod discover;
+#[cfg(feature = "plugin")]
+mod in_process;
 mod launch;
 mod netrpc;
 mod plugin_log;
@@ -50,7 +52,7 @@ pub use runner::{LocalRunner, Runner, RunningPlugin};
 pub use shutdown::ShutdownReport;
 
 #[cfg(feature = "plugin")]
-pub(crate) use attach::attach_in_process;
+pub(crate) use in_process::attach_in_process;
 
 /// go-plugin's default start timeout.
 pub const DEFAULT_START_TIMEOUT: Duration = Duration::from_secs(60);

@@ -12,7 +12,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
-use super::codec::{ClientCodec, RequestHeader, ResponseHeader, ServerCodec};
+#[cfg(feature = "plugin")]
+use super::codec::ServerCodec;
+use super::codec::{ClientCodec, RequestHeader, ResponseHeader};
 use super::gob::{Gob, Limits, Type, Value};
 use crate::error::{Error, Result};
 use crate::sync::lock;
@@ -341,11 +343,13 @@ impl Service for NetRpcServer {
 }
 
 /// The services one net/rpc server offers, by name.
+#[cfg(feature = "plugin")]
 #[derive(Clone, Default)]
 pub(crate) struct ServiceMap {
     services: HashMap<String, Arc<dyn Service>>,
 }
 
+#[cfg(feature = "plugin")]
 impl ServiceMap {
     pub(crate) fn with(mut self, name: &str, service: Arc<dyn Service>) -> Self {
         self.services.insert(name.to_owned(), service);
@@ -378,6 +382,7 @@ impl ServiceMap {
 
 /// Serves `services` on `stream` until it ends or `stop` is cancelled.
 /// Each call runs as its own task; replies are written as they finish.
+#[cfg(feature = "plugin")]
 pub(crate) async fn serve<S>(stream: S, services: ServiceMap, stop: CancellationToken)
 where
     S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
@@ -429,6 +434,7 @@ where
     }
 }
 
+#[cfg(feature = "plugin")]
 async fn respond<W: AsyncWrite + Unpin>(
     writer: &tokio::sync::Mutex<(ServerCodec, W, Vec<u8>)>,
     request: RequestHeader,

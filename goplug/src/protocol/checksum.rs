@@ -34,6 +34,7 @@ impl Checksum {
     }
 
     /// Compares in constant time.
+    #[cfg(feature = "host")]
     pub(crate) fn matches(&self, other: &Self) -> bool {
         self.0
             .iter()

@@ -12,6 +12,7 @@ pub mod reattach;
 
 pub use checksum::{Checksum, ChecksumParseError};
 pub use handshake::{HandshakeConfig, HandshakeLine, PluginAddress, Protocol};
+#[cfg(feature = "host")]
 pub(crate) use handshake_error::quote;
 pub use handshake_error::{HandshakeError, StderrTail};
 pub use reattach::{ReattachConfig, ReattachError};

@@ -4,6 +4,8 @@
 //! parent-death signal.
 
 pub(crate) mod group;
+#[cfg(feature = "host")]
 pub(crate) mod launcher;
 pub(crate) mod pidfd;
+#[cfg(feature = "host")]
 pub(crate) mod proc;

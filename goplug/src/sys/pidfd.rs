@@ -5,8 +5,6 @@
 use std::os::fd::OwnedFd;
 use std::time::Duration;
 
-use rustix::process::Pid;
-
 /// How often a process is polled where pidfds are unavailable (go-plugin
 /// polls every second).
 pub(crate) const POLL_INTERVAL: Duration = Duration::from_secs(1);
@@ -39,8 +37,12 @@ pub(crate) async fn process_gone(pidfd: Option<OwnedFd>, still_there: impl Fn() 
 }
 
 /// Whether `pid` exists; signal 0 checks without delivering anything.
+#[cfg(feature = "host")]
 pub(crate) fn alive(pid: u32) -> bool {
-    let Some(process) = i32::try_from(pid).ok().and_then(Pid::from_raw) else {
+    let Some(process) = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    else {
         return false;
     };
     match rustix::process::test_kill_process(process) {

@@ -78,6 +78,7 @@ pub struct Channel {
 enum Sender {
     Connected(SendRequest<Bytes>),
     /// A channel whose every call fails with `Unavailable` and this reason.
+    #[cfg_attr(not(feature = "host"), expect(dead_code, reason = "the host side"))]
     Unavailable(&'static str),
 }
 
@@ -92,6 +93,7 @@ impl std::fmt::Debug for Channel {
 }
 
 impl Channel {
+    #[cfg(feature = "host")]
     pub(crate) fn unavailable(reason: &'static str) -> Self {
         Self {
             sender: Sender::Unavailable(reason),

@@ -239,6 +239,7 @@ fn error_chain(error: &dyn std::error::Error) -> String {
 /// net/rpc plugin, which has no gRPC connection.
 ///
 /// [`Client::channel`]: super::Client::channel
+#[cfg(feature = "host")]
 pub(crate) fn unavailable_channel() -> Channel {
     Channel::unavailable("the plugin speaks net/rpc: it has no gRPC channel")
 }

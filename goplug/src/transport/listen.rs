@@ -2,6 +2,7 @@
 //! default everywhere but Windows) or TCP on 127.0.0.1 within the host's
 //! port range.
 
+#[cfg(feature = "plugin")]
 use std::net::{Ipv4Addr, SocketAddr};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -10,12 +11,16 @@ use tokio::net::{TcpListener, UnixListener};
 
 use crate::error::{Error, Result};
 use crate::protocol::PluginAddress;
+#[cfg(feature = "plugin")]
 use crate::protocol::env;
-use crate::sys::group::{Gid, GroupShareError, resolve_group, share_with_group};
+#[cfg(feature = "plugin")]
+use crate::sys::group::resolve_group;
+use crate::sys::group::{Gid, GroupShareError, share_with_group};
 
 /// `sun_path` holds 108 bytes including the terminating NUL.
 const MAX_SOCKET_PATH: usize = 107;
 
+#[cfg(feature = "plugin")]
 /// How a plugin listens for its host.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -39,10 +44,15 @@ pub(crate) enum BoundListener {
         path: PathBuf,
         dir: tempfile::TempDir,
     },
+    #[cfg_attr(
+        not(feature = "plugin"),
+        expect(dead_code, reason = "only plugins listen on TCP")
+    )]
     Tcp(TcpListener),
 }
 
 impl BoundListener {
+    #[cfg(feature = "plugin")]
     pub(crate) async fn bind(transport: Transport) -> Result<Self> {
         match transport {
             Transport::Unix => bind_unix(),
@@ -66,6 +76,7 @@ impl BoundListener {
     }
 }
 
+#[cfg(feature = "plugin")]
 /// Where a plugin puts its sockets: `PLUGIN_UNIX_SOCKET_DIR` (or the temp
 /// dir), shared with `PLUGIN_UNIX_SOCKET_GROUP` when that is set.
 pub(crate) fn socket_location() -> Result<(PathBuf, Option<Gid>)> {
@@ -80,6 +91,7 @@ pub(crate) fn socket_location() -> Result<(PathBuf, Option<Gid>)> {
     Ok((base, group))
 }
 
+#[cfg(feature = "plugin")]
 fn bind_unix() -> Result<BoundListener> {
     let (base, group) = socket_location()?;
     bind_unix_in(&base, group)
@@ -120,6 +132,7 @@ pub(crate) fn bind_unix_in(base: &Path, group: Option<Gid>) -> Result<BoundListe
     })
 }
 
+#[cfg(feature = "plugin")]
 /// Parses `PLUGIN_MIN_PORT`/`PLUGIN_MAX_PORT` as go-plugin does: unset or
 /// empty is 0.
 fn port_from_env(name: &str) -> Result<u16> {
@@ -132,6 +145,7 @@ fn port_from_env(name: &str) -> Result<u16> {
     }
 }
 
+#[cfg(feature = "plugin")]
 async fn bind_tcp() -> Result<BoundListener> {
     let min = port_from_env(env::PLUGIN_MIN_PORT)?;
     let max = port_from_env(env::PLUGIN_MAX_PORT)?;

@@ -13,6 +13,7 @@ pub(crate) mod serve;
 pub mod tls;
 
 pub use channel::Channel;
+#[cfg(feature = "plugin")]
 pub use listen::Transport;
 
 use crate::protocol::PluginAddress;

@@ -49,12 +49,14 @@ pub(crate) struct Muxer {
 enum Role {
     /// The host: streams the plugin opens are accepted by whichever
     /// listener a knock unblocked.
+    #[cfg_attr(not(feature = "host"), expect(dead_code, reason = "the host side"))]
     Host {
         incoming: Arc<tokio::sync::Mutex<yamux::Incoming>>,
         listeners: Mutex<HashMap<u32, mpsc::Sender<()>>>,
     },
     /// The plugin: a router task hands accepted streams to knocked ids or
     /// to the main server.
+    #[cfg_attr(not(feature = "plugin"), expect(dead_code, reason = "the plugin side"))]
     Plugin {
         knocks: Arc<Mutex<VecDeque<u32>>>,
         acceptors: Arc<Mutex<HashMap<u32, mpsc::Sender<MuxStream>>>>,
@@ -63,6 +65,7 @@ enum Role {
 
 impl Muxer {
     /// The host's side over `io`, a fresh connection to the plugin.
+    #[cfg(feature = "host")]
     pub(crate) fn host<T>(io: T) -> Arc<Self>
     where
         T: AsyncRead + AsyncWrite + Send + Unpin + 'static,
@@ -80,6 +83,7 @@ impl Muxer {
 
     /// The plugin's side over `io`, the host's one connection. Returns the
     /// main server's incoming streams.
+    #[cfg(feature = "plugin")]
     pub(crate) fn plugin<T>(io: T) -> (Arc<Self>, mpsc::Receiver<MuxStream>)
     where
         T: AsyncRead + AsyncWrite + Send + Unpin + 'static,

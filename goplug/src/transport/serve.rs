@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::coalesce::CoalescedWrites;
+#[cfg(feature = "plugin")]
 use super::dial::BoxedIo;
 use super::incoming;
 use super::listen::BoundListener;
@@ -49,6 +50,7 @@ pub(crate) fn server_builder() -> tonic::transport::Server {
 }
 
 /// The first connection to `listener`.
+#[cfg(feature = "plugin")]
 pub(crate) async fn accept_one(listener: &BoundListener) -> std::io::Result<BoxedIo> {
     Ok(match listener {
         BoundListener::Unix { listener, .. } => Box::new(listener.accept().await?.0),

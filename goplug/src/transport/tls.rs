@@ -18,6 +18,7 @@ use std::sync::Arc;
 use base64::Engine as _;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
+#[cfg(feature = "plugin")]
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
@@ -26,6 +27,7 @@ use rustls::{
 };
 
 use crate::error::{Error, Result};
+#[cfg(feature = "host")]
 use crate::protocol::{HandshakeError, quote};
 
 /// The server name both sides use, as go-plugin's certificates carry it.
@@ -151,6 +153,7 @@ impl AutoCert {
 
     /// Field 6 of the handshake line: unpadded standard base64 of the DER
     /// (Go's `base64.RawStdEncoding`).
+    #[cfg(feature = "plugin")]
     pub(crate) fn handshake_field(&self) -> String {
         base64::engine::general_purpose::STANDARD_NO_PAD.encode(self.cert.as_ref())
     }
@@ -172,6 +175,7 @@ pub fn generate_auto_mtls_cert(curve: CertCurve) -> Result<String> {
 }
 
 /// Decodes field 6 of a handshake line into the plugin's certificate.
+#[cfg(feature = "host")]
 pub(crate) fn decode_handshake_cert(
     field: &str,
 ) -> Result<CertificateDer<'static>, HandshakeError> {
@@ -192,6 +196,7 @@ pub(crate) fn decode_handshake_cert(
 }
 
 /// Parses the host's `PLUGIN_CLIENT_CERT`.
+#[cfg(feature = "plugin")]
 pub(crate) fn parse_pem_cert(pem: &str) -> Result<CertificateDer<'static>> {
     let cert = CertificateDer::from_pem_slice(pem.as_bytes()).map_err(|e| Error::Tls {
         context: "reading PLUGIN_CLIENT_CERT",
