@@ -74,6 +74,7 @@ struct Bound {
     _host_watch: Option<Option<tokio::task::JoinHandle<()>>>,
 }
 
+/// Serves `config` as `mode` asks, one phase after the other.
 pub(super) async fn serve_with(mut config: ServeConfig, mode: Mode) -> Result<()> {
     let agreed = negotiate(&mut config, &mode)?;
     // Flags, not `&mode`: the mode's callbacks are not `Sync`.
