@@ -1,0 +1,118 @@
+//! The ways to start serving: from a synchronous `main` ([`run`],
+//! [`run_debug`]), inside a runtime ([`serve`], [`serve_debug`]), or in the
+//! host's own process for tests ([`serve_in_process`]).
+
+use std::future::Future;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use super::config::{Runtime, ServeConfig};
+use super::process::{write_stderr, write_stdout_line};
+use super::serving::{Mode, serve_with};
+use crate::error::{Error, Result};
+use crate::protocol::handshake::PluginAddress;
+use crate::protocol::reattach::ReattachConfig;
+
+/// Serves the plugin from a synchronous `main` and turns the outcome into
+/// the exit code go-plugin plugins have: 0 after a shutdown, 1 on error.
+///
+/// Errors are written to stderr (go-plugin's own texts for a missing cookie).
+pub fn run(config: ServeConfig) -> ExitCode {
+    let flavour = config.runtime;
+    run_in_runtime(flavour, serve(config))
+}
+
+fn run_in_runtime(flavour: Runtime, serving: impl Future<Output = Result<()>>) -> ExitCode {
+    let mut builder = match flavour {
+        Runtime::MultiThread => tokio::runtime::Builder::new_multi_thread(),
+        Runtime::CurrentThread => tokio::runtime::Builder::new_current_thread(),
+    };
+    let runtime = match builder.enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            write_stderr(&format!("goplug: failed to start the async runtime: {e}\n"));
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(serving);
+    // Tasks still blocked on I/O must not keep the process alive.
+    runtime.shutdown_timeout(Duration::from_millis(200));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Error::NotLaunchedByHost { .. } | Error::MisconfiguredCookie) => ExitCode::FAILURE,
+        Err(e) => {
+            write_stderr(&format!("goplug: plugin failed: {e}\n"));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Serves the plugin until the host asks it to stop (or the config's
+/// shutdown signal fires). See the [module docs](super).
+///
+/// # Errors
+///
+/// [`Error::NotLaunchedByHost`] when the magic cookie is wrong (go-plugin's
+/// message has then been printed on stderr and nothing on stdout),
+/// [`Error::MisconfiguredCookie`], [`Error::Config`] when no plugin set was
+/// given, listener and server errors.
+///
+/// # Cancel safety
+///
+/// Dropping the future stops serving and removes the socket.
+pub async fn serve(config: ServeConfig) -> Result<()> {
+    serve_with(config, Mode::Launched).await
+}
+
+/// Serves the plugin in debug mode (go-plugin's `ServeTestConfig`), for a
+/// plugin started by hand, say under a debugger: no magic cookie is
+/// needed, nothing is printed on stdout, and `ready` receives the
+/// [`ReattachConfig`] a host attaches with (test mode: the host never stops
+/// it). SIGINT and SIGTERM stop it, as does the config's shutdown signal.
+///
+/// # Errors
+///
+/// As [`serve`], without the cookie errors.
+pub async fn serve_debug(
+    config: ServeConfig,
+    ready: impl FnOnce(ReattachConfig) + Send + 'static,
+) -> Result<()> {
+    serve_with(config, Mode::Debug(Box::new(ready))).await
+}
+
+/// Runs [`serve_debug`] from a synchronous `main`: prints the reattach
+/// config as one JSON line on stdout (the per-plugin object of Terraform's
+/// `TF_REATTACH_PROVIDERS`) and serves until interrupted. Exit code 0
+/// after a clean stop, 1 on error.
+pub fn run_debug(config: ServeConfig) -> ExitCode {
+    let flavour = config.runtime;
+    run_in_runtime(
+        flavour,
+        serve_debug(config, |reattach| {
+            if let Err(e) = write_stdout_line(&reattach.to_json()) {
+                write_stderr(&format!("goplug: {e}\n"));
+            }
+        }),
+    )
+}
+
+/// Serves inside the host's own process, for tests
+/// ([`testing::connect`](crate::testing::connect)): no cookie, no stdout,
+/// no signal handlers; `ready` gets the address and version; serving stops
+/// when `stop` is cancelled or the host asks.
+pub(crate) async fn serve_in_process(
+    config: ServeConfig,
+    ready: impl FnOnce(PluginAddress, u32) + Send + 'static,
+    stop: CancellationToken,
+) -> Result<()> {
+    serve_with(
+        config,
+        Mode::InProcess {
+            ready: Box::new(ready),
+            stop,
+        },
+    )
+    .await
+}

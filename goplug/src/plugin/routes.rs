@@ -1,0 +1,117 @@
+//! What the plugin's gRPC server serves: goplug's own services next to the
+//! plugin set's, and the magic cookie checked before anything is served.
+
+use std::ffi::OsStr;
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tonic::server::NamedService;
+use tonic::service::{Routes, RoutesBuilder};
+
+use super::plugin_set::PluginSet;
+use super::process::write_stderr;
+use super::{reflection, services};
+use crate::error::{Error, Result};
+use crate::grpc::broker::GrpcBroker;
+use crate::grpc::{HEALTH_SERVICE_NAME, PLUGIN_FILE_DESCRIPTOR_SET, pb};
+use crate::protocol::env;
+use crate::protocol::handshake::HandshakeConfig;
+
+/// Fails, with go-plugin's message on stderr, unless the host set the
+/// magic cookie.
+pub(super) fn check_cookie(handshake: &HandshakeConfig) -> Result<()> {
+    if handshake.magic_cookie_key.is_empty() || handshake.magic_cookie_value.is_empty() {
+        write_stderr(env::MISCONFIGURED_COOKIE);
+        return Err(Error::MisconfiguredCookie);
+    }
+    let value = std::env::var_os(handshake.magic_cookie_key.as_ref());
+    if value.as_deref() != Some(OsStr::new(handshake.magic_cookie_value.as_ref())) {
+        write_stderr(env::NOT_LAUNCHED_BY_HOST);
+        return Err(Error::NotLaunchedByHost {
+            key: handshake.magic_cookie_key.to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// The gRPC service name of `service`.
+fn name_of<S: NamedService>(_service: &S) -> &'static str {
+    S::NAME
+}
+
+/// The routes of a gRPC plugin: health, reflection, controller, broker and
+/// stdio, then the plugin set's services.
+pub(super) async fn build_routes(
+    plugins: PluginSet,
+    descriptor_sets: &[&'static [u8]],
+    shutdown: &CancellationToken,
+    stdout: Option<mpsc::Receiver<pb::StdioData>>,
+    (broker, broker_outgoing): (GrpcBroker, mpsc::Receiver<pb::ConnInfo>),
+) -> Result<Routes> {
+    let mut routes = RoutesBuilder::default();
+    // goplug's own services, by gRPC name.
+    let mut taken = Vec::new();
+
+    let (health_reporter, health) = tonic_health::server::health_reporter();
+    // go-plugin hosts check the status of "plugin", not of the gRPC
+    // service's own name.
+    health_reporter
+        .set_service_status(HEALTH_SERVICE_NAME, tonic_health::ServingStatus::Serving)
+        .await;
+    taken.push(name_of(&health));
+    routes.add_service(health);
+
+    let sets: Vec<&'static [u8]> = [
+        PLUGIN_FILE_DESCRIPTOR_SET,
+        tonic_health::pb::FILE_DESCRIPTOR_SET,
+    ]
+    .into_iter()
+    .chain(descriptor_sets.iter().copied())
+    .collect();
+    let reflection = move || {
+        sets.iter().fold(
+            tonic_reflection::server::Builder::configure(),
+            |builder, set| builder.register_encoded_file_descriptor_set(set),
+        )
+    };
+    let v1 = reflection.clone();
+    let v1 = reflection::Lazy::new(move || v1().build_v1().map_err(|e| e.to_string()));
+    taken.push(name_of(&v1));
+    routes.add_service(v1);
+    let v1alpha =
+        reflection::Lazy::new(move || reflection().build_v1alpha().map_err(|e| e.to_string()));
+    taken.push(name_of(&v1alpha));
+    routes.add_service(v1alpha);
+
+    let controller = pb::grpc_controller_server::GrpcControllerServer::new(services::Controller {
+        shutdown: shutdown.clone(),
+    });
+    taken.push(name_of(&controller));
+    routes.add_service(controller);
+    let broker_service = pb::grpc_broker_server::GrpcBrokerServer::new(services::Broker {
+        broker: broker.clone(),
+        outgoing: std::sync::Mutex::new(Some(broker_outgoing)),
+    });
+    taken.push(name_of(&broker_service));
+    routes.add_service(broker_service);
+    let stdio = pb::grpc_stdio_server::GrpcStdioServer::new(services::Stdio {
+        shutdown: shutdown.clone(),
+        output: std::sync::Mutex::new(stdout),
+    });
+    taken.push(name_of(&stdio));
+    routes.add_service(stdio);
+
+    // tonic panics on a service registered twice; say which instead.
+    for (name, service, _) in &plugins.plugins {
+        if taken.contains(service) {
+            return Err(Error::Config(format!(
+                "plugin {name:?} serves {service}, which another service of this plugin (or goplug itself) already serves"
+            )));
+        }
+        taken.push(service);
+    }
+    for (_name, _service, add) in plugins.plugins {
+        add(&mut routes, &broker);
+    }
+    Ok(routes.routes())
+}
