@@ -1,17 +1,19 @@
 //! The ways to start serving: from a synchronous `main` ([`run`],
 //! [`run_debug`]), inside a runtime ([`serve`], [`serve_debug`]), or in the
-//! host's own process for tests ([`serve_in_process`]).
+//! host's own process for tests (`serve_in_process`).
 
 use std::future::Future;
 use std::process::ExitCode;
 use std::time::Duration;
 
+#[cfg(feature = "host")]
 use tokio_util::sync::CancellationToken;
 
 use super::config::{Runtime, ServeConfig};
 use super::process::{write_stderr, write_stdout_line};
 use super::serving::{Mode, serve_with};
 use crate::error::{Error, Result};
+#[cfg(feature = "host")]
 use crate::protocol::handshake::PluginAddress;
 use crate::protocol::reattach::ReattachConfig;
 
@@ -102,6 +104,7 @@ pub fn run_debug(config: ServeConfig) -> ExitCode {
 /// ([`testing::connect`](crate::testing::connect)): no cookie, no stdout,
 /// no signal handlers; `ready` gets the address and version; serving stops
 /// when `stop` is cancelled or the host asks.
+#[cfg(feature = "host")]
 pub(crate) async fn serve_in_process(
     config: ServeConfig,
     ready: impl FnOnce(PluginAddress, u32) + Send + 'static,

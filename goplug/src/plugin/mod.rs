@@ -41,6 +41,7 @@ mod tls;
 mod transports;
 
 pub use config::{Runtime, ServeConfig};
+#[cfg(feature = "host")]
 pub(crate) use entry::serve_in_process;
 pub use entry::{run, run_debug, serve, serve_debug};
 pub use plugin_set::PluginSet;

@@ -31,6 +31,10 @@ pub(super) enum Mode {
     /// By hand, for a host to reattach to.
     Debug(Box<dyn FnOnce(ReattachConfig) + Send>),
     /// In the host's process.
+    #[cfg_attr(
+        not(feature = "host"),
+        expect(dead_code, reason = "for goplug::testing")
+    )]
     InProcess {
         ready: Box<dyn FnOnce(PluginAddress, u32) + Send>,
         stop: CancellationToken,

@@ -111,6 +111,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "host")]
     fn comparison_is_exact() {
         let a = Checksum::of_bytes(b"a");
         let mut bytes = *a.as_bytes();

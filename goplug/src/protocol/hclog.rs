@@ -46,7 +46,7 @@ impl LogLevel {
 }
 
 /// hclog's JSON timestamp: `2006-01-02T15:04:05.000000Z07:00`, in UTC.
-pub(crate) fn timestamp(now: time::OffsetDateTime) -> String {
+pub fn timestamp(now: time::OffsetDateTime) -> String {
     let now = now.to_offset(time::UtcOffset::UTC);
     format!(
         "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",

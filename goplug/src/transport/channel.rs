@@ -533,6 +533,7 @@ mod tests {
     }
 
     #[tokio::test]
+    #[cfg(feature = "host")]
     async fn an_unavailable_channel_fails_every_call() {
         let channel = Channel::unavailable("the plugin speaks net/rpc");
         let mut health = tonic_health::pb::health_client::HealthClient::new(channel);

@@ -363,7 +363,7 @@ impl ClientCertVerifier for Pinned {
     signature_checks!();
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "host", feature = "plugin"))]
 mod tests {
     use super::*;
 

@@ -1,19 +1,4 @@
-//! Logging across the process boundary, in hclog's JSON line format.
-//!
-//! A plugin's stderr is its log channel. On the plugin side,
-//! [`HclogLayer`] turns `tracing` events into the JSON lines a go-plugin
-//! host parses (`@level`, `@message`, `@module`, `@timestamp` with exactly
-//! six fractional digits, and your key/values), so that
-//! `tracing::warn!(user = "x", "denied")` shows up in a Go host's log as
-//! `[WARN] plugin.name: denied: user=x`. On the host side,
-//! [`StderrParser`] reads lines the way go-plugin does, and the host
-//! re-emits them as `tracing` events (target `goplug::plugin`).
-//!
-//! ```no_run
-//! // In a plugin's main, before serving:
-//! goplug::log::init();
-//! tracing::info!(version = 3, "starting");
-//! ```
+//! The plugin side: `tracing` events as hclog JSON lines on stderr.
 
 use std::io::Write;
 use std::sync::Mutex;
@@ -24,7 +9,7 @@ use tracing_subscriber::Layer;
 use tracing_subscriber::layer::Context;
 
 use crate::protocol::hclog::timestamp;
-pub use crate::protocol::hclog::{LogLevel, LogRecord, StderrParser, format_entry};
+use crate::protocol::hclog::{LogLevel, format_entry};
 
 /// A `tracing` layer that writes hclog JSON lines, one per event, to
 /// stderr (or another writer). Span fields are not included.
@@ -168,7 +153,7 @@ fn level_of(level: Level) -> LogLevel {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::hclog::valid_timestamp;
+    use crate::protocol::hclog::{StderrParser, valid_timestamp};
 
     #[test]
     fn layer_output_is_what_the_host_parses() {
