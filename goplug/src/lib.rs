@@ -35,8 +35,38 @@
 //!  └──────────────────────────┘                      └──────────────────────────┘
 //! ```
 //!
-//! The [`handshake`] module is the pure core both sides share: parsing and
-//! printing the line, and version negotiation, with no I/O.
+//! # Layers
+//!
+//! Each layer uses only the layers below it; `host` and `plugin` are
+//! siblings that never use each other (`scripts/check-layers.sh` keeps it
+//! so, and ARCHITECTURE.md has the whole map):
+//!
+//! ```text
+//!   testing                  in-process tests: the only module with both sides
+//!   host        plugin       launch, attach, dispense  |  negotiate, bind, announce, serve
+//!   grpc (broker)  netrpc  log   go-plugin's services  |  gob + net/rpc  |  hclog logging
+//!   transport                dial, listen, serve, TLS, mux, the host's HTTP/2 channel
+//!   sys  yamux               pidfds, process tree, launcher  |  hashicorp/yamux
+//!   error                    the crate's error type
+//!   protocol                 pure: handshake line, env names, reattach, checksum, hclog format
+//! ```
+//!
+//! The [`protocol`] module is the pure core both sides share: parsing and
+//! printing the handshake line, version negotiation, reattach configs and
+//! hclog lines, with no I/O.
+//!
+//! # Feature flags
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `host` | yes | [`host`]: launching, attaching to and calling plugins; [`discover`] |
+//! | `plugin` | yes | [`plugin`]: serving to a go-plugin host; reflection; [`log::init`] and the hclog `tracing` layer |
+//!
+//! [`testing`] needs both. A plugin binary can build with
+//! `default-features = false, features = ["plugin"]`, a host with
+//! `features = ["host"]`.
+//!
+//! goplug runs on Unix only (Linux for pidfds and the parent-death signal).
 //!
 //! # Writing a plugin
 //!
@@ -132,6 +162,11 @@
     warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 #![cfg_attr(docsrs, feature(doc_cfg))]
+
+#[cfg(not(unix))]
+compile_error!(
+    "goplug supports Unix hosts and plugins only (pidfds, Unix sockets, the parent-death signal)"
+);
 
 mod error;
 pub mod grpc;

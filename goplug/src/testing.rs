@@ -42,7 +42,7 @@ use crate::plugin::ServeConfig;
 /// # Errors
 ///
 /// Errors of serving (listening, building the services) and of connecting,
-/// and [`Error::Timeout`](crate::Error::Timeout) when the server does not
+/// and [`Error::Timeout`] when the server does not
 /// come up within 10 s.
 pub async fn connect(config: ServeConfig, plugins: PluginSet) -> Result<Client> {
     const READY_TIMEOUT: Duration = Duration::from_secs(10);

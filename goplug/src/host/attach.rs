@@ -133,7 +133,7 @@ pub(super) async fn attach(plan: AttachPlan) -> Result<Client> {
         ),
         // Stdout and stderr of a reattached plugin are not the host's.
         Protocol::NetRpc => (
-            connect::unavailable_channel(),
+            netrpc::unavailable_channel(),
             Some(
                 netrpc::connect(&config.address, timeout, tls, (None, None))
                     .await

@@ -90,7 +90,7 @@ impl Client {
 
     /// Lets the plugin run on without this host and returns how to
     /// reattach to it. The plugin must have been launched with
-    /// [`ClientBuilder::keep_running`] (or attached to): otherwise it
+    /// [`ClientBuilder::keep_running`](super::ClientBuilder::keep_running) (or attached to): otherwise it
     /// would die with the host anyway.
     ///
     /// Its socket directory is left in place; the plugin removes its
@@ -144,7 +144,7 @@ impl Client {
     }
 
     /// Whether the broker is multiplexed over the one connection
-    /// ([`ClientBuilder::grpc_broker_multiplex`]).
+    /// ([`ClientBuilder::grpc_broker_multiplex`](super::ClientBuilder::grpc_broker_multiplex)).
     pub fn broker_multiplexed(&self) -> bool {
         self.connection.mux.is_some()
     }

@@ -215,7 +215,7 @@ pub(super) async fn launch(plan: LaunchPlan) -> Result<Client> {
         match netrpc::connect(&address, remaining, tls, (sync.0.take(), sync.1.take())).await {
             Ok(connection) => {
                 netrpc_connection = Some(connection);
-                Ok((connect::unavailable_channel(), None))
+                Ok((netrpc::unavailable_channel(), None))
             }
             Err(e) => Err(e),
         }

@@ -168,3 +168,11 @@ impl NetRpcConnection {
         }
     }
 }
+
+/// A channel whose every call fails: what [`Client::channel`] returns for a
+/// net/rpc plugin, which has no gRPC connection.
+///
+/// [`Client::channel`]: super::Client::channel
+pub(crate) fn unavailable_channel() -> crate::transport::Channel {
+    crate::transport::Channel::unavailable("the plugin speaks net/rpc: it has no gRPC channel")
+}

@@ -22,7 +22,7 @@ pub trait GrpcClient: Send + 'static {
     fn from_channel(channel: Channel) -> Self;
 }
 
-/// Implements [`GrpcClient`](crate::host::GrpcClient) for tonic-generated
+/// Implements [`GrpcClient`] for tonic-generated
 /// clients, with go-plugin's host message limits (`MaxInt32` both ways).
 ///
 /// ```
@@ -131,7 +131,7 @@ impl PluginSet {
     /// Adds a net/rpc plugin dispensed as whatever `make` builds on the
     /// net/rpc client of the plugin's `Plugin` service (go-plugin's
     /// `Plugin.Client(broker, rpcClient)`). Dispense it with
-    /// [`Client::dispense_async`].
+    /// [`Client::dispense_async`](super::Client::dispense_async).
     #[must_use]
     pub fn netrpc_with<C: Send + 'static>(
         mut self,

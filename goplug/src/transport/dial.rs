@@ -234,12 +234,3 @@ fn error_chain(error: &dyn std::error::Error) -> String {
     }
     text
 }
-
-/// A channel whose every call fails: what [`Client::channel`] returns for a
-/// net/rpc plugin, which has no gRPC connection.
-///
-/// [`Client::channel`]: super::Client::channel
-#[cfg(feature = "host")]
-pub(crate) fn unavailable_channel() -> Channel {
-    Channel::unavailable("the plugin speaks net/rpc: it has no gRPC channel")
-}
