@@ -9,7 +9,7 @@ use std::time::Duration;
 
 /// Asks the kernel to send the plugin SIGTERM when the host dies, and
 /// refuses to start it when the host is already gone.
-#[allow(unsafe_code)]
+#[expect(unsafe_code, reason = "pre_exec is how a child sets its parent-death signal")]
 pub(crate) fn die_with_host(command: &mut std::process::Command) {
     use std::os::unix::process::CommandExt;
     let host = rustix::process::getpid();
@@ -31,7 +31,7 @@ pub(crate) fn die_with_host(command: &mut std::process::Command) {
 
 /// Puts the plugin in a session of its own, so that neither the host's
 /// exit nor its terminal's signals reach it.
-#[allow(unsafe_code)]
+#[expect(unsafe_code, reason = "pre_exec is how a child starts its own session")]
 pub(crate) fn detach_on_exec(command: &mut std::process::Command) {
     use std::os::unix::process::CommandExt;
     // SAFETY: the closure runs in the forked child before exec and only
