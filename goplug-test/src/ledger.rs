@@ -95,20 +95,28 @@ impl Ledger {
     ///
     /// With what was left behind.
     pub fn close(self) {
+        if let Err(left) = self.check(SETTLE) {
+            panic!("{left}");
+        }
+    }
+
+    /// The check of [`close`](Self::close), waiting up to `settle`, without
+    /// giving up this test's turn: `Err` says what was left behind.
+    pub fn check(&self, settle: Duration) -> Result<(), String> {
         let start = Instant::now();
         loop {
             let left = self.reap_strays();
             let fds = crate::open_fds();
             let files = crate::leftovers(self.temp.path());
             if left.is_empty() && fds <= self.fds && files.is_empty() {
-                return;
+                return Ok(());
             }
-            if start.elapsed() > SETTLE {
-                panic!(
-                    "left behind after {SETTLE:?}: processes {left:?}, fds {fds} (baseline {}): {}, files {files:?}",
+            if start.elapsed() > settle {
+                return Err(format!(
+                    "left behind after {settle:?}: processes {left:?}, fds {fds} (baseline {}): {}, files {files:?}",
                     self.fds,
                     describe_fds()
-                );
+                ));
             }
             std::thread::sleep(Duration::from_millis(25));
         }
