@@ -8,19 +8,17 @@ use std::time::Duration;
 
 use goplug::Error;
 use goplug::host::Checksum;
-use goplug_test::Scratch;
-
-const FAKE: &str = env!("CARGO_BIN_EXE_fake-plugin");
+use goplug_test::{FAKE, Harness};
 
 /// A private copy of the fake plugin in the scratch area.
-fn plugin_copy(s: &Scratch) -> PathBuf {
+fn plugin_copy(s: &Harness) -> PathBuf {
     let path = s.path("plugin");
-    std::fs::copy(FAKE, &path).unwrap();
+    std::fs::copy(&FAKE, &path).unwrap();
     path
 }
 
 /// `program` run as the fake plugin's KV mode, writing its pid first.
-fn command(s: &Scratch, program: &Path) -> Command {
+fn command(s: &Harness, program: &Path) -> Command {
     let mut command = Command::new(program);
     command
         .arg("pid-file")
@@ -32,11 +30,11 @@ fn command(s: &Scratch, program: &Path) -> Command {
 
 #[tokio::test]
 async fn a_matching_checksum_starts_the_plugin() {
-    let s = Scratch::new(FAKE);
+    let s = Harness::shared();
     let plugin = plugin_copy(&s);
     let sum = Checksum::of_file(&plugin).unwrap();
     let client = s
-        .builder(command(&s, &plugin))
+        .kv_host(command(&s, &plugin))
         .checksum(sum)
         .start()
         .await
@@ -47,11 +45,11 @@ async fn a_matching_checksum_starts_the_plugin() {
 
 #[tokio::test]
 async fn a_wrong_checksum_never_runs_the_plugin() {
-    let s = Scratch::new(FAKE);
+    let s = Harness::shared();
     let plugin = plugin_copy(&s);
     let wrong = Checksum::of_bytes(b"something else");
     let err = s
-        .builder(command(&s, &plugin))
+        .kv_host(command(&s, &plugin))
         .checksum(wrong)
         .start()
         .await
@@ -81,11 +79,11 @@ async fn a_wrong_checksum_never_runs_the_plugin() {
 
 #[tokio::test]
 async fn unreadable_binaries_are_errors_before_launch() {
-    let s = Scratch::new(FAKE);
+    let s = Harness::shared();
     let sum = Checksum::of_bytes(b"");
     for program in [s.path("missing"), s.work.clone()] {
         let err = s
-            .builder(command(&s, &program))
+            .kv_host(command(&s, &program))
             .checksum(sum)
             .start()
             .await
@@ -104,7 +102,7 @@ async fn unreadable_binaries_are_errors_before_launch() {
 
 #[tokio::test]
 async fn the_verified_bytes_are_what_runs_even_if_the_file_is_swapped() {
-    let s = Scratch::new(FAKE);
+    let s = Harness::shared();
     let plugin = plugin_copy(&s);
     let sum = Checksum::of_file(&plugin).unwrap();
     let marker = s.path("swapped-binary-ran");
@@ -117,7 +115,7 @@ async fn the_verified_bytes_are_what_runs_even_if_the_file_is_swapped() {
     std::fs::set_permissions(&impostor, std::fs::Permissions::from_mode(0o755)).unwrap();
 
     let client = s
-        .builder(command(&s, &plugin))
+        .kv_host(command(&s, &plugin))
         .checksum(sum)
         .on_checksum_verified(move |path| std::fs::rename(&impostor, path).unwrap())
         .start()
@@ -134,13 +132,13 @@ async fn the_verified_bytes_are_what_runs_even_if_the_file_is_swapped() {
 async fn a_verified_script_plugin_runs() {
     // `#!` scripts need their descriptor open after exec: the interpreter
     // opens /proc/self/fd/N itself.
-    let s = Scratch::new(FAKE);
+    let s = Harness::shared();
     let script = s.path("plugin.sh");
     std::fs::write(&script, format!("#!/bin/sh\nexec '{FAKE}' \"$@\"\n")).unwrap();
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
     let sum = Checksum::of_file(&script).unwrap();
     let client = s
-        .builder(command(&s, &script))
+        .kv_host(command(&s, &script))
         .checksum(sum)
         .start()
         .await

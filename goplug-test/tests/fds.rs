@@ -6,8 +6,7 @@ use std::time::Duration;
 
 use goplug::host::{Channel, Client, PluginSet};
 use goplug_example_kv::{HANDSHAKE, pb::kv_client::KvClient};
-
-const FAKE: &str = env!("CARGO_BIN_EXE_fake-plugin");
+use goplug_test::FAKE;
 
 fn builder(command: Command, sockets: &std::path::Path) -> goplug::host::ClientBuilder {
     Client::builder(HANDSHAKE)
@@ -18,7 +17,7 @@ fn builder(command: Command, sockets: &std::path::Path) -> goplug::host::ClientB
 }
 
 fn kv(work: &std::path::Path) -> Command {
-    let mut command = Command::new(FAKE);
+    let mut command = Command::new(&FAKE);
     command.arg("kv").current_dir(work);
     command
 }
