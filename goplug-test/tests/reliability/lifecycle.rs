@@ -258,6 +258,17 @@ fn t15_a_plugin_ignoring_shutdown_is_forced_after_the_grace() {
             report.elapsed >= GRACE && report.elapsed < GRACE + prompt(),
             "{report:?}"
         );
+        // A configured grace is the one kept.
+        let grace = Duration::from_millis(300);
+        let builder = host(h, h.plugin(&FAKE, "no-controller")).shutdown_grace(grace);
+        let client = start(h, builder).await;
+        client.ping().await.expect("it serves");
+        let report = client.shutdown().await;
+        assert!(!report.graceful, "not forced: {report:?}");
+        assert!(
+            report.elapsed >= grace && report.elapsed < grace + prompt(),
+            "{report:?}"
+        );
     });
 }
 
@@ -342,25 +353,42 @@ fn lifecycle_host(h: &Harness, args: &[&str]) -> (std::process::Child, String) {
     (host, line)
 }
 
-/// T19: the plugin of a host that is SIGKILLed exits promptly, and removes
-/// its socket on the way.
+/// T19: the plugin of a host that is SIGKILLed exits promptly, a Rust
+/// plugin removing its socket on the way; a Go plugin dies too.
 #[test]
 fn t19_a_plugin_dies_with_its_killed_host_and_removes_its_socket() {
+    let go_plugin = goplug_test::go_bin("kv-plugin-go-grpc");
     Harness::exclusive().run(async |h| {
-        let command = format!("exec {FAULT} serve");
-        let (mut host, line) = lifecycle_host(h, &["launch", &command]);
-        let report: serde_json::Value = serde_json::from_str(&line)
-            .unwrap_or_else(|e| panic!("the host printed {line:?}: {e}"));
-        let pid = u32::try_from(report["pid"].as_u64().expect("a pid")).expect("a pid");
-        host.kill().expect("SIGKILL the host");
-        host.wait().expect("reap the host");
-        let killed = Instant::now();
-        wait_dead(pid, 2 * prompt()).await;
-        assert!(killed.elapsed() < 2 * prompt(), "{:?}", killed.elapsed());
-        // The killed host's own (private, empty) directory is all that is left.
-        assert_eq!(files_under(h.temp_dir()), Vec::<PathBuf>::new());
-        for dir in goplug_test::leftovers(h.temp_dir()) {
-            std::fs::remove_dir(&dir).expect("an empty directory");
+        for (name, command) in [
+            ("rust", format!("exec {FAULT} serve")),
+            ("go", format!("exec {}", go_plugin.display())),
+        ] {
+            let (mut host, line) = lifecycle_host(h, &["launch", &command]);
+            let report: serde_json::Value = serde_json::from_str(&line)
+                .unwrap_or_else(|e| panic!("{name}: the host printed {line:?}: {e}"));
+            let pid = u32::try_from(report["pid"].as_u64().expect("a pid")).expect("a pid");
+            host.kill().expect("SIGKILL the host");
+            host.wait().expect("reap the host");
+            let killed = Instant::now();
+            wait_dead(pid, 2 * prompt()).await;
+            assert!(
+                killed.elapsed() < 2 * prompt(),
+                "{name}: {:?}",
+                killed.elapsed()
+            );
+            if name == "rust" {
+                // The killed host's own (private, empty) directory is all
+                // that is left.
+                assert_eq!(files_under(h.temp_dir()), Vec::<PathBuf>::new());
+            }
+            // What the killed host and plugin could not remove.
+            for path in goplug_test::leftovers(h.temp_dir()) {
+                if path.is_dir() {
+                    std::fs::remove_dir_all(&path).expect("a leftover directory");
+                } else {
+                    std::fs::remove_file(&path).expect("a leftover file");
+                }
+            }
         }
     });
 }
@@ -375,6 +403,7 @@ fn t20_a_new_host_reattaches_to_the_live_plugin() {
         assert!(first.wait().expect("the first host exits").success());
         let config = ReattachConfig::from_json(&line)
             .unwrap_or_else(|e| panic!("the host printed {line:?}: {e}"));
+        assert!(!config.test, "{config:?}");
         let pids = || h.own_processes().iter().map(|p| p.pid).collect::<Vec<_>>();
         assert_eq!(pids(), vec![config.pid], "the plugin outlives its host");
         let pid = config.pid;

@@ -36,13 +36,23 @@ fn host(h: &Harness, command: Command) -> ClientBuilder {
 fn t01_a_plugin_that_never_handshakes_times_out_and_is_reaped() {
     Harness::exclusive().run(async |h| {
         let started = Instant::now();
-        let error = host(h, h.script("exec sleep 60"))
+        let error = host(h, h.script("echo waiting >&2; exec sleep 60"))
             .start_timeout(Duration::from_millis(500))
             .start()
             .await
             .expect_err("no handshake");
         assert!(started.elapsed() < prompt(), "{:?}", started.elapsed());
-        assert!(matches!(error, Error::StartTimeout { .. }), "{error:?}");
+        let Error::StartTimeout { timeout, stderr } = &error else {
+            panic!("expected a start timeout, got {error:?}");
+        };
+        assert_eq!(*timeout, Duration::from_millis(500));
+        assert!(stderr.0.contains("waiting"), "{stderr:?}");
+        assert!(
+            error
+                .to_string()
+                .starts_with("timeout while waiting for plugin to start"),
+            "{error}"
+        );
         assert_reaped(h).await;
     });
 }
@@ -68,6 +78,11 @@ fn t02_an_early_exit_reports_the_code_and_a_bounded_stderr_tail() {
         assert_eq!(status.and_then(|s| s.code()), Some(3), "{error}");
         assert!(stderr.0.trim_end().ends_with("boom"), "{stderr:?}");
         assert!(stderr.0.len() <= 16 * 1024, "{} bytes", stderr.0.len());
+        let text = error.to_string();
+        assert!(
+            text.starts_with("plugin exited before we could connect") && text.contains("boom"),
+            "{text}"
+        );
         assert_reaped(h).await;
     });
 }
@@ -79,6 +94,8 @@ struct BadLine {
     auto_mtls: bool,
     multiplex: bool,
     expected: fn(&HandshakeError) -> bool,
+    /// Whether the error quotes the line (its first 20 bytes).
+    quoted: bool,
 }
 
 fn bad(printf: &str, expected: fn(&HandshakeError) -> bool) -> BadLine {
@@ -87,6 +104,15 @@ fn bad(printf: &str, expected: fn(&HandshakeError) -> bool) -> BadLine {
         auto_mtls: false,
         multiplex: false,
         expected,
+        quoted: false,
+    }
+}
+
+/// A [`bad`] line the error quotes.
+fn quoted(printf: &str, expected: fn(&HandshakeError) -> bool) -> BadLine {
+    BadLine {
+        quoted: true,
+        ..bad(printf, expected)
     }
 }
 
@@ -109,20 +135,20 @@ async fn t03(h: &Harness) {
             "",
             |e| matches!(e, H::StdoutNoise { line, .. } if line.is_empty()),
         ),
-        bad("1|1|tcp", |e| {
+        quoted("1|1|tcp", |e| {
             matches!(e, H::TooFewFields { fields: 3, .. })
         }),
-        bad(
+        quoted(
             "x|1|unix|/p|grpc",
             |e| matches!(e, H::InvalidCoreVersion { value, .. } if value == "x"),
         ),
-        bad("2|1|unix|/p|grpc", |e| {
+        quoted("2|1|unix|/p|grpc", |e| {
             matches!(e, H::CoreVersionMismatch { plugin: 2, .. })
         }),
-        bad("1|99|unix|/p|grpc", |e| {
+        quoted("1|99|unix|/p|grpc", |e| {
             matches!(e, H::AppVersionMismatch { plugin: 99, .. })
         }),
-        bad(
+        quoted(
             "1|1|udp|127.0.0.1:5|grpc",
             |e| matches!(e, H::UnknownNetwork { network, .. } if network == "udp"),
         ),
@@ -134,10 +160,10 @@ async fn t03(h: &Harness) {
             invalid_address(e, "not absolute")
         }),
         // Our policy: go-plugin supports local networks only, but would dial.
-        bad("1|1|tcp|10.1.2.3:1234|grpc", |e| {
+        quoted("1|1|tcp|10.1.2.3:1234|grpc", |e| {
             invalid_address(e, "loopback")
         }),
-        bad("1|1|unix|/p|netrpc", |e| {
+        quoted("1|1|unix|/p|netrpc", |e| {
             matches!(
                 e,
                 H::ProtocolNotAllowed {
@@ -167,6 +193,27 @@ async fn t03(h: &Harness) {
                 |e| matches!(e, H::InvalidMultiplex { value, .. } if value == "maybe"),
             )
         },
+        quoted("1|1|unix|/p||", |e| matches!(e, H::UnknownProtocol { .. })),
+        quoted("1|1|tcp|nowhere|grpc", |e| {
+            matches!(e, H::InvalidAddress { .. })
+        }),
+        // A certificate the host did not ask for (no AutoMTLS).
+        quoted(&format!("1|1|unix|/p|grpc|{}", "A".repeat(80)), |e| {
+            matches!(e, H::UnexpectedCertificate { .. })
+        }),
+        quoted(
+            "hello",
+            |e| matches!(e, H::StdoutNoise { line, following: None } if line == "hello"),
+        ),
+        quoted("hello\\n1|1|unix|/p|grpc|", |e| {
+            matches!(
+                e,
+                H::StdoutNoise {
+                    following: Some(_),
+                    ..
+                }
+            )
+        }),
         bad("1|1|unix|/p\\000|grpc", |e| matches!(e, H::NotText { .. })),
         bad("1|1|unix|/p\\377|grpc", |e| matches!(e, H::NotText { .. })),
     ];
@@ -190,6 +237,14 @@ async fn t03(h: &Harness) {
             panic!("{}: not a handshake error: {error:?}", case.printf);
         };
         assert!((case.expected)(handshake), "{}: {error:?}", case.printf);
+        if case.quoted {
+            let first = case.printf.split("\\n").next().unwrap_or_default();
+            assert!(
+                error.to_string().contains(&first[..first.len().min(20)]),
+                "{}: the error does not quote the line: {error}",
+                case.printf
+            );
+        }
         seen.push(error.to_string());
         assert_reaped(h).await;
     }
@@ -356,6 +411,17 @@ fn t08_a_plugin_run_by_hand_exits_1_with_a_message_and_no_stdout() {
             stderr.starts_with("This binary is a plugin"),
             "no human message: {stderr}"
         );
+        assert_eq!(stderr, goplug::env::NOT_LAUNCHED_BY_HOST);
+        // A wrong cookie value is refused the same way.
+        let mut command = h.plugin(&FAULT, "serve");
+        command.env(HANDSHAKE.magic_cookie_key.as_ref(), "not-the-cookie");
+        let output = goplug_test::run_with_timeout(&mut command, Duration::from_secs(10));
+        assert_eq!(output.status.code(), Some(1), "{output:?}");
+        assert!(output.stdout.is_empty(), "{output:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&output.stderr),
+            goplug::env::NOT_LAUNCHED_BY_HOST
+        );
     });
 }
 
@@ -384,6 +450,10 @@ fn t09_a_plugin_that_fails_its_checksum_never_runs() {
             matches!(&error, Error::ChecksumMismatch { path, expected, actual }
             if path == &plugin && *expected == wrong && *actual == right),
             "{error:?}"
+        );
+        assert!(
+            error.to_string().starts_with("checksums did not match"),
+            "{error}"
         );
         // An empty checksum cannot even be configured.
         let empty = "".parse::<Checksum>().expect_err("empty checksum");

@@ -10,7 +10,7 @@ use goplug::host::{Checksum, Client, PluginSet};
 use goplug::reattach::ReattachConfig;
 use goplug::{Error, Protocol};
 use goplug_example_kv::HANDSHAKE;
-use goplug_test::{FAKE, Harness, LIFECYCLE_HOST, go_bin, process_gone, put_get, read_pid, settle};
+use goplug_test::{FAKE, Harness, go_bin, process_gone, put_get, read_pid, settle};
 
 /// A plugin started by hand in debug mode; killed (SIGKILL) if still
 /// running when dropped.
@@ -296,45 +296,6 @@ fn kill_host(mut host: Child) {
     host.wait().unwrap();
 }
 
-/// Starts `lifecycle-host launch <plugin>` and returns it once the plugin
-/// is connected.
-fn launch_in_lifecycle_host(plugin: &str, s: &Harness) -> Child {
-    let mut host = Command::new(&LIFECYCLE_HOST)
-        .args(["launch", plugin])
-        .env("PLUGIN_UNIX_SOCKET_DIR", &s.sockets)
-        .current_dir(&s.work)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = host.stdout.take().unwrap();
-    let line = goplug_test::first_line(stdout, Duration::from_secs(20)).unwrap_or_default();
-    if !line.contains("\"pid\"") {
-        kill_host(host);
-        panic!("the lifecycle host did not start the plugin: {line:?}");
-    }
-    host
-}
-
-#[tokio::test]
-async fn plugins_of_both_languages_die_with_a_killed_rust_host() {
-    let go_plugin = go_bin("kv-plugin-go-grpc");
-    for (name, plugin) in [
-        ("rust", format!("exec {FAKE} kv")),
-        ("go", format!("exec {}", go_plugin.display())),
-    ] {
-        let s = Harness::shared();
-        let command = format!("echo $$ > '{}'; {plugin}", s.pid_file().display());
-        let host = launch_in_lifecycle_host(&command, &s);
-        let pid = read_pid(&s.pid_file());
-        kill_host(host);
-        process_gone(pid, settle()).await;
-        if name == "rust" {
-            // It shut down cleanly and removed its socket.
-            assert_eq!(sockets_under(&s.sockets), Vec::<PathBuf>::new(), "{name}");
-        }
-    }
-}
-
 #[tokio::test]
 async fn a_rust_plugin_exits_when_its_go_host_is_killed() {
     let s = Harness::shared();
@@ -360,36 +321,6 @@ async fn a_rust_plugin_exits_when_its_go_host_is_killed() {
     // A Go plugin would run on as an orphan here; goplug's notices.
     process_gone(pid, settle()).await;
     assert_eq!(sockets_under(&s.sockets), Vec::<PathBuf>::new());
-}
-
-#[tokio::test]
-async fn a_host_upgrade_detaches_and_a_new_host_reattaches() {
-    let s = Harness::shared();
-    let plugin = format!("exec {FAKE} pid-file '{}' kv", s.pid_file().display());
-    let output = goplug_test::run_with_timeout(
-        Command::new(&LIFECYCLE_HOST)
-            .args(["detach", &plugin, "upgrade", "kept"])
-            .env("PLUGIN_UNIX_SOCKET_DIR", &s.sockets)
-            .current_dir(&s.work),
-        Duration::from_secs(30),
-    );
-    assert!(output.status.success(), "{output:?}");
-    let pid = read_pid(&s.pid_file());
-    let config = ReattachConfig::from_json(&String::from_utf8_lossy(&output.stdout))
-        .unwrap_or_else(|e| panic!("{e}: {output:?}"));
-    assert_eq!(config.pid, pid);
-    assert!(!config.test);
-
-    // The first host is gone; the plugin lives on, its data too.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(std::path::Path::new(&format!("/proc/{pid}")).exists());
-    let client = host(&s).reattach(config).start().await.unwrap();
-    assert!(get(&client, "upgrade").await.starts_with("kept\n"));
-    let report = client.shutdown().await;
-    assert!(report.graceful, "{report:?}");
-    process_gone(pid, settle()).await;
-    // Nothing is left: not the socket, not the first host's directory.
-    assert_eq!(goplug_test::leftovers(&s.sockets), Vec::<PathBuf>::new());
 }
 
 #[tokio::test]

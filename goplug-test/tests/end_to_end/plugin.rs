@@ -10,34 +10,6 @@ use goplug_example_kv::{HANDSHAKE, pb::kv_client::KvClient};
 use goplug_test::{FAKE, leftovers, run_with_timeout};
 
 #[test]
-fn run_directly_it_refuses_with_go_plugins_message() {
-    let work = tempfile::tempdir().unwrap();
-    let output = run_with_timeout(
-        Command::new(&FAKE)
-            .arg("kv")
-            .current_dir(work.path())
-            .env_remove("BASIC_PLUGIN"),
-        Duration::from_secs(10),
-    );
-    assert_eq!(output.status.code(), Some(1));
-    assert!(output.stdout.is_empty(), "stdout: {:?}", output.stdout);
-    assert_eq!(
-        String::from_utf8_lossy(&output.stderr),
-        goplug::env::NOT_LAUNCHED_BY_HOST
-    );
-    // A wrong value is refused the same way.
-    let output = run_with_timeout(
-        Command::new(&FAKE)
-            .arg("kv")
-            .current_dir(work.path())
-            .env("BASIC_PLUGIN", "hello2"),
-        Duration::from_secs(10),
-    );
-    assert_eq!(output.status.code(), Some(1));
-    assert!(output.stdout.is_empty());
-}
-
-#[test]
 fn prints_exactly_one_go_plugin_handshake_line() {
     let sockets = tempfile::tempdir().unwrap();
     let mut child = Command::new(&FAKE)
