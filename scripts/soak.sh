@@ -10,8 +10,8 @@ seconds=${1:-1800}
 csv=${GOPLUG_SOAK_CSV:-$root/target/soak.csv}
 
 GOPLUG_SOAK_SECS=$seconds GOPLUG_SOAK_CSV=$csv \
-    cargo test --release --locked -p goplug-test --test reliability_load -- \
-    --exact t38c_soak_keeps_rss_fds_and_threads_flat --nocapture
+    cargo test --release --locked -p goplug-test --test reliability -- \
+    --ignored --exact load::t38c_soak_keeps_rss_fds_and_threads_flat --nocapture
 
 echo "soak of ${seconds}s: samples in $csv"
 awk -F, '

@@ -1,24 +1,92 @@
-//! Helpers for goplug's end-to-end tests: the Go interop binaries, scratch
-//! directories, and checks that nothing was left behind.
+//! Helpers for goplug's end-to-end tests: the one test [`Harness`], the
+//! test plugin binaries, the Go interop binaries, and what `/proc` says.
 
 pub mod h2raw;
-mod ledger;
+mod harness;
+mod kv;
 pub mod pki;
-mod reliability;
-mod scratch;
+mod procfs;
 
-pub use ledger::{
-    Descendant, Ledger, become_subreaper, cpu_time, descendants, status_kib, threads,
+pub use harness::{
+    GRACE, Harness, TEST_ID, become_subreaper, eventually, eventually_async, prompt, scaled,
+    settle, slack, step,
 };
-pub use reliability::{
-    fd_count, get, ledger_host, open_ledger, percentiles, put, runtime, with_ledger, within,
+pub use kv::{get, kv, percentiles, put, put_get, within};
+pub use procfs::{
+    Descendant, cpu_time, descendants, describe, fd_count, leftovers, open_fds, status_kib, threads,
 };
-pub use scratch::Scratch;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
+
+/// A binary of this crate (a test plugin, or the lifecycle host), found
+/// next to the running test binary (`target/<profile>/deps/..`), where
+/// cargo builds it for the crate's integration tests. Use it by reference:
+/// `Command::new(&FAKE)`, `format!("exec {FAKE} kv")`.
+#[derive(Debug)]
+pub struct Bin {
+    name: &'static str,
+    path: OnceLock<PathBuf>,
+}
+
+impl Bin {
+    const fn new(name: &'static str) -> Self {
+        Self {
+            name,
+            path: OnceLock::new(),
+        }
+    }
+
+    /// Its path.
+    ///
+    /// # Panics
+    ///
+    /// When the binary is not built.
+    pub fn path(&self) -> &Path {
+        self.path.get_or_init(|| {
+            let exe = std::env::current_exe().expect("the test binary's path");
+            let dirs = exe.ancestors().skip(1).take(2);
+            dirs.map(|dir| dir.join(self.name))
+                .find(|path| path.is_file())
+                .unwrap_or_else(|| {
+                    panic!(
+                        "{} is not built next to {}: cargo builds it for goplug-test's tests",
+                        self.name,
+                        exe.display()
+                    )
+                })
+        })
+    }
+}
+
+impl std::fmt::Display for Bin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.path().display().fmt(f)
+    }
+}
+
+impl AsRef<std::ffi::OsStr> for Bin {
+    fn as_ref(&self) -> &std::ffi::OsStr {
+        self.path().as_os_str()
+    }
+}
+
+impl AsRef<Path> for Bin {
+    fn as_ref(&self) -> &Path {
+        self.path()
+    }
+}
+
+/// The fake plugin (`src/bin/fake-plugin.rs`): KV modes and misbehaviour.
+pub static FAKE: Bin = Bin::new("fake-plugin");
+/// The fault plugin (`src/bin/fault-plugin.rs`): crashes and handshakes.
+pub static FAULT: Bin = Bin::new("fault-plugin");
+/// The noisy plugin (`src/bin/noisy-plugin.rs`): floods and load.
+pub static NOISY: Bin = Bin::new("noisy-plugin");
+/// The lifecycle host (`src/bin/lifecycle-host.rs`): a host to kill.
+pub static LIFECYCLE_HOST: Bin = Bin::new("lifecycle-host");
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
@@ -99,6 +167,16 @@ pub fn assert_process_gone(pid: u32, within: Duration) {
     }
 }
 
+/// Sends `signal` to process `pid`.
+///
+/// # Panics
+///
+/// When the process cannot be signalled.
+pub fn signal(pid: u32, signal: nix::sys::signal::Signal) {
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(pid).expect("a pid"));
+    nix::sys::signal::kill(pid, signal).expect("signal the process");
+}
+
 /// Reads a pid written by a plugin command (`echo $$ > file`).
 pub fn read_pid(file: &Path) -> u32 {
     let start = Instant::now();
@@ -130,20 +208,6 @@ pub fn first_line(stdout: std::process::ChildStdout, timeout: Duration) -> Optio
         let _ = tx.send(line);
     });
     rx.recv_timeout(timeout).ok()
-}
-
-/// Lists what is left in `dir`.
-pub fn leftovers(dir: &Path) -> Vec<PathBuf> {
-    std::fs::read_dir(dir)
-        .map(|entries| entries.filter_map(|e| e.ok().map(|e| e.path())).collect())
-        .unwrap_or_default()
-}
-
-/// Number of open file descriptors of this process.
-pub fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd")
-        .map(|d| d.count())
-        .unwrap_or(0)
 }
 
 /// Runs a command to completion with a timeout, returning its output.

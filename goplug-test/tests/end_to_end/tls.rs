@@ -10,11 +10,10 @@ use goplug::tls::{CertCurve, TlsVersion};
 use goplug::{Error, HandshakeError};
 use goplug_example_kv::{pb, pb::kv_client::KvClient};
 use goplug_test::pki::{self, TestPki};
-use goplug_test::{Scratch, read_pid};
+use goplug_test::{FAKE, Harness, read_pid};
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const FAKE: &str = env!("CARGO_BIN_EXE_fake-plugin");
 const BOUND: Duration = Duration::from_secs(10);
 
 async fn put_get(client: &Client) {
@@ -67,9 +66,9 @@ async fn auto_mtls_over_tls_1_3_and_1_2() {
         ),
     ];
     for (name, host_max, plugin_env, curve, expected) in cases {
-        let s = Scratch::new(FAKE);
+        let s = Harness::shared();
         let mut builder = s
-            .builder(s.fake_with_env("kv", plugin_env))
+            .kv_host(s.fake_with_env("kv", plugin_env))
             .auto_mtls(true)
             .cert_curve(curve);
         if let Some(max) = host_max {
@@ -89,9 +88,9 @@ async fn auto_mtls_over_tls_1_3_and_1_2() {
 
 #[tokio::test]
 async fn a_plugin_without_automtls_support_is_refused() {
-    let s = Scratch::new(FAKE);
+    let s = Harness::shared();
     let err = s
-        .builder(s.script(&format!("unset PLUGIN_CLIENT_CERT; exec '{FAKE}' kv")))
+        .kv_host(s.script(&format!("unset PLUGIN_CLIENT_CERT; exec '{FAKE}' kv")))
         .auto_mtls(true)
         .start()
         .await
@@ -114,9 +113,9 @@ async fn certificates_that_are_not_certificates_are_refused() {
         base64::engine::general_purpose::STANDARD_NO_PAD.encode([7u8; 120]),
     ];
     for field in fields {
-        let s = Scratch::new(FAKE);
+        let s = Harness::shared();
         let err = s
-            .builder(s.script(&format!("echo '1|1|unix|/s|grpc|{field}'; exec sleep 30")))
+            .kv_host(s.script(&format!("echo '1|1|unix|/s|grpc|{field}'; exec sleep 30")))
             .auto_mtls(true)
             .start()
             .await
@@ -166,7 +165,7 @@ async fn fake_listener(
 #[tokio::test]
 async fn a_certificate_that_is_not_the_peers_is_refused() {
     // The handshake names one certificate; the socket presents another.
-    let s = Scratch::new(FAKE);
+    let s = Harness::shared();
     let pki = TestPki::generate(&s.work);
     let socket = s.path("impostor.sock");
     let server = fake_listener(
@@ -181,7 +180,7 @@ async fn a_certificate_that_is_not_the_peers_is_refused() {
     let field = pki::handshake_field(&pki.ca);
     let started = Instant::now();
     let err = s
-        .builder(s.script(&format!(
+        .kv_host(s.script(&format!(
             "echo '1|1|unix|{}|grpc|{field}'; exec sleep 30",
             socket.display()
         )))
@@ -199,13 +198,13 @@ async fn a_certificate_that_is_not_the_peers_is_refused() {
 async fn the_host_speaks_tls_on_the_socket() {
     // A plaintext listener records what the host sends: a TLS record
     // (content type 22, handshake; version 3.x), not an HTTP/2 preface.
-    let s = Scratch::new(FAKE);
+    let s = Harness::shared();
     let pki = TestPki::generate(&s.work);
     let socket = s.path("recorder.sock");
     let recorder = fake_listener(&socket, None).await;
     let field = pki::handshake_field(&pki.server_cert);
     let err = s
-        .builder(s.script(&format!(
+        .kv_host(s.script(&format!(
             "echo '1|1|unix|{}|grpc|{field}'; exec sleep 30",
             socket.display()
         )))
@@ -227,7 +226,7 @@ async fn the_host_speaks_tls_on_the_socket() {
 async fn tls_against_a_plaintext_plugin_fails_cleanly() {
     // A real plaintext plugin, whose handshake line gets a certificate
     // appended: the host's TLS handshake meets HTTP/2.
-    let s = Scratch::new(FAKE);
+    let s = Harness::shared();
     let pki = TestPki::generate(&s.work);
     let field = pki::handshake_field(&pki.server_cert);
     let script = format!(
@@ -236,7 +235,7 @@ async fn tls_against_a_plaintext_plugin_fails_cleanly() {
     );
     let started = Instant::now();
     let err = s
-        .builder(s.script(&script))
+        .kv_host(s.script(&script))
         .auto_mtls(true)
         .start()
         .await
@@ -249,13 +248,13 @@ async fn tls_against_a_plaintext_plugin_fails_cleanly() {
 
 #[tokio::test]
 async fn plaintext_against_a_tls_plugin_fails_cleanly() {
-    let s = Scratch::new(FAKE);
+    let s = Harness::shared();
     let pki = TestPki::generate(&s.work);
     let cert = pki.server_cert.to_str().unwrap();
     let key = pki.server_key.to_str().unwrap();
     let started = Instant::now();
     let err = s
-        .builder(s.fake_with_env("kv", &[("FAKE_TLS_CERT", cert), ("FAKE_TLS_KEY", key)]))
+        .kv_host(s.fake_with_env("kv", &[("FAKE_TLS_CERT", cert), ("FAKE_TLS_KEY", key)]))
         .start()
         .await
         .unwrap_err();
@@ -266,9 +265,9 @@ async fn plaintext_against_a_tls_plugin_fails_cleanly() {
 
 #[tokio::test]
 async fn an_automtls_plugin_refuses_strangers_and_speaks_tls() {
-    let s = Scratch::new(FAKE);
+    let s = Harness::shared();
     let client = s
-        .builder(s.fake_with_env("kv", &[]))
+        .kv_host(s.fake_with_env("kv", &[]))
         .auto_mtls(true)
         .start()
         .await
@@ -318,7 +317,7 @@ async fn an_automtls_plugin_refuses_strangers_and_speaks_tls() {
 
 #[tokio::test]
 async fn manual_tls_with_client_certificates() {
-    let s = Scratch::new(FAKE);
+    let s = Harness::shared();
     let pki = TestPki::generate(&s.work);
     let (ca, cert, key) = (
         pki.ca.to_str().unwrap(),
@@ -335,7 +334,7 @@ async fn manual_tls_with_client_certificates() {
         pki.client_key.to_str().unwrap(),
     );
     let client = s
-        .builder(s.fake_with_env("kv", &plugin_env))
+        .kv_host(s.fake_with_env("kv", &plugin_env))
         .tls(
             pki::client_config(ca, Some(client_cert)),
             ServerName::try_from("localhost").unwrap(),
@@ -349,7 +348,7 @@ async fn manual_tls_with_client_certificates() {
     s.assert_clean().await;
 
     // Without a client certificate the plugin refuses the host.
-    let s = Scratch::new(FAKE);
+    let s = Harness::shared();
     let pki = TestPki::generate(&s.work);
     let (ca, cert, key) = (
         pki.ca.to_str().unwrap(),
@@ -362,7 +361,7 @@ async fn manual_tls_with_client_certificates() {
         ("FAKE_TLS_CLIENT_CA", ca),
     ];
     let err = s
-        .builder(s.fake_with_env("kv", &plugin_env))
+        .kv_host(s.fake_with_env("kv", &plugin_env))
         .tls(
             pki::client_config(ca, None),
             ServerName::try_from("localhost").unwrap(),
@@ -379,10 +378,10 @@ async fn manual_tls_with_client_certificates() {
 
 #[tokio::test]
 async fn auto_mtls_and_manual_tls_are_exclusive() {
-    let s = Scratch::new(FAKE);
+    let s = Harness::shared();
     let pki = TestPki::generate(&s.work);
     let err = s
-        .builder(s.fake_with_env("kv", &[]))
+        .kv_host(s.fake_with_env("kv", &[]))
         .auto_mtls(true)
         .tls(
             pki::client_config(pki.ca.to_str().unwrap(), None),

@@ -8,11 +8,9 @@ use goplug::host::{Channel, Client, PluginSet};
 use goplug::tls::TlsVersion;
 use goplug_example_kv::{HANDSHAKE, pb, pb::kv_client::KvClient};
 use goplug_test::pki::{self, TestPki};
-use goplug_test::{go_bin, leftovers, python_kv_plugin_command};
+use goplug_test::{FAKE, go_bin, leftovers, python_kv_plugin_command};
 use rustls::pki_types::ServerName;
 use serde_json::Value;
-
-const FAKE: &str = env!("CARGO_BIN_EXE_fake-plugin");
 
 fn go_plugin(env: &str) -> String {
     format!("{env} exec '{}'", go_bin("probe-plugin").display())

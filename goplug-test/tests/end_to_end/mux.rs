@@ -5,12 +5,10 @@
 use std::time::Duration;
 
 use goplug::{Error, HandshakeError};
-use goplug_test::{Scratch, probe_host, python_kv_plugin_command};
-
-const FAKE: &str = env!("CARGO_BIN_EXE_fake-plugin");
+use goplug_test::{FAKE, Harness, probe_host, python_kv_plugin_command};
 
 /// A "plugin" that prints `line` and then waits.
-fn scripted(s: &Scratch, line: &str) -> String {
+fn scripted(s: &Harness, line: &str) -> String {
     format!(
         "echo $$ > '{}'; echo '{line}'; exec sleep 30",
         s.pid_file().display()
@@ -39,9 +37,9 @@ async fn both_hosts_refuse_a_plugin_without_multiplexing_alike() {
         ),
     ];
     for (line, is_expected, go_text) in cases {
-        let s = Scratch::new(FAKE);
+        let s = Harness::shared();
         let err = s
-            .builder(s.script(&format!("echo '{line}'; exec sleep 30")))
+            .kv_host(s.script(&format!("echo '{line}'; exec sleep 30")))
             .grpc_broker_multiplex(true)
             .start()
             .await
@@ -50,7 +48,7 @@ async fn both_hosts_refuse_a_plugin_without_multiplexing_alike() {
         assert!(err.to_string().starts_with(go_text), "{line}: {err}");
         s.assert_clean().await;
 
-        let s = Scratch::new(FAKE);
+        let s = Harness::shared();
         let report = probe_host(&scripted(&s, line), &["-multiplex"], &s.work);
         let go_error = report["error"].as_str().unwrap_or_default();
         assert!(
@@ -63,9 +61,9 @@ async fn both_hosts_refuse_a_plugin_without_multiplexing_alike() {
 
 #[tokio::test]
 async fn a_python_plugin_cannot_multiplex() {
-    let s = Scratch::new(FAKE);
+    let s = Harness::shared();
     let err = s
-        .builder(goplug::host::shell_command(python_kv_plugin_command()))
+        .kv_host(goplug::host::shell_command(python_kv_plugin_command()))
         .grpc_broker_multiplex(true)
         .start_timeout(Duration::from_secs(30))
         .start()
@@ -83,7 +81,7 @@ async fn a_python_plugin_cannot_multiplex() {
 #[tokio::test]
 async fn a_go_host_multiplexes_with_a_rust_plugin() {
     for flags in [&["-multiplex"][..], &["-multiplex", "-automtls"]] {
-        let s = Scratch::new(FAKE);
+        let s = Harness::shared();
         let plugin = format!("exec {FAKE} kv");
         let mut all = flags.to_vec();
         all.extend(["-ping", "-put", "k=v", "-get", "k"]);
@@ -110,11 +108,11 @@ async fn a_rust_host_multiplexes_with_go_and_rust_kv_plugins() {
         ("go", format!("exec {}", go_plugin.display())),
     ] {
         for auto_mtls in [false, true] {
-            let s = Scratch::new(FAKE);
+            let s = Harness::shared();
             let mut command = goplug::host::shell_command(plugin.clone());
             command.current_dir(&s.work);
             let client = s
-                .builder(command)
+                .kv_host(command)
                 .grpc_broker_multiplex(true)
                 .auto_mtls(auto_mtls)
                 .start()

@@ -7,31 +7,19 @@ use std::time::{Duration, Instant};
 
 use goplug::host::{Channel, Client, PluginSet};
 use goplug::{Error, HandshakeError, Protocol};
-use goplug_example_kv::{HANDSHAKE, pb, pb::kv_client::KvClient};
-use goplug_test::Scratch;
+use goplug_example_kv::{HANDSHAKE, pb::kv_client::KvClient};
+use goplug_test::{FAKE, Harness, prompt, put_get};
 
-const FAKE: &str = env!("CARGO_BIN_EXE_fake-plugin");
-const GONE: Duration = Duration::from_secs(5);
 /// What "promptly" means in these tests: far below the 20 s start timeout
 /// and the 30 s sleeps of the scripts, with room for a loaded machine.
-const BOUND: Duration = Duration::from_secs(10);
-
-async fn put_get(client: &Client, key: &str, value: &str) -> String {
-    let mut kv: KvClient<Channel> = client.dispense("kv").unwrap();
-    kv.put(pb::PutRequest {
-        key: key.into(),
-        value: value.as_bytes().to_vec(),
-    })
-    .await
-    .unwrap();
-    let got = kv.get(pb::GetRequest { key: key.into() }).await.unwrap();
-    String::from_utf8(got.into_inner().value).unwrap()
+fn bound() -> Duration {
+    2 * prompt()
 }
 
 #[tokio::test]
 async fn start_dispense_call_and_graceful_shutdown() {
-    let s = Scratch::new(FAKE);
-    let client = s.builder(s.fake("kv")).start().await.unwrap();
+    let s = Harness::shared();
+    let client = s.kv_host(s.fake("kv")).start().await.unwrap();
     assert_eq!(client.protocol(), Protocol::Grpc);
     assert_eq!(client.negotiated_version(), 1);
     client.ping().await.unwrap();
@@ -49,8 +37,8 @@ async fn start_dispense_call_and_graceful_shutdown() {
 
 #[tokio::test]
 async fn serves_over_tcp_when_asked() {
-    let s = Scratch::new(FAKE);
-    let client = s.builder(s.fake("kv-tcp")).start().await.unwrap();
+    let s = Harness::shared();
+    let client = s.kv_host(s.fake("kv-tcp")).start().await.unwrap();
     match client.address() {
         goplug::handshake::PluginAddress::Tcp(addr) => {
             assert!(addr.ip().is_loopback());
@@ -67,179 +55,10 @@ async fn serves_over_tcp_when_asked() {
 }
 
 #[tokio::test]
-async fn start_timeout_kills_the_plugin() {
-    let s = Scratch::new(FAKE);
-    let started = Instant::now();
-    let err = s
-        .builder(s.script("echo waiting >&2; exec sleep 30"))
-        .start_timeout(Duration::from_millis(500))
-        .start()
-        .await
-        .unwrap_err();
-    assert!(started.elapsed() < BOUND, "{:?}", started.elapsed());
-    match &err {
-        Error::StartTimeout { timeout, stderr } => {
-            assert_eq!(*timeout, Duration::from_millis(500));
-            assert!(stderr.0.contains("waiting"), "{stderr:?}");
-        }
-        other => panic!("expected a start timeout, got {other:?}"),
-    }
-    assert!(
-        err.to_string()
-            .starts_with("timeout while waiting for plugin to start")
-    );
-    s.assert_clean().await;
-}
-
-#[tokio::test]
-async fn exit_before_handshake_reports_status_and_stderr() {
-    let s = Scratch::new(FAKE);
-    let started = Instant::now();
-    let err = s
-        .builder(s.script("echo boom >&2; exit 3"))
-        .start()
-        .await
-        .unwrap_err();
-    assert!(started.elapsed() < BOUND);
-    match &err {
-        Error::ExitedBeforeHandshake { status, stderr } => {
-            assert_eq!(status.and_then(|s| s.code()), Some(3), "{err}");
-            assert!(stderr.0.contains("boom"), "{stderr:?}");
-        }
-        other => panic!("expected an early exit, got {other:?}"),
-    }
-    let text = err.to_string();
-    assert!(
-        text.starts_with("plugin exited before we could connect"),
-        "{text}"
-    );
-    assert!(text.contains("boom"), "{text}");
-    s.assert_clean().await;
-}
-
-#[tokio::test]
-async fn malformed_handshake_lines_get_distinct_errors() {
-    type Check = fn(&Error) -> bool;
-    let cert = "A".repeat(80);
-    let cases: Vec<(String, Check)> = vec![
-        ("2|1|unix|/s|grpc|".into(), |e| {
-            matches!(
-                e,
-                Error::Handshake(HandshakeError::CoreVersionMismatch { plugin: 2, .. })
-            )
-        }),
-        ("x|1|unix|/s|grpc|".into(), |e| {
-            matches!(
-                e,
-                Error::Handshake(HandshakeError::InvalidCoreVersion { .. })
-            )
-        }),
-        ("1|99|unix|/s|grpc|".into(), |e| {
-            matches!(
-                e,
-                Error::Handshake(HandshakeError::AppVersionMismatch { plugin: 99, .. })
-            )
-        }),
-        ("1|1|udp|127.0.0.1:5|grpc|".into(), |e| {
-            matches!(e, Error::Handshake(HandshakeError::UnknownNetwork { .. }))
-        }),
-        ("1|1|tcp|nowhere|grpc|".into(), |e| {
-            matches!(e, Error::Handshake(HandshakeError::InvalidAddress { .. }))
-        }),
-        ("1|1|tcp|10.0.0.1:80|grpc|".into(), |e| {
-            matches!(e, Error::Handshake(HandshakeError::InvalidAddress { .. }))
-        }),
-        ("1|1|unix|/s|netrpc|".into(), |e| {
-            matches!(
-                e,
-                Error::Handshake(HandshakeError::ProtocolNotAllowed {
-                    protocol: Protocol::NetRpc,
-                    ..
-                })
-            )
-        }),
-        ("1|1|unix|/s||".into(), |e| {
-            matches!(e, Error::Handshake(HandshakeError::UnknownProtocol { .. }))
-        }),
-        ("1|1|tcp".into(), |e| {
-            matches!(
-                e,
-                Error::Handshake(HandshakeError::TooFewFields { fields: 3, .. })
-            )
-        }),
-        (format!("1|1|unix|/s|grpc|{cert}"), |e| {
-            matches!(
-                e,
-                Error::Handshake(HandshakeError::UnexpectedCertificate { .. })
-            )
-        }),
-        ("hello".into(), |e| {
-            matches!(
-                e,
-                Error::Handshake(HandshakeError::StdoutNoise {
-                    following: None,
-                    ..
-                })
-            )
-        }),
-        ("hello\n1|1|unix|/s|grpc|".into(), |e| {
-            matches!(
-                e,
-                Error::Handshake(HandshakeError::StdoutNoise {
-                    following: Some(_),
-                    ..
-                })
-            )
-        }),
-    ];
-    for (line, is_expected) in cases {
-        let s = Scratch::new(FAKE);
-        let started = Instant::now();
-        let script = format!(
-            "printf '%s\\n' '{}'; exec sleep 30",
-            line.replace('\n', "' '")
-        );
-        let err = s.builder(s.script(&script)).start().await.unwrap_err();
-        assert!(is_expected(&err), "line {line:?}: {err:?}");
-        assert!(
-            started.elapsed() < BOUND,
-            "line {line:?} took {:?}",
-            started.elapsed()
-        );
-        let first = line.lines().next().unwrap_or_default();
-        assert!(
-            err.to_string().contains(&first[..first.len().min(20)]),
-            "error should quote the line: {err}"
-        );
-        s.assert_clean().await;
-    }
-}
-
-#[tokio::test]
-async fn an_endless_line_is_refused_promptly() {
-    let s = Scratch::new(FAKE);
-    let started = Instant::now();
-    let err = s
-        .builder(s.script("head -c 1048576 /dev/zero | tr '\\0' x; exec sleep 30"))
-        .start()
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            Error::Handshake(HandshakeError::LineTooLong { limit: 16384, .. })
-        ),
-        "{err:?}"
-    );
-    assert!(started.elapsed() < BOUND);
-    s.assert_clean().await;
-}
-
-#[tokio::test]
 async fn an_unreachable_netrpc_plugin_is_a_connect_error() {
-    let s = Scratch::new(FAKE);
+    let s = Harness::shared();
     let err = s
-        .builder(s.script("echo '1|1|unix|/s|netrpc|'; exec sleep 30"))
+        .kv_host(s.script("echo '1|1|unix|/s|netrpc|'; exec sleep 30"))
         .allowed_protocols([Protocol::Grpc, Protocol::NetRpc])
         .start()
         .await
@@ -250,9 +69,9 @@ async fn an_unreachable_netrpc_plugin_is_a_connect_error() {
 
 #[tokio::test]
 async fn unreachable_address_is_a_connect_error() {
-    let s = Scratch::new(FAKE);
+    let s = Harness::shared();
     let err = s
-        .builder(s.script("echo '1|1|unix|/nonexistent/goplug.sock|grpc|'; exec sleep 30"))
+        .kv_host(s.script("echo '1|1|unix|/nonexistent/goplug.sock|grpc|'; exec sleep 30"))
         .start()
         .await
         .unwrap_err();
@@ -262,9 +81,9 @@ async fn unreachable_address_is_a_connect_error() {
 
 #[tokio::test]
 async fn a_missing_program_is_a_spawn_error() {
-    let s = Scratch::new(FAKE);
+    let s = Harness::shared();
     let err = s
-        .builder(Command::new("/nonexistent/plugin"))
+        .kv_host(Command::new("/nonexistent/plugin"))
         .start()
         .await
         .unwrap_err();
@@ -275,7 +94,7 @@ async fn a_missing_program_is_a_spawn_error() {
 
 #[tokio::test]
 async fn versions_negotiate_to_the_highest_common_one() {
-    let s = Scratch::new(FAKE);
+    let s = Harness::shared();
     let mut command = s.fake("kv");
     command.env("FAKE_VERSIONS", "1,2,3");
     let set = || PluginSet::new().grpc::<KvClient<Channel>>("kv");
@@ -297,7 +116,7 @@ async fn versions_negotiate_to_the_highest_common_one() {
     assert!(client.shutdown().await.graceful);
     s.assert_clean().await;
 
-    let s = Scratch::new(FAKE);
+    let s = Harness::shared();
     let mut command = s.fake("kv");
     command.env("FAKE_VERSIONS", "1,2,3");
     let err = Client::builder(HANDSHAKE)
@@ -333,7 +152,7 @@ async fn versions_negotiate_to_the_highest_common_one() {
 async fn a_failed_start_kills_a_plugin_behind_a_shell() {
     // `sh -c plugin` without exec: the plugin is the shell's child. go-plugin
     // kills only the shell here, and then hangs on the orphan's pipes.
-    let s = Scratch::new(FAKE);
+    let s = Harness::shared();
     let mut command = Command::new("/bin/sh");
     command
         .arg("-c")
@@ -357,14 +176,14 @@ async fn a_failed_start_kills_a_plugin_behind_a_shell() {
         ),
         "{err:?}"
     );
-    assert!(started.elapsed() < BOUND, "{:?}", started.elapsed());
+    assert!(started.elapsed() < bound(), "{:?}", started.elapsed());
     s.assert_clean().await;
 }
 
 #[tokio::test]
 async fn dispense_is_typed() {
-    let s = Scratch::new(FAKE);
-    let client = s.builder(s.fake("kv")).start().await.unwrap();
+    let s = Harness::shared();
+    let client = s.kv_host(s.fake("kv")).start().await.unwrap();
     let err = client.dispense::<KvClient<Channel>>("nope").unwrap_err();
     assert!(
         matches!(err, Error::UnknownPlugin { ref name, ref available } if name == "nope" && available == &["kv"]),
@@ -378,21 +197,9 @@ async fn dispense_is_typed() {
 }
 
 #[tokio::test]
-async fn dropping_the_client_kills_the_plugin() {
-    let s = Scratch::new(FAKE);
-    let client = s.builder(s.fake("kv")).start().await.unwrap();
-    let pid = client.pid().expect("a local plugin has a pid");
-    let started = Instant::now();
-    drop(client);
-    assert!(started.elapsed() < Duration::from_secs(1), "drop blocked");
-    goplug_test::process_gone(pid, GONE).await;
-    s.assert_clean().await;
-}
-
-#[tokio::test]
 async fn a_crashed_plugin_is_noticed() {
-    let s = Scratch::new(FAKE);
-    let client = s.builder(s.fake("kv")).start().await.unwrap();
+    let s = Harness::shared();
+    let client = s.kv_host(s.fake("kv")).start().await.unwrap();
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(client.pid().expect("a local plugin has a pid") as i32),
         nix::sys::signal::Signal::SIGKILL,
@@ -403,32 +210,15 @@ async fn a_crashed_plugin_is_noticed() {
     assert!(client.ping().await.is_err());
     let started = Instant::now();
     let report = client.shutdown().await;
-    assert!(started.elapsed() < BOUND, "{report:?}");
+    assert!(started.elapsed() < bound(), "{report:?}");
     assert!(!report.status.unwrap().success());
     // The host removes the socket directory the dead plugin could not.
     s.assert_clean().await;
 }
 
 #[tokio::test]
-async fn a_plugin_without_controller_is_killed_after_the_grace() {
-    let s = Scratch::new(FAKE);
-    let client = s
-        .builder(s.fake("no-controller"))
-        .shutdown_grace(Duration::from_millis(300))
-        .start()
-        .await
-        .unwrap();
-    client.ping().await.unwrap();
-    let report = client.shutdown().await;
-    assert!(!report.graceful, "{report:?}");
-    assert!(report.elapsed >= Duration::from_millis(300), "{report:?}");
-    assert!(report.elapsed < BOUND, "{report:?}");
-    s.assert_clean().await;
-}
-
-#[tokio::test]
 async fn environment_is_caller_then_host_then_go_plugin() {
-    let s = Scratch::new(FAKE);
+    let s = Harness::shared();
     let env_file = s.work.join("env");
     let mut command = s.script(&format!(
         "export -p > '{}'; exec '{FAKE}' kv",
@@ -439,7 +229,7 @@ async fn environment_is_caller_then_host_then_go_plugin() {
         .env("PATH", "/caller/path")
         .env("PLUGIN_MIN_PORT", "1");
     let client = s
-        .builder(command)
+        .kv_host(command)
         .port_range(12000, 12010)
         .start()
         .await
@@ -464,7 +254,7 @@ async fn environment_is_caller_then_host_then_go_plugin() {
     s.assert_clean().await;
 
     // With skip_host_env, only the caller's and go-plugin's variables.
-    let s = Scratch::new(FAKE);
+    let s = Harness::shared();
     let env_file = s.work.join("env");
     let mut command = s.script(&format!(
         "export -p > '{}'; exec '{FAKE}' kv",
@@ -472,7 +262,7 @@ async fn environment_is_caller_then_host_then_go_plugin() {
     ));
     command.env("GOPLUG_TEST_CALLER", "from-caller");
     let client = s
-        .builder(command)
+        .kv_host(command)
         .skip_host_env(true)
         .start()
         .await
@@ -486,11 +276,11 @@ async fn environment_is_caller_then_host_then_go_plugin() {
 
 #[tokio::test]
 async fn stderr_lines_reach_the_configured_writer() {
-    let s = Scratch::new(FAKE);
+    let s = Harness::shared();
     let log = s.work.join("stderr.log");
     let file = tokio::fs::File::create(&log).await.unwrap();
     let client = s
-        .builder(s.script(&format!(
+        .kv_host(s.script(&format!(
             "echo first >&2; echo second >&2; exec '{FAKE}' kv"
         )))
         .stderr(file)
@@ -505,8 +295,8 @@ async fn stderr_lines_reach_the_configured_writer() {
 
 #[tokio::test]
 async fn output_after_the_handshake_never_blocks_the_plugin() {
-    let s = Scratch::new(FAKE);
-    let client = s.builder(s.fake("kv-chatty")).start().await.unwrap();
+    let s = Harness::shared();
+    let client = s.kv_host(s.fake("kv-chatty")).start().await.unwrap();
     let done = s.work.join("chatty-done");
     let started = Instant::now();
     while !done.exists() {
@@ -523,9 +313,9 @@ async fn output_after_the_handshake_never_blocks_the_plugin() {
 
 #[tokio::test]
 async fn a_stopped_plugin_is_killed_within_the_grace() {
-    let s = Scratch::new(FAKE);
+    let s = Harness::shared();
     let client = s
-        .builder(s.fake("kv"))
+        .kv_host(s.fake("kv"))
         .shutdown_grace(Duration::from_millis(500))
         .start()
         .await
@@ -537,7 +327,7 @@ async fn a_stopped_plugin_is_killed_within_the_grace() {
     .unwrap();
     let report = client.shutdown().await;
     assert!(!report.graceful, "{report:?}");
-    assert!(report.elapsed < BOUND, "{report:?}");
+    assert!(report.elapsed < bound(), "{report:?}");
     s.assert_clean().await;
 }
 
@@ -546,9 +336,9 @@ async fn socket_group_gets_access_like_go_plugin() {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
     // gid 1 is `daemon` on Debian; the group must exist for a name lookup.
     for group in ["1", "daemon"] {
-        let s = Scratch::new(FAKE);
+        let s = Harness::shared();
         let client = s
-            .builder(s.fake("kv"))
+            .kv_host(s.fake("kv"))
             .unix_socket_group(group)
             .start()
             .await
@@ -585,8 +375,8 @@ async fn socket_group_gets_access_like_go_plugin() {
 #[tokio::test]
 async fn sockets_are_private_without_a_group() {
     use std::os::unix::fs::PermissionsExt;
-    let s = Scratch::new(FAKE);
-    let client = s.builder(s.fake("kv")).start().await.unwrap();
+    let s = Harness::shared();
+    let client = s.kv_host(s.fake("kv")).start().await.unwrap();
     let goplug::handshake::PluginAddress::Unix(socket) = client.address().clone() else {
         panic!("expected a unix socket");
     };

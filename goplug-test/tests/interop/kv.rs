@@ -11,10 +11,8 @@ use std::time::Duration;
 use goplug::host::{Channel, Client, PluginSet};
 use goplug::{Error, HandshakeConfig, HandshakeError, Protocol};
 use goplug_example_kv::{HANDSHAKE, pb, pb::kv_client::KvClient};
-use goplug_test::{go_bin, leftovers};
+use goplug_test::{FAKE, go_bin, leftovers};
 use serde_json::Value;
-
-const FAKE: &str = env!("CARGO_BIN_EXE_fake-plugin");
 
 /// The two plugins under comparison, as `sh -c` commands with versions.
 fn plugins(versions: &str) -> [(&'static str, String); 2] {

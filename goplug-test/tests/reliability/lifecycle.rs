@@ -4,8 +4,8 @@
 //! shutdown, T16 a descendant holding the pipes, T17 shutdown after the
 //! plugin's own exit, T18 a dropped client, T19 the host dies, T20 a new
 //! host reattaches, T21 reattach to a decoy pid, T22 reattach to something
-//! else. Every test runs under a [`Ledger`]: no descendants, no zombies,
-//! fds and temp dir at baseline.
+//! else. Every test runs under a [`Harness::exclusive`]: its processes
+//! gone, no zombies, fds and socket dir at baseline.
 
 use std::os::unix::process::ExitStatusExt as _;
 use std::path::PathBuf;
@@ -13,49 +13,28 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use goplug::handshake::PluginAddress;
-use goplug::host::{Channel, Client, ClientBuilder, PluginSet};
+use goplug::host::{Channel, Client, ClientBuilder};
 use goplug::reattach::ReattachConfig;
 use goplug::{Error, Protocol};
-use goplug_example_kv::{HANDSHAKE, pb};
-use goplug_test::{Ledger, PluginLogs, with_ledger};
+use goplug_example_kv::pb;
+use goplug_test::{
+    FAKE, FAULT, GRACE, Harness, LIFECYCLE_HOST, PluginLogs, prompt, scaled, signal,
+};
 use nix::sys::signal::Signal;
-use tracing_subscriber::layer::SubscriberExt as _;
 
 type Kv = pb::kv_client::KvClient<Channel>;
 
-const FAULT: &str = env!("CARGO_BIN_EXE_fault-plugin");
-const FAKE: &str = env!("CARGO_BIN_EXE_fake-plugin");
-const LIFECYCLE_HOST: &str = env!("CARGO_BIN_EXE_lifecycle-host");
-
-/// Bound on anything that should be immediate (3–5× what it takes on a
-/// loaded 2-core machine).
-const PROMPT: Duration = Duration::from_millis(1500);
-
-/// The default shutdown grace (go-plugin's 2 s).
-const GRACE: Duration = Duration::from_secs(2);
-
-fn host(ledger: &Ledger, command: Command) -> ClientBuilder {
-    Client::builder(HANDSHAKE)
-        .plugins(PluginSet::new().grpc::<Kv>("kv"))
-        .command(command)
-        .unix_socket_dir(ledger.temp_dir())
-        .start_timeout(Duration::from_secs(10))
-}
-
-/// A plugin command with the ledger's temp dir as its `TMPDIR`.
-fn plugin(ledger: &Ledger, program: &str, mode: &str) -> Command {
-    let mut command = Command::new(program);
-    command.arg(mode).env("TMPDIR", ledger.temp_dir());
-    command
+fn host(h: &Harness, command: Command) -> ClientBuilder {
+    h.kv_host(command)
 }
 
 /// Starts the plugin (bounded) and tracks its pid.
-async fn start(ledger: &mut Ledger, builder: ClientBuilder) -> Client {
+async fn start(h: &Harness, builder: ClientBuilder) -> Client {
     let client = tokio::time::timeout(Duration::from_secs(20), builder.start())
         .await
         .expect("start is bounded")
         .expect("the plugin starts");
-    ledger.track(client.pid().expect("a launched plugin"));
+    h.track(client.pid().expect("a launched plugin"));
     client
 }
 
@@ -74,19 +53,11 @@ async fn get(client: &Client, key: &str, within: Duration) -> Result<String, ton
         .map(|response| String::from_utf8_lossy(&response.into_inner().value).into_owned())
 }
 
-fn signal(pid: u32, signal: Signal) {
-    let pid = nix::unistd::Pid::from_raw(i32::try_from(pid).expect("a pid"));
-    nix::sys::signal::kill(pid, signal).expect("signal the plugin");
-}
-
 /// Waits until `pid` (reparented to this subreaper) has exited, and reaps it.
 async fn wait_dead(pid: u32, within: Duration) {
     let started = Instant::now();
     loop {
-        let state = goplug_test::descendants()
-            .into_iter()
-            .find(|process| process.pid == pid);
-        match state {
+        match goplug_test::describe(pid) {
             None => return,
             Some(process) if process.is_zombie() => {
                 let pid = nix::unistd::Pid::from_raw(i32::try_from(pid).expect("a pid"));
@@ -105,11 +76,8 @@ async fn wait_dead(pid: u32, within: Duration) {
 /// Waits until `pid` is stopped (SIGSTOP is delivered asynchronously).
 async fn wait_stopped(pid: u32) {
     let started = Instant::now();
-    while !goplug_test::descendants()
-        .iter()
-        .any(|process| process.pid == pid && process.state == 'T')
-    {
-        assert!(started.elapsed() < PROMPT, "{pid} never stopped");
+    while goplug_test::describe(pid).is_none_or(|process| process.state != 'T') {
+        assert!(started.elapsed() < prompt(), "{pid} never stopped");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -132,16 +100,14 @@ fn files_under(dir: &std::path::Path) -> Vec<PathBuf> {
 /// log at ERROR with its stack lines; the host carries on.
 #[test]
 fn t12_a_crash_mid_call_fails_the_call_and_is_noticed() {
-    with_ledger(async |ledger| {
-        let logs = PluginLogs::default();
-        let _logs =
-            tracing::subscriber::set_default(tracing_subscriber::registry().with(logs.clone()));
+    let logs = PluginLogs::default();
+    Harness::exclusive().run_logged(logs.clone(), async |h| {
         for fault in ["abort", "segv", "panic", "exit"] {
-            let mut command = plugin(ledger, FAULT, "serve");
+            let mut command = h.plugin(&FAULT, "serve");
             command.env("RUST_BACKTRACE", "1");
-            let client = start(ledger, host(ledger, command)).await;
+            let client = start(h, host(h, command)).await;
             let started = Instant::now();
-            let status = get(&client, fault, PROMPT)
+            let status = get(&client, fault, prompt())
                 .await
                 .expect_err("the plugin died under the call");
             assert!(
@@ -152,11 +118,11 @@ fn t12_a_crash_mid_call_fails_the_call_and_is_noticed() {
                 "{fault}: {status:?}"
             );
             assert!(
-                started.elapsed() < PROMPT,
+                started.elapsed() < prompt(),
                 "{fault}: {:?}",
                 started.elapsed()
             );
-            assert!(client.wait_exit(2 * PROMPT).await, "{fault}: not exited");
+            assert!(client.wait_exit(2 * prompt()).await, "{fault}: not exited");
             assert!(client.exited());
             let status = client.exit_status().expect("an exit status");
             match fault {
@@ -166,7 +132,7 @@ fn t12_a_crash_mid_call_fails_the_call_and_is_noticed() {
                 _ => assert_eq!(status.code(), Some(0)),
             }
             let report = client.shutdown().await;
-            assert!(report.elapsed < PROMPT, "{fault}: {report:?}");
+            assert!(report.elapsed < prompt(), "{fault}: {report:?}");
         }
         let errors: Vec<String> = logs
             .events()
@@ -192,8 +158,8 @@ fn t12_a_crash_mid_call_fails_the_call_and_is_noticed() {
 /// once, its shutdown is prompt, and the host removes its socket.
 #[test]
 fn t13_sigkill_under_100_calls_fails_them_all_promptly() {
-    with_ledger(async |ledger| {
-        let client = start(ledger, host(ledger, plugin(ledger, FAULT, "serve"))).await;
+    Harness::exclusive().run(async |h| {
+        let client = start(h, host(h, h.plugin(&FAULT, "serve"))).await;
         let calls: Vec<_> = (0..100)
             .map(|_| {
                 let mut kv = kv(&client);
@@ -206,7 +172,7 @@ fn t13_sigkill_under_100_calls_fails_them_all_promptly() {
             })
             .collect();
         let waiting = Instant::now();
-        while get(&client, "blocked", PROMPT).await.expect("count") != "100" {
+        while get(&client, "blocked", prompt()).await.expect("count") != "100" {
             assert!(
                 waiting.elapsed() < Duration::from_secs(10),
                 "the calls never all arrived"
@@ -229,18 +195,15 @@ fn t13_sigkill_under_100_calls_fails_them_all_promptly() {
             }
         }
         assert_eq!(failed, 100);
-        assert!(killed.elapsed() < 2 * PROMPT, "{:?}", killed.elapsed());
-        let after = get(&client, "k", PROMPT)
+        assert!(killed.elapsed() < 2 * prompt(), "{:?}", killed.elapsed());
+        let after = get(&client, "k", prompt())
             .await
             .expect_err("the plugin is dead");
         assert_eq!(after.code(), tonic::Code::Unavailable, "{after:?}");
         let report = client.shutdown().await;
-        assert!(report.elapsed < PROMPT, "{report:?}");
+        assert!(report.elapsed < prompt(), "{report:?}");
         assert_eq!(report.status.and_then(|s| s.signal()), Some(9));
-        assert_eq!(
-            goplug_test::leftovers(ledger.temp_dir()),
-            Vec::<PathBuf>::new()
-        );
+        assert_eq!(goplug_test::leftovers(h.temp_dir()), Vec::<PathBuf>::new());
     });
 }
 
@@ -249,8 +212,8 @@ fn t13_sigkill_under_100_calls_fails_them_all_promptly() {
 /// works on a stopped process).
 #[test]
 fn t14_a_stopped_plugin_times_out_calls_and_is_killed_after_the_grace() {
-    with_ledger(async |ledger| {
-        let client = start(ledger, host(ledger, plugin(ledger, FAULT, "serve"))).await;
+    Harness::exclusive().run(async |h| {
+        let client = start(h, host(h, h.plugin(&FAULT, "serve"))).await;
         let pid = client.pid().expect("a pid");
         signal(pid, Signal::SIGSTOP);
         wait_stopped(pid).await;
@@ -268,14 +231,14 @@ fn t14_a_stopped_plugin_times_out_calls_and_is_killed_after_the_grace() {
         assert_eq!(status.code(), tonic::Code::DeadlineExceeded, "{status:?}");
         assert!(status.message().contains("deadline"), "{status:?}");
         assert!(
-            started.elapsed() < Duration::from_millis(300) + PROMPT,
+            started.elapsed() < Duration::from_millis(300) + prompt(),
             "{:?}",
             started.elapsed()
         );
         let report = client.shutdown().await;
         assert!(!report.graceful, "{report:?}");
         assert!(
-            report.elapsed >= GRACE && report.elapsed < GRACE + PROMPT,
+            report.elapsed >= GRACE && report.elapsed < GRACE + prompt(),
             "{report:?}"
         );
         assert_eq!(report.status.and_then(|s| s.signal()), Some(9));
@@ -286,13 +249,24 @@ fn t14_a_stopped_plugin_times_out_calls_and_is_killed_after_the_grace() {
 /// grace, and the report says it was forced.
 #[test]
 fn t15_a_plugin_ignoring_shutdown_is_forced_after_the_grace() {
-    with_ledger(async |ledger| {
-        let client = start(ledger, host(ledger, plugin(ledger, FAKE, "no-controller"))).await;
+    Harness::exclusive().run(async |h| {
+        let client = start(h, host(h, h.plugin(&FAKE, "no-controller"))).await;
         client.ping().await.expect("it serves");
         let report = client.shutdown().await;
         assert!(!report.graceful, "not forced: {report:?}");
         assert!(
-            report.elapsed >= GRACE && report.elapsed < GRACE + PROMPT,
+            report.elapsed >= GRACE && report.elapsed < GRACE + prompt(),
+            "{report:?}"
+        );
+        // A configured grace is the one kept.
+        let grace = Duration::from_millis(300);
+        let builder = host(h, h.plugin(&FAKE, "no-controller")).shutdown_grace(grace);
+        let client = start(h, builder).await;
+        client.ping().await.expect("it serves");
+        let report = client.shutdown().await;
+        assert!(!report.graceful, "not forced: {report:?}");
+        assert!(
+            report.elapsed >= grace && report.elapsed < grace + prompt(),
             "{report:?}"
         );
     });
@@ -302,17 +276,18 @@ fn t15_a_plugin_ignoring_shutdown_is_forced_after_the_grace() {
 /// hold up shutdown, and dies with the plugin's process group.
 #[test]
 fn t16_a_descendant_holding_the_pipes_does_not_hold_up_shutdown() {
-    with_ledger(async |ledger| {
-        let client = start(ledger, host(ledger, plugin(ledger, FAULT, "hold-pipes"))).await;
+    Harness::exclusive().run(async |h| {
+        let client = start(h, host(h, h.plugin(&FAULT, "hold-pipes"))).await;
         assert!(
-            goplug_test::descendants()
+            h.own_processes()
                 .iter()
-                .any(|process| process.name == "sleep"),
-            "the descendant is missing"
+                .any(|process| process.name == "sleep" && process.pid != client.pid().unwrap_or(0)),
+            "the descendant is missing: {:?}",
+            h.own_processes()
         );
         let report = client.shutdown().await;
         assert!(report.elapsed < GRACE, "{report:?}");
-        // No `sleep` is left (the ledger waits for it to be gone).
+        // No `sleep` is left (the harness waits for it to be gone).
     });
 }
 
@@ -320,15 +295,15 @@ fn t16_a_descendant_holding_the_pipes_does_not_hold_up_shutdown() {
 /// returns promptly with its status and signals nothing.
 #[test]
 fn t17_shutdown_after_or_racing_the_plugins_own_exit_is_prompt() {
-    with_ledger(async |ledger| {
-        let client = start(ledger, host(ledger, plugin(ledger, FAULT, "serve"))).await;
-        let _ = get(&client, "exit", PROMPT).await;
-        assert!(client.wait_exit(2 * PROMPT).await);
+    Harness::exclusive().run(async |h| {
+        let client = start(h, host(h, h.plugin(&FAULT, "serve"))).await;
+        let _ = get(&client, "exit", prompt()).await;
+        assert!(client.wait_exit(2 * prompt()).await);
         let report = client.shutdown().await;
-        assert!(report.elapsed < PROMPT, "{report:?}");
+        assert!(report.elapsed < prompt(), "{report:?}");
         assert_eq!(report.status.and_then(|s| s.code()), Some(0), "{report:?}");
 
-        let client = start(ledger, host(ledger, plugin(ledger, FAULT, "serve"))).await;
+        let client = start(h, host(h, h.plugin(&FAULT, "serve"))).await;
         let mut kv = kv(&client);
         let exiting = tokio::spawn(async move {
             kv.get(pb::GetRequest {
@@ -337,37 +312,39 @@ fn t17_shutdown_after_or_racing_the_plugins_own_exit_is_prompt() {
             .await
         });
         let report = client.shutdown().await;
-        assert!(report.elapsed < GRACE + PROMPT, "{report:?}");
+        assert!(report.elapsed < GRACE + prompt(), "{report:?}");
         let status = report.status.expect("an exit status");
         // Either the exit or the shutdown came first; never a kill.
         assert_eq!(status.code(), Some(0), "{report:?}");
-        let _ = tokio::time::timeout(PROMPT, exiting).await;
+        let _ = tokio::time::timeout(prompt(), exiting).await;
     });
 }
 
 /// T18: a client dropped without shutdown kills and reaps the plugin.
 #[test]
 fn t18_a_dropped_client_kills_and_reaps_the_plugin() {
-    with_ledger(async |ledger| {
-        let client = start(ledger, host(ledger, plugin(ledger, FAULT, "serve"))).await;
+    Harness::exclusive().run(async |h| {
+        let client = start(h, host(h, h.plugin(&FAULT, "serve"))).await;
         let pid = client.pid().expect("a pid");
         let dropped = Instant::now();
         drop(client);
+        // Blocking would mean waiting for the plugin: the 2 s grace.
         assert!(
-            dropped.elapsed() < Duration::from_millis(200),
-            "drop blocked"
+            dropped.elapsed() < scaled(Duration::from_secs(1)),
+            "drop blocked for {:?}",
+            dropped.elapsed()
         );
         // Gone means reaped too: a zombie still has its /proc entry.
-        goplug_test::process_gone(pid, 2 * PROMPT).await;
+        goplug_test::process_gone(pid, 2 * prompt()).await;
     });
 }
 
-/// Runs `lifecycle-host ARGS` with the ledger's temp dir as `TMPDIR` and
+/// Runs `lifecycle-host ARGS` (tagged, `TMPDIR` the socket dir) and
 /// returns it with the first line it printed.
-fn lifecycle_host(ledger: &Ledger, args: &[&str]) -> (std::process::Child, String) {
-    let mut host = Command::new(LIFECYCLE_HOST)
+fn lifecycle_host(h: &Harness, args: &[&str]) -> (std::process::Child, String) {
+    let mut host = h
+        .command(&LIFECYCLE_HOST)
         .args(args)
-        .env("TMPDIR", ledger.temp_dir())
         .stdout(Stdio::piped())
         .spawn()
         .expect("the lifecycle host");
@@ -376,25 +353,42 @@ fn lifecycle_host(ledger: &Ledger, args: &[&str]) -> (std::process::Child, Strin
     (host, line)
 }
 
-/// T19: the plugin of a host that is SIGKILLed exits promptly, and removes
-/// its socket on the way.
+/// T19: the plugin of a host that is SIGKILLed exits promptly, a Rust
+/// plugin removing its socket on the way; a Go plugin dies too.
 #[test]
 fn t19_a_plugin_dies_with_its_killed_host_and_removes_its_socket() {
-    with_ledger(async |ledger| {
-        let command = format!("exec {FAULT} serve");
-        let (mut host, line) = lifecycle_host(ledger, &["launch", &command]);
-        let report: serde_json::Value = serde_json::from_str(&line)
-            .unwrap_or_else(|e| panic!("the host printed {line:?}: {e}"));
-        let pid = u32::try_from(report["pid"].as_u64().expect("a pid")).expect("a pid");
-        host.kill().expect("SIGKILL the host");
-        host.wait().expect("reap the host");
-        let killed = Instant::now();
-        wait_dead(pid, 2 * PROMPT).await;
-        assert!(killed.elapsed() < 2 * PROMPT, "{:?}", killed.elapsed());
-        // The killed host's own (private, empty) directory is all that is left.
-        assert_eq!(files_under(ledger.temp_dir()), Vec::<PathBuf>::new());
-        for dir in goplug_test::leftovers(ledger.temp_dir()) {
-            std::fs::remove_dir(&dir).expect("an empty directory");
+    let go_plugin = goplug_test::go_bin("kv-plugin-go-grpc");
+    Harness::exclusive().run(async |h| {
+        for (name, command) in [
+            ("rust", format!("exec {FAULT} serve")),
+            ("go", format!("exec {}", go_plugin.display())),
+        ] {
+            let (mut host, line) = lifecycle_host(h, &["launch", &command]);
+            let report: serde_json::Value = serde_json::from_str(&line)
+                .unwrap_or_else(|e| panic!("{name}: the host printed {line:?}: {e}"));
+            let pid = u32::try_from(report["pid"].as_u64().expect("a pid")).expect("a pid");
+            host.kill().expect("SIGKILL the host");
+            host.wait().expect("reap the host");
+            let killed = Instant::now();
+            wait_dead(pid, 2 * prompt()).await;
+            assert!(
+                killed.elapsed() < 2 * prompt(),
+                "{name}: {:?}",
+                killed.elapsed()
+            );
+            if name == "rust" {
+                // The killed host's own (private, empty) directory is all
+                // that is left.
+                assert_eq!(files_under(h.temp_dir()), Vec::<PathBuf>::new());
+            }
+            // What the killed host and plugin could not remove.
+            for path in goplug_test::leftovers(h.temp_dir()) {
+                if path.is_dir() {
+                    std::fs::remove_dir_all(&path).expect("a leftover directory");
+                } else {
+                    std::fs::remove_file(&path).expect("a leftover file");
+                }
+            }
         }
     });
 }
@@ -403,33 +397,33 @@ fn t19_a_plugin_dies_with_its_killed_host_and_removes_its_socket() {
 /// host reattaches to it: calls reach the same process, none is spawned.
 #[test]
 fn t20_a_new_host_reattaches_to_the_live_plugin() {
-    with_ledger(async |ledger| {
+    Harness::exclusive().run(async |h| {
         let command = format!("exec {FAULT} serve");
-        let (mut first, line) = lifecycle_host(ledger, &["detach", &command, "upgrade", "kept"]);
+        let (mut first, line) = lifecycle_host(h, &["detach", &command, "upgrade", "kept"]);
         assert!(first.wait().expect("the first host exits").success());
         let config = ReattachConfig::from_json(&line)
             .unwrap_or_else(|e| panic!("the host printed {line:?}: {e}"));
-        let before = goplug_test::descendants();
-        assert_eq!(
-            before.iter().map(|p| p.pid).collect::<Vec<_>>(),
-            vec![config.pid],
-            "the plugin outlives its host"
-        );
+        assert!(!config.test, "{config:?}");
+        let pids = || h.own_processes().iter().map(|p| p.pid).collect::<Vec<_>>();
+        assert_eq!(pids(), vec![config.pid], "the plugin outlives its host");
         let pid = config.pid;
         let client = tokio::time::timeout(
             Duration::from_secs(20),
-            host(ledger, Command::new("/nonexistent"))
+            host(h, Command::new("/nonexistent"))
                 .reattach(config)
                 .start(),
         )
         .await
         .expect("bounded")
         .expect("reattached");
-        assert_eq!(get(&client, "upgrade", PROMPT).await.expect("get"), "kept");
-        assert_eq!(goplug_test::descendants(), before, "a process was spawned");
+        assert_eq!(
+            get(&client, "upgrade", prompt()).await.expect("get"),
+            "kept"
+        );
+        assert_eq!(pids(), vec![pid], "a process was spawned");
         let report = client.shutdown().await;
         assert!(report.graceful, "{report:?}");
-        wait_dead(pid, PROMPT).await;
+        wait_dead(pid, prompt()).await;
     });
 }
 
@@ -438,25 +432,25 @@ fn t20_a_new_host_reattaches_to_the_live_plugin() {
 /// nothing; so does a pid that is gone.
 #[test]
 fn t21_reattach_to_a_decoy_pid_fails_and_leaves_it_alone() {
-    with_ledger(async |ledger| {
-        let mut decoy = Command::new("sleep").arg("30").spawn().expect("a decoy");
-        let mut gone = Command::new("true").spawn().expect("a short process");
+    Harness::exclusive().run(async |h| {
+        let mut decoy = h.command("sleep").arg("30").spawn().expect("a decoy");
+        let mut gone = h.command("true").spawn().expect("a short process");
         let gone_pid = gone.id();
         gone.wait().expect("reaped");
-        let nowhere = PluginAddress::Unix(ledger.temp_dir().join("nobody.sock"));
+        let nowhere = PluginAddress::Unix(h.temp_dir().join("nobody.sock"));
         for pid in [decoy.id(), gone_pid] {
             let config = ReattachConfig::new(Protocol::Grpc, 1, nowhere.clone(), pid);
             let started = Instant::now();
             let error = tokio::time::timeout(
                 Duration::from_secs(10),
-                host(ledger, Command::new("/nonexistent"))
+                host(h, Command::new("/nonexistent"))
                     .reattach(config)
                     .start(),
             )
             .await
             .expect("bounded")
             .expect_err("nothing to reattach to");
-            assert!(started.elapsed() < PROMPT, "{:?}", started.elapsed());
+            assert!(started.elapsed() < prompt(), "{:?}", started.elapsed());
             assert!(
                 matches!(error, Error::ReattachProcessNotFound { pid: p, .. } if p == pid),
                 "{error:?}"
@@ -476,8 +470,8 @@ fn t21_reattach_to_a_decoy_pid_fails_and_leaves_it_alone() {
 /// connect timeout, with a typed error.
 #[test]
 fn t22_reattach_to_something_else_fails_within_the_timeout() {
-    with_ledger(async |ledger| {
-        let mut decoy = Command::new("sleep").arg("30").spawn().expect("a decoy");
+    Harness::exclusive().run(async |h| {
+        let mut decoy = h.command("sleep").arg("30").spawn().expect("a decoy");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("a listener");
@@ -495,7 +489,7 @@ fn t22_reattach_to_something_else_fails_within_the_timeout() {
         let started = Instant::now();
         let error = tokio::time::timeout(
             Duration::from_secs(10),
-            host(ledger, Command::new("/nonexistent"))
+            host(h, Command::new("/nonexistent"))
                 .start_timeout(Duration::from_secs(3))
                 .reattach(config)
                 .start(),
@@ -520,7 +514,7 @@ fn t22_reattach_to_something_else_fails_within_the_timeout() {
         decoy.wait().expect("reap the decoy");
 
         // A TLS plugin, detached, and a host trusting another CA.
-        let dir = ledger.scratch("t22");
+        let dir = h.scratch("t22");
         for name in ["ours", "theirs"] {
             std::fs::create_dir(dir.join(name)).expect("a pki dir");
         }
@@ -530,13 +524,13 @@ fn t22_reattach_to_something_else_fails_within_the_timeout() {
             goplug_test::pki::client_config(&pki.ca.display().to_string(), None)
         };
         let localhost = rustls::pki_types::ServerName::try_from("localhost").expect("a name");
-        let mut command = plugin(ledger, FAKE, "kv");
+        let mut command = h.plugin(&FAKE, "kv");
         command
             .env("FAKE_TLS_CERT", &ours.server_cert)
             .env("FAKE_TLS_KEY", &ours.server_key);
         let launched = start(
-            ledger,
-            host(ledger, command)
+            h,
+            host(h, command)
                 .tls(tls(&ours), localhost.clone())
                 .keep_running(true),
         )
@@ -545,7 +539,7 @@ fn t22_reattach_to_something_else_fails_within_the_timeout() {
         let started = Instant::now();
         let error = tokio::time::timeout(
             Duration::from_secs(10),
-            host(ledger, Command::new("/nonexistent"))
+            host(h, Command::new("/nonexistent"))
                 .start_timeout(Duration::from_secs(3))
                 .tls(tls(&theirs), localhost.clone())
                 .reattach(config.clone())
@@ -563,7 +557,7 @@ fn t22_reattach_to_something_else_fails_within_the_timeout() {
         // The right CA reaches it, and stops it.
         let client = tokio::time::timeout(
             Duration::from_secs(10),
-            host(ledger, Command::new("/nonexistent"))
+            host(h, Command::new("/nonexistent"))
                 .tls(tls(&ours), localhost)
                 .reattach(config.clone())
                 .start(),
@@ -572,7 +566,7 @@ fn t22_reattach_to_something_else_fails_within_the_timeout() {
         .expect("bounded")
         .expect("the right CA");
         assert!(client.shutdown().await.graceful);
-        wait_dead(config.pid, PROMPT).await;
+        wait_dead(config.pid, prompt()).await;
         let _ = std::fs::remove_dir_all(&dir);
     });
 }

@@ -8,9 +8,7 @@ use goplug::host::{Client, PluginSet, shell_command};
 use goplug::netrpc::gob::GoInterface;
 use goplug::{Error, Protocol};
 use goplug_example_kv::{HANDSHAKE, KvRpc};
-use goplug_test::{Scratch, go_bin, probe_host};
-
-const FAKE: &str = env!("CARGO_BIN_EXE_fake-plugin");
+use goplug_test::{FAKE, Harness, go_bin, probe_host};
 
 fn rust_plugin() -> String {
     format!("FAKE_PROTOCOL=netrpc exec {FAKE} kv")
@@ -23,7 +21,7 @@ fn go_plugin() -> String {
     )
 }
 
-fn host(s: &Scratch, plugin: &str) -> goplug::host::ClientBuilder {
+fn host(s: &Harness, plugin: &str) -> goplug::host::ClientBuilder {
     let mut command = shell_command(plugin);
     command.current_dir(&s.work);
     Client::builder(HANDSHAKE)
@@ -38,7 +36,7 @@ fn host(s: &Scratch, plugin: &str) -> goplug::host::ClientBuilder {
 async fn the_rust_host_drives_both_plugins_over_net_rpc() {
     for (name, plugin) in [("rust", rust_plugin()), ("go", go_plugin())] {
         for auto_mtls in [false, true] {
-            let s = Scratch::new(FAKE);
+            let s = Harness::shared();
             let client = host(&s, &plugin)
                 .auto_mtls(auto_mtls)
                 .start()
@@ -79,7 +77,7 @@ async fn the_rust_host_drives_both_plugins_over_net_rpc() {
 async fn errors_carry_go_plugins_texts_in_both_directions() {
     // The Rust host against both plugins.
     for (name, plugin) in [("rust", rust_plugin()), ("go", go_plugin())] {
-        let s = Scratch::new(FAKE);
+        let s = Harness::shared();
         let client = host(&s, &plugin).start().await.unwrap();
         let err = client.dispense_async::<KvRpc>("nope").await.unwrap_err();
         assert!(
@@ -105,7 +103,7 @@ async fn errors_carry_go_plugins_texts_in_both_directions() {
     // Go's host against both plugins: the same texts, byte for byte.
     let mut texts = Vec::new();
     for (name, plugin) in [("rust", rust_plugin()), ("go", go_plugin())] {
-        let s = Scratch::new(FAKE);
+        let s = Harness::shared();
         let mut report = Vec::new();
         for flags in [
             &["-dispense", "nope"][..],
@@ -143,7 +141,7 @@ async fn errors_carry_go_plugins_texts_in_both_directions() {
 async fn a_missing_method_with_a_nil_argument_gets_an_answer() {
     // A Go net/rpc server never answers this call (gob cannot skip a nil
     // interface body); goplug's answers at once.
-    let s = Scratch::new(FAKE);
+    let s = Harness::shared();
     let mut command = shell_command(rust_plugin());
     command.current_dir(&s.work);
     let client = Client::builder(HANDSHAKE)
@@ -196,7 +194,7 @@ async fn the_go_host_drives_the_rust_plugin_like_the_go_one() {
     let mut reports = Vec::new();
     for plugin in [rust_plugin(), go_plugin()] {
         for flags in [&[][..], &["-automtls"]] {
-            let s = Scratch::new(FAKE);
+            let s = Harness::shared();
             let mut all = vec!["-protocols", "netrpc", "-ping", "-put", "k=v", "-get", "k"];
             all.extend(flags);
             let report = probe_host(&plugin, &all, &s.work);
@@ -220,7 +218,7 @@ async fn the_go_host_drives_the_rust_plugin_like_the_go_one() {
 #[tokio::test]
 async fn stdout_reaches_the_host_over_the_stdout_stream() {
     // The Go plugin prints after serving; the Rust host syncs it.
-    let s = Scratch::new(FAKE);
+    let s = Harness::shared();
     let (writer, mut reader) = tokio::io::duplex(1 << 16);
     let plugin = format!("PROBE_STDOUT_TEXT='hello over net/rpc' {}", go_plugin());
     let client = host(&s, &plugin).sync_stdout(writer).start().await.unwrap();
@@ -244,7 +242,7 @@ async fn stdout_reaches_the_host_over_the_stdout_stream() {
     client.shutdown().await;
 
     // The Rust plugin's stdout reaches the Go host the same way.
-    let s = Scratch::new(FAKE);
+    let s = Harness::shared();
     let sync = s.path("synced");
     let plugin = format!("FAKE_PROTOCOL=netrpc exec {FAKE} kv-print");
     let report = probe_host(
@@ -267,7 +265,7 @@ async fn stdout_reaches_the_host_over_the_stdout_stream() {
 
 #[tokio::test]
 async fn a_plugin_killed_mid_call_fails_the_call_not_the_host() {
-    let s = Scratch::new(FAKE);
+    let s = Harness::shared();
     let client = host(
         &s,
         &format!(

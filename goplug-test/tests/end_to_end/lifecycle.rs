@@ -6,15 +6,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use goplug::host::{Channel, Checksum, Client, PluginSet};
+use goplug::host::{Checksum, Client, PluginSet};
 use goplug::reattach::ReattachConfig;
 use goplug::{Error, Protocol};
-use goplug_example_kv::{HANDSHAKE, pb, pb::kv_client::KvClient};
-use goplug_test::{Scratch, go_bin, process_gone, read_pid};
-
-const FAKE: &str = env!("CARGO_BIN_EXE_fake-plugin");
-const LIFECYCLE_HOST: &str = env!("CARGO_BIN_EXE_lifecycle-host");
-const GONE: Duration = Duration::from_secs(5);
+use goplug_example_kv::HANDSHAKE;
+use goplug_test::{FAKE, Harness, go_bin, process_gone, put_get, read_pid, settle};
 
 /// A plugin started by hand in debug mode; killed (SIGKILL) if still
 /// running when dropped.
@@ -53,7 +49,7 @@ impl DebugPlugin {
 
     /// SIGTERM, then the exit status within 10 s.
     fn terminate(mut self) -> std::process::ExitStatus {
-        signal(self.pid(), nix::sys::signal::Signal::SIGTERM);
+        goplug_test::signal(self.pid(), nix::sys::signal::Signal::SIGTERM);
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         loop {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
@@ -75,43 +71,25 @@ impl Drop for DebugPlugin {
     }
 }
 
-fn signal(pid: u32, signal: nix::sys::signal::Signal) {
-    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), signal);
+fn rust_debug_plugin(s: &Harness) -> Command {
+    s.plugin(&FAKE, "kv-debug")
 }
 
-fn rust_debug_plugin(s: &Scratch) -> Command {
-    let mut command = Command::new(FAKE);
-    command.arg("kv-debug").current_dir(&s.work);
+fn go_debug_plugin(s: &Harness) -> Command {
+    let mut command = s.command(go_bin("kv-plugin-go-grpc"));
+    command.env("KV_PLUGIN_DEBUG", "1");
     command
 }
 
-fn go_debug_plugin(s: &Scratch) -> Command {
-    let mut command = Command::new(go_bin("kv-plugin-go-grpc"));
-    command.env("KV_PLUGIN_DEBUG", "1").current_dir(&s.work);
-    command
-}
-
-fn host() -> goplug::host::ClientBuilder {
-    Client::builder(HANDSHAKE)
-        .plugins(PluginSet::new().grpc::<KvClient<Channel>>("kv"))
+/// A host that reattaches (its command is never run).
+fn host(s: &Harness) -> goplug::host::ClientBuilder {
+    s.kv_host(Command::new("/nonexistent"))
         .start_timeout(Duration::from_secs(10))
 }
 
-async fn put_get(client: &Client, key: &str, value: &str) -> String {
-    let mut kv: KvClient<Channel> = client.dispense("kv").unwrap();
-    kv.put(pb::PutRequest {
-        key: key.into(),
-        value: value.as_bytes().to_vec(),
-    })
-    .await
-    .unwrap();
-    get(client, key).await
-}
-
 async fn get(client: &Client, key: &str) -> String {
-    let mut kv: KvClient<Channel> = client.dispense("kv").unwrap();
-    let got = kv.get(pb::GetRequest { key: key.into() }).await.unwrap();
-    String::from_utf8(got.into_inner().value).unwrap()
+    let mut kv = goplug_test::kv(client);
+    String::from_utf8(goplug_test::get(&mut kv, key).await.unwrap()).unwrap()
 }
 
 /// Unix sockets anywhere under `dir`.
@@ -137,16 +115,16 @@ fn sockets_under(dir: &Path) -> Vec<PathBuf> {
 #[tokio::test]
 async fn rust_host_reattaches_to_debug_plugins_of_both_languages() {
     for (name, command) in [
-        ("rust", rust_debug_plugin as fn(&Scratch) -> Command),
+        ("rust", rust_debug_plugin as fn(&Harness) -> Command),
         ("go", go_debug_plugin),
     ] {
-        let s = Scratch::new(FAKE);
+        let s = Harness::shared();
         let mut plugin = DebugPlugin::start(command(&s), &s.sockets);
         assert!(plugin.config.test, "{name}: {:?}", plugin.config);
         assert_eq!(plugin.config.protocol, Protocol::Grpc, "{name}");
         assert_eq!(plugin.config.pid, plugin.pid(), "{name}");
 
-        let client = host()
+        let client = host(&s)
             .reattach(plugin.config.clone())
             .start()
             .await
@@ -169,7 +147,7 @@ async fn rust_host_reattaches_to_debug_plugins_of_both_languages() {
         );
 
         // A second host attaches to the same plugin.
-        let again = host()
+        let again = host(&s)
             .reattach(plugin.config.clone())
             .start()
             .await
@@ -192,10 +170,10 @@ async fn rust_host_reattaches_to_debug_plugins_of_both_languages() {
 async fn go_host_reattaches_to_debug_plugins_of_both_languages() {
     let mut reports = Vec::new();
     for (name, command) in [
-        ("rust", rust_debug_plugin as fn(&Scratch) -> Command),
+        ("rust", rust_debug_plugin as fn(&Harness) -> Command),
         ("go", go_debug_plugin),
     ] {
-        let s = Scratch::new(FAKE);
+        let s = Harness::shared();
         let mut plugin = DebugPlugin::start(command(&s), &s.sockets);
         let output = goplug_test::run_with_timeout(
             Command::new(go_bin("probe-host"))
@@ -224,13 +202,13 @@ async fn go_host_reattaches_to_debug_plugins_of_both_languages() {
 #[tokio::test]
 async fn normal_mode_reattach_stops_the_plugin_on_shutdown() {
     for (name, command) in [
-        ("rust", rust_debug_plugin as fn(&Scratch) -> Command),
+        ("rust", rust_debug_plugin as fn(&Harness) -> Command),
         ("go", go_debug_plugin),
     ] {
-        let s = Scratch::new(FAKE);
+        let s = Harness::shared();
         let mut plugin = DebugPlugin::start(command(&s), &s.sockets);
         let config = plugin.config.clone().test(false);
-        let client = host().reattach(config).start().await.unwrap();
+        let client = host(&s).reattach(config).start().await.unwrap();
         put_get(&client, "k", "v").await;
         let report = client.shutdown().await;
         assert!(report.graceful, "{name}: {report:?}");
@@ -244,13 +222,13 @@ async fn normal_mode_reattach_stops_the_plugin_on_shutdown() {
 
 #[tokio::test]
 async fn a_failed_reattach_is_a_typed_error_and_signals_nothing() {
-    let s = Scratch::new(FAKE);
+    let s = Harness::shared();
     // A live process that is not a plugin, at an address nobody serves.
-    let mut bystander = Command::new("sleep").arg("30").spawn().unwrap();
+    let mut bystander = s.command("sleep").arg("30").spawn().unwrap();
     let pid = bystander.id();
     let nowhere = goplug::handshake::PluginAddress::Unix(s.sockets.join("nothing.sock"));
     let config = ReattachConfig::new(Protocol::Grpc, 1, nowhere.clone(), pid);
-    match host().reattach(config.clone()).start().await {
+    match host(&s).reattach(config.clone()).start().await {
         Err(Error::ReattachProcessNotFound {
             pid: got, address, ..
         }) => {
@@ -259,7 +237,7 @@ async fn a_failed_reattach_is_a_typed_error_and_signals_nothing() {
         }
         other => panic!("expected ReattachProcessNotFound, got {other:?}"),
     }
-    let text = host()
+    let text = host(&s)
         .reattach(config.clone())
         .start()
         .await
@@ -277,7 +255,7 @@ async fn a_failed_reattach_is_a_typed_error_and_signals_nothing() {
     bystander.kill().unwrap();
     bystander.wait().unwrap();
     let gone = ReattachConfig::new(Protocol::Grpc, 1, nowhere, pid);
-    let err = host().reattach(gone).start().await.unwrap_err();
+    let err = host(&s).reattach(gone).start().await.unwrap_err();
     assert!(
         err.to_string()
             .contains(&format!("no process has pid {pid}")),
@@ -285,7 +263,7 @@ async fn a_failed_reattach_is_a_typed_error_and_signals_nothing() {
     );
 
     // Configurations go-plugin refuses too.
-    let err = host()
+    let err = host(&s)
         .reattach(config.clone())
         .checksum(Checksum::of_bytes(b"anything"))
         .start()
@@ -298,12 +276,12 @@ async fn a_failed_reattach_is_a_typed_error_and_signals_nothing() {
     );
     let mut netrpc = config.clone();
     netrpc.protocol = Protocol::NetRpc;
-    let err = host().reattach(netrpc).start().await.unwrap_err();
+    let err = host(&s).reattach(netrpc).start().await.unwrap_err();
     assert!(
         matches!(err, Error::ReattachProcessNotFound { .. }),
         "{err:?}"
     );
-    let err = host()
+    let err = host(&s)
         .reattach(config)
         .auto_mtls(true)
         .start()
@@ -318,48 +296,9 @@ fn kill_host(mut host: Child) {
     host.wait().unwrap();
 }
 
-/// Starts `lifecycle-host launch <plugin>` and returns it once the plugin
-/// is connected.
-fn launch_in_lifecycle_host(plugin: &str, s: &Scratch) -> Child {
-    let mut host = Command::new(LIFECYCLE_HOST)
-        .args(["launch", plugin])
-        .env("PLUGIN_UNIX_SOCKET_DIR", &s.sockets)
-        .current_dir(&s.work)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = host.stdout.take().unwrap();
-    let line = goplug_test::first_line(stdout, Duration::from_secs(20)).unwrap_or_default();
-    if !line.contains("\"pid\"") {
-        kill_host(host);
-        panic!("the lifecycle host did not start the plugin: {line:?}");
-    }
-    host
-}
-
-#[tokio::test]
-async fn plugins_of_both_languages_die_with_a_killed_rust_host() {
-    let go_plugin = go_bin("kv-plugin-go-grpc");
-    for (name, plugin) in [
-        ("rust", format!("exec {FAKE} kv")),
-        ("go", format!("exec {}", go_plugin.display())),
-    ] {
-        let s = Scratch::new(FAKE);
-        let command = format!("echo $$ > '{}'; {plugin}", s.pid_file().display());
-        let host = launch_in_lifecycle_host(&command, &s);
-        let pid = read_pid(&s.pid_file());
-        kill_host(host);
-        process_gone(pid, GONE).await;
-        if name == "rust" {
-            // It shut down cleanly and removed its socket.
-            assert_eq!(sockets_under(&s.sockets), Vec::<PathBuf>::new(), "{name}");
-        }
-    }
-}
-
 #[tokio::test]
 async fn a_rust_plugin_exits_when_its_go_host_is_killed() {
-    let s = Scratch::new(FAKE);
+    let s = Harness::shared();
     let plugin = format!("exec {FAKE} pid-file '{}' kv", s.pid_file().display());
     let host = Command::new(go_bin("probe-host"))
         .args(["-cmd", &plugin, "-ping", "-wait", "60s"])
@@ -380,58 +319,28 @@ async fn a_rust_plugin_exits_when_its_go_host_is_killed() {
     );
     kill_host(host);
     // A Go plugin would run on as an orphan here; goplug's notices.
-    process_gone(pid, GONE).await;
+    process_gone(pid, settle()).await;
     assert_eq!(sockets_under(&s.sockets), Vec::<PathBuf>::new());
 }
 
 #[tokio::test]
-async fn a_host_upgrade_detaches_and_a_new_host_reattaches() {
-    let s = Scratch::new(FAKE);
-    let plugin = format!("exec {FAKE} pid-file '{}' kv", s.pid_file().display());
-    let output = goplug_test::run_with_timeout(
-        Command::new(LIFECYCLE_HOST)
-            .args(["detach", &plugin, "upgrade", "kept"])
-            .env("PLUGIN_UNIX_SOCKET_DIR", &s.sockets)
-            .current_dir(&s.work),
-        Duration::from_secs(30),
-    );
-    assert!(output.status.success(), "{output:?}");
-    let pid = read_pid(&s.pid_file());
-    let config = ReattachConfig::from_json(&String::from_utf8_lossy(&output.stdout))
-        .unwrap_or_else(|e| panic!("{e}: {output:?}"));
-    assert_eq!(config.pid, pid);
-    assert!(!config.test);
-
-    // The first host is gone; the plugin lives on, its data too.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(std::path::Path::new(&format!("/proc/{pid}")).exists());
-    let client = host().reattach(config).start().await.unwrap();
-    assert!(get(&client, "upgrade").await.starts_with("kept\n"));
-    let report = client.shutdown().await;
-    assert!(report.graceful, "{report:?}");
-    process_gone(pid, GONE).await;
-    // Nothing is left: not the socket, not the first host's directory.
-    assert_eq!(goplug_test::leftovers(&s.sockets), Vec::<PathBuf>::new());
-}
-
-#[tokio::test]
 async fn only_plugins_launched_to_keep_running_can_be_detached() {
-    let s = Scratch::new(FAKE);
-    let client = s.builder(s.fake("kv")).start().await.unwrap();
+    let s = Harness::shared();
+    let client = s.kv_host(s.fake("kv")).start().await.unwrap();
     let pid = client.pid().unwrap();
     let err = client.detach().unwrap_err();
     assert!(matches!(err, Error::Config(_)), "{err:?}");
     // The refused client was dropped: the plugin was killed with it.
-    process_gone(pid, GONE).await;
+    process_gone(pid, settle()).await;
     s.assert_clean().await;
 }
 
 #[tokio::test]
 async fn children_that_left_the_plugin_die_with_its_process_group() {
     for graceful in [true, false] {
-        let s = Scratch::new(FAKE);
+        let s = Harness::shared();
         let client = s
-            .builder(s.fake("kv-orphan-child"))
+            .kv_host(s.fake("kv-orphan-child"))
             .runner(goplug::host::LocalRunner::new().own_process_group(true))
             .start()
             .await
@@ -444,7 +353,7 @@ async fn children_that_left_the_plugin_die_with_its_process_group() {
         } else {
             drop(client);
         }
-        process_gone(orphan, GONE).await;
+        process_gone(orphan, settle()).await;
         s.assert_clean().await;
     }
 }
@@ -516,13 +425,13 @@ impl goplug::host::RunningPlugin for ViewPlugin {
 
 #[tokio::test]
 async fn a_custom_runner_starts_the_plugin_and_translates_its_address() {
-    let s = Scratch::new(FAKE);
+    let s = Harness::shared();
     let view = s.work.join("view");
     let started = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     // The "container" path: a link that exists only once the host has
     // made the plugin's socket directory, which the runner learns at start.
     let client = s
-        .builder(s.fake("kv"))
+        .kv_host(s.fake("kv"))
         .runner(LinkingRunner(ViewRunner {
             view: view.clone(),
             started: started.clone(),
@@ -589,9 +498,9 @@ impl goplug::host::Runner for HangingRunner {
 
 #[tokio::test]
 async fn runner_failures_are_typed_errors() {
-    let s = Scratch::new(FAKE);
+    let s = Harness::shared();
     let err = s
-        .builder(s.fake("kv"))
+        .kv_host(s.fake("kv"))
         .runner(FailingRunner)
         .start()
         .await
@@ -603,7 +512,7 @@ async fn runner_failures_are_typed_errors() {
     );
 
     let err = s
-        .builder(s.fake("kv"))
+        .kv_host(s.fake("kv"))
         .runner(HangingRunner)
         .start_timeout(Duration::from_millis(300))
         .start()
@@ -612,7 +521,7 @@ async fn runner_failures_are_typed_errors() {
     assert!(matches!(err, Error::StartTimeout { .. }), "{err:?}");
 
     let err = s
-        .builder(s.fake("kv"))
+        .kv_host(s.fake("kv"))
         .runner(FailingRunner)
         .keep_running(true)
         .start()
@@ -624,7 +533,7 @@ async fn runner_failures_are_typed_errors() {
 
 #[tokio::test]
 async fn a_net_rpc_debug_plugin_is_reattached_too() {
-    let s = Scratch::new(FAKE);
+    let s = Harness::shared();
     let mut command = rust_debug_plugin(&s);
     command.env("FAKE_PROTOCOL", "netrpc");
     let mut plugin = DebugPlugin::start(command, &s.sockets);

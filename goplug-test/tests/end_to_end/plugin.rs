@@ -7,42 +7,12 @@ use std::time::Duration;
 
 use goplug::host::{Channel, Client, PluginSet};
 use goplug_example_kv::{HANDSHAKE, pb::kv_client::KvClient};
-use goplug_test::{leftovers, run_with_timeout};
-
-const FAKE: &str = env!("CARGO_BIN_EXE_fake-plugin");
-
-#[test]
-fn run_directly_it_refuses_with_go_plugins_message() {
-    let work = tempfile::tempdir().unwrap();
-    let output = run_with_timeout(
-        Command::new(FAKE)
-            .arg("kv")
-            .current_dir(work.path())
-            .env_remove("BASIC_PLUGIN"),
-        Duration::from_secs(10),
-    );
-    assert_eq!(output.status.code(), Some(1));
-    assert!(output.stdout.is_empty(), "stdout: {:?}", output.stdout);
-    assert_eq!(
-        String::from_utf8_lossy(&output.stderr),
-        goplug::env::NOT_LAUNCHED_BY_HOST
-    );
-    // A wrong value is refused the same way.
-    let output = run_with_timeout(
-        Command::new(FAKE)
-            .arg("kv")
-            .current_dir(work.path())
-            .env("BASIC_PLUGIN", "hello2"),
-        Duration::from_secs(10),
-    );
-    assert_eq!(output.status.code(), Some(1));
-    assert!(output.stdout.is_empty());
-}
+use goplug_test::{FAKE, leftovers, run_with_timeout};
 
 #[test]
 fn prints_exactly_one_go_plugin_handshake_line() {
     let sockets = tempfile::tempdir().unwrap();
-    let mut child = Command::new(FAKE)
+    let mut child = Command::new(&FAKE)
         .arg("kv")
         .env("BASIC_PLUGIN", "hello")
         .env("PLUGIN_PROTOCOL_VERSIONS", "1")
@@ -72,7 +42,7 @@ fn prints_exactly_one_go_plugin_handshake_line() {
 #[test]
 fn misconfigured_port_range_is_a_clear_error() {
     let output = run_with_timeout(
-        Command::new(FAKE)
+        Command::new(&FAKE)
             .arg("kv-tcp")
             .env("BASIC_PLUGIN", "hello")
             .env("PLUGIN_MIN_PORT", "20000")
@@ -96,7 +66,7 @@ fn a_too_long_socket_path_is_reported_before_the_handshake() {
     let deep = base.path().join("d".repeat(100));
     std::fs::create_dir(&deep).unwrap();
     let output = run_with_timeout(
-        Command::new(FAKE)
+        Command::new(&FAKE)
             .arg("kv")
             .env("BASIC_PLUGIN", "hello")
             .env("PLUGIN_UNIX_SOCKET_DIR", &deep),
@@ -116,7 +86,7 @@ fn a_too_long_socket_path_is_reported_before_the_handshake() {
 }
 
 async fn start(sockets: &std::path::Path, work: &std::path::Path) -> Client {
-    let mut command = Command::new(FAKE);
+    let mut command = Command::new(&FAKE);
     command.arg("kv").current_dir(work);
     Client::builder(HANDSHAKE)
         .plugins(PluginSet::new().grpc::<KvClient<Channel>>("kv"))
@@ -232,9 +202,9 @@ async fn registers_go_plugins_services_and_reflection() {
 async fn a_current_thread_plugin_serves_with_fewer_threads() {
     let mut threads = Vec::new();
     for runtime in ["multi", "current"] {
-        let s = goplug_test::Scratch::new(FAKE);
+        let s = goplug_test::Harness::shared();
         let client = s
-            .builder(s.fake_with_env("kv", &[("FAKE_RUNTIME", runtime)]))
+            .kv_host(s.fake_with_env("kv", &[("FAKE_RUNTIME", runtime)]))
             .start()
             .await
             .expect("start");

@@ -4,7 +4,8 @@
 //! stdout noise, T06 a fragmented line, T07 a socket path too long, T08 a
 //! plugin run by hand, T09 checksum failures, T10 a binary swapped after
 //! its check, T11 binaries that cannot run. Every test runs under a
-//! [`Ledger`]: no descendants, no zombies, fds and temp dir at baseline.
+//! [`Harness::exclusive`]: its processes gone, no zombies, fds and socket
+//! dir at baseline.
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
@@ -12,73 +13,47 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use goplug::handshake::PluginAddress;
-use goplug::host::{Channel, Checksum, Client, ClientBuilder, PluginSet};
+use goplug::host::{Checksum, ClientBuilder};
 use goplug::reattach::ReattachConfig;
 use goplug::{Error, HandshakeError, Protocol};
-use goplug_example_kv::{HANDSHAKE, pb::kv_client::KvClient};
-use goplug_test::{Ledger, with_ledger};
+use goplug_example_kv::HANDSHAKE;
+use goplug_test::{FAULT, Harness, prompt};
 
-/// Bounds leave 3–5× slack for a loaded 2-core machine.
-const PROMPT: Duration = Duration::from_millis(1500);
-
-/// A killed plugin is reaped by then.
-const REAPED: Duration = Duration::from_secs(2);
-
-const FAULT: &str = env!("CARGO_BIN_EXE_fault-plugin");
-
-fn host(ledger: &Ledger, command: Command) -> ClientBuilder {
-    Client::builder(HANDSHAKE)
-        .plugins(PluginSet::new().grpc::<KvClient<Channel>>("kv"))
-        .command(command)
-        .unix_socket_dir(ledger.temp_dir())
-        .start_timeout(Duration::from_millis(500))
+/// The pid the plugin's script wrote, tracked: the plugin must be reaped
+/// (gone, not a zombie) promptly.
+async fn assert_reaped(h: &Harness) {
+    goplug_test::process_gone(h.pid(), prompt()).await;
 }
 
-fn script(body: &str) -> Command {
-    let mut command = Command::new("/bin/sh");
-    command.arg("-c").arg(body);
-    command
-}
-
-/// A shell-script plugin that writes its pid (kept through `exec`) to a
-/// file in `dir`, so the test can track it.
-fn pid_script(dir: &Path, body: &str) -> Command {
-    script(&format!(
-        "echo $$ > '{}'; {body}",
-        dir.join("pid").display()
-    ))
-}
-
-/// The pid [`pid_script`] wrote, tracked by the ledger; the plugin must be
-/// reaped (gone, not a zombie) by now.
-async fn assert_reaped(ledger: &mut Ledger, dir: &Path) {
-    let pid = goplug_test::read_pid(&dir.join("pid"));
-    ledger.track(pid);
-    goplug_test::process_gone(pid, REAPED).await;
-}
-
-/// The fault plugin in `mode`, its temp dir the ledger's.
-fn fault(ledger: &Ledger, mode: &str) -> Command {
-    let mut command = Command::new(FAULT);
-    command.arg(mode).env("TMPDIR", ledger.temp_dir());
-    command
+/// A host for `command` with a start timeout of `step()`.
+fn host(h: &Harness, command: Command) -> ClientBuilder {
+    h.kv_host(command)
 }
 
 /// T01: a plugin that never prints its handshake is killed at the start
 /// timeout and reaped.
 #[test]
 fn t01_a_plugin_that_never_handshakes_times_out_and_is_reaped() {
-    with_ledger(async |ledger| {
-        let dir = ledger.scratch("t01");
+    Harness::exclusive().run(async |h| {
         let started = Instant::now();
-        let error = host(ledger, pid_script(&dir, "exec sleep 60"))
+        let error = host(h, h.script("echo waiting >&2; exec sleep 60"))
+            .start_timeout(Duration::from_millis(500))
             .start()
             .await
             .expect_err("no handshake");
-        assert!(started.elapsed() < PROMPT, "{:?}", started.elapsed());
-        assert!(matches!(error, Error::StartTimeout { .. }), "{error:?}");
-        assert_reaped(ledger, &dir).await;
-        let _ = std::fs::remove_dir_all(&dir);
+        assert!(started.elapsed() < prompt(), "{:?}", started.elapsed());
+        let Error::StartTimeout { timeout, stderr } = &error else {
+            panic!("expected a start timeout, got {error:?}");
+        };
+        assert_eq!(*timeout, Duration::from_millis(500));
+        assert!(stderr.0.contains("waiting"), "{stderr:?}");
+        assert!(
+            error
+                .to_string()
+                .starts_with("timeout while waiting for plugin to start"),
+            "{error}"
+        );
+        assert_reaped(h).await;
     });
 }
 
@@ -86,26 +61,29 @@ fn t01_a_plugin_that_never_handshakes_times_out_and_is_reaped() {
 /// its exit code and the tail of its stderr, bounded however much it wrote.
 #[test]
 fn t02_an_early_exit_reports_the_code_and_a_bounded_stderr_tail() {
-    with_ledger(async |ledger| {
-        let dir = ledger.scratch("t02");
+    Harness::exclusive().run(async |h| {
         let started = Instant::now();
         // 2000 lines of noise, then the line that matters.
         let body = "i=0; while [ $i -lt 2000 ]; do echo noise line $i >&2; i=$((i+1)); done; \
                 echo boom >&2; exit 3";
-        let error = host(ledger, pid_script(&dir, body))
+        let error = host(h, h.script(body))
             .start_timeout(Duration::from_secs(10))
             .start()
             .await
             .expect_err("exits first");
-        assert!(started.elapsed() < PROMPT, "{:?}", started.elapsed());
+        assert!(started.elapsed() < prompt(), "{:?}", started.elapsed());
         let Error::ExitedBeforeHandshake { status, stderr } = &error else {
             panic!("expected an early exit, got {error:?}");
         };
         assert_eq!(status.and_then(|s| s.code()), Some(3), "{error}");
         assert!(stderr.0.trim_end().ends_with("boom"), "{stderr:?}");
         assert!(stderr.0.len() <= 16 * 1024, "{} bytes", stderr.0.len());
-        assert_reaped(ledger, &dir).await;
-        let _ = std::fs::remove_dir_all(&dir);
+        let text = error.to_string();
+        assert!(
+            text.starts_with("plugin exited before we could connect") && text.contains("boom"),
+            "{text}"
+        );
+        assert_reaped(h).await;
     });
 }
 
@@ -116,6 +94,8 @@ struct BadLine {
     auto_mtls: bool,
     multiplex: bool,
     expected: fn(&HandshakeError) -> bool,
+    /// Whether the error quotes the line (its first 20 bytes).
+    quoted: bool,
 }
 
 fn bad(printf: &str, expected: fn(&HandshakeError) -> bool) -> BadLine {
@@ -124,6 +104,15 @@ fn bad(printf: &str, expected: fn(&HandshakeError) -> bool) -> BadLine {
         auto_mtls: false,
         multiplex: false,
         expected,
+        quoted: false,
+    }
+}
+
+/// A [`bad`] line the error quotes.
+fn quoted(printf: &str, expected: fn(&HandshakeError) -> bool) -> BadLine {
+    BadLine {
+        quoted: true,
+        ..bad(printf, expected)
     }
 }
 
@@ -136,31 +125,30 @@ fn invalid_address(error: &HandshakeError, why: &str) -> bool {
 /// CRLF are accepted, as go-plugin trims the line.
 #[test]
 fn t03_malformed_handshake_lines_get_distinct_errors() {
-    with_ledger(async |ledger| t03(ledger).await);
+    Harness::exclusive().run(async |h| t03(h).await);
 }
 
-async fn t03(ledger: &mut Ledger) {
+async fn t03(h: &Harness) {
     use HandshakeError as H;
-    let dir = ledger.scratch("t03");
     let cases = vec![
         bad(
             "",
             |e| matches!(e, H::StdoutNoise { line, .. } if line.is_empty()),
         ),
-        bad("1|1|tcp", |e| {
+        quoted("1|1|tcp", |e| {
             matches!(e, H::TooFewFields { fields: 3, .. })
         }),
-        bad(
+        quoted(
             "x|1|unix|/p|grpc",
             |e| matches!(e, H::InvalidCoreVersion { value, .. } if value == "x"),
         ),
-        bad("2|1|unix|/p|grpc", |e| {
+        quoted("2|1|unix|/p|grpc", |e| {
             matches!(e, H::CoreVersionMismatch { plugin: 2, .. })
         }),
-        bad("1|99|unix|/p|grpc", |e| {
+        quoted("1|99|unix|/p|grpc", |e| {
             matches!(e, H::AppVersionMismatch { plugin: 99, .. })
         }),
-        bad(
+        quoted(
             "1|1|udp|127.0.0.1:5|grpc",
             |e| matches!(e, H::UnknownNetwork { network, .. } if network == "udp"),
         ),
@@ -172,10 +160,10 @@ async fn t03(ledger: &mut Ledger) {
             invalid_address(e, "not absolute")
         }),
         // Our policy: go-plugin supports local networks only, but would dial.
-        bad("1|1|tcp|10.1.2.3:1234|grpc", |e| {
+        quoted("1|1|tcp|10.1.2.3:1234|grpc", |e| {
             invalid_address(e, "loopback")
         }),
-        bad("1|1|unix|/p|netrpc", |e| {
+        quoted("1|1|unix|/p|netrpc", |e| {
             matches!(
                 e,
                 H::ProtocolNotAllowed {
@@ -205,6 +193,27 @@ async fn t03(ledger: &mut Ledger) {
                 |e| matches!(e, H::InvalidMultiplex { value, .. } if value == "maybe"),
             )
         },
+        quoted("1|1|unix|/p||", |e| matches!(e, H::UnknownProtocol { .. })),
+        quoted("1|1|tcp|nowhere|grpc", |e| {
+            matches!(e, H::InvalidAddress { .. })
+        }),
+        // A certificate the host did not ask for (no AutoMTLS).
+        quoted(&format!("1|1|unix|/p|grpc|{}", "A".repeat(80)), |e| {
+            matches!(e, H::UnexpectedCertificate { .. })
+        }),
+        quoted(
+            "hello",
+            |e| matches!(e, H::StdoutNoise { line, following: None } if line == "hello"),
+        ),
+        quoted("hello\\n1|1|unix|/p|grpc|", |e| {
+            matches!(
+                e,
+                H::StdoutNoise {
+                    following: Some(_),
+                    ..
+                }
+            )
+        }),
         bad("1|1|unix|/p\\000|grpc", |e| matches!(e, H::NotText { .. })),
         bad("1|1|unix|/p\\377|grpc", |e| matches!(e, H::NotText { .. })),
     ];
@@ -212,14 +221,14 @@ async fn t03(ledger: &mut Ledger) {
     for case in cases {
         let started = Instant::now();
         let body = format!("printf '{}\\n'; exec sleep 30", case.printf);
-        let error = host(ledger, pid_script(&dir, &body))
+        let error = host(h, h.script(&body))
             .auto_mtls(case.auto_mtls)
             .grpc_broker_multiplex(case.multiplex)
             .start()
             .await
             .expect_err(&case.printf);
         assert!(
-            started.elapsed() < PROMPT,
+            started.elapsed() < prompt(),
             "{}: {:?}",
             case.printf,
             started.elapsed()
@@ -228,8 +237,16 @@ async fn t03(ledger: &mut Ledger) {
             panic!("{}: not a handshake error: {error:?}", case.printf);
         };
         assert!((case.expected)(handshake), "{}: {error:?}", case.printf);
+        if case.quoted {
+            let first = case.printf.split("\\n").next().unwrap_or_default();
+            assert!(
+                error.to_string().contains(&first[..first.len().min(20)]),
+                "{}: the error does not quote the line: {error}",
+                case.printf
+            );
+        }
         seen.push(error.to_string());
-        assert_reaped(ledger, &dir).await;
+        assert_reaped(h).await;
     }
     // Distinct: no two cases explain themselves with the same text.
     let mut texts = seen.clone();
@@ -239,38 +256,33 @@ async fn t03(ledger: &mut Ledger) {
 
     let client = tokio::time::timeout(
         Duration::from_secs(20),
-        host(ledger, fault(ledger, "padded-handshake"))
+        host(h, h.plugin(&FAULT, "padded-handshake"))
             .start_timeout(Duration::from_secs(10))
             .start(),
     )
     .await
     .expect("bounded")
     .expect("spaces and CRLF around the line are accepted");
-    ledger.track(client.pid().expect("launched"));
+    h.track(client.pid().expect("launched"));
     assert!(client.shutdown().await.graceful);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// T04: 1 MiB without a newline is refused once the 16 KiB cap is read,
 /// promptly and without the host buffering it.
 #[test]
 fn t04_an_endless_line_is_refused_at_the_cap_without_buffering_it() {
-    with_ledger(async |ledger| {
-        let dir = ledger.scratch("t04");
+    Harness::exclusive().run(async |h| {
         let before = goplug_test::status_kib("self", "VmHWM").expect("VmHWM");
         let started = Instant::now();
         let error = host(
-            ledger,
-            pid_script(
-                &dir,
-                "head -c 1048576 /dev/zero | tr '\\0' x; exec sleep 30",
-            ),
+            h,
+            h.script("head -c 1048576 /dev/zero | tr '\\0' x; exec sleep 30"),
         )
         .start_timeout(Duration::from_secs(10))
         .start()
         .await
         .expect_err("line too long");
-        assert!(started.elapsed() < PROMPT, "{:?}", started.elapsed());
+        assert!(started.elapsed() < prompt(), "{:?}", started.elapsed());
         assert!(
             matches!(
                 error,
@@ -282,8 +294,7 @@ fn t04_an_endless_line_is_refused_at_the_cap_without_buffering_it() {
             .expect("VmHWM")
             .saturating_sub(before);
         assert!(grown < 1024, "the host's peak memory grew by {grown} KiB");
-        assert_reaped(ledger, &dir).await;
-        let _ = std::fs::remove_dir_all(&dir);
+        assert_reaped(h).await;
     });
 }
 
@@ -291,21 +302,19 @@ fn t04_an_endless_line_is_refused_at_the_cap_without_buffering_it() {
 /// message, the noise quoted (truncated) and the handshake that followed.
 #[test]
 fn t05_stdout_noise_is_quoted_and_truncated() {
-    with_ledger(async |ledger| {
-        let dir = ledger.scratch("t05");
+    Harness::exclusive().run(async |h| {
         let noise = "n".repeat(1000);
         let started = Instant::now();
         let error = host(
-            ledger,
-            pid_script(
-                &dir,
-                &format!("echo {noise}; echo '1|1|unix|/p|grpc|'; exec sleep 30"),
-            ),
+            h,
+            h.script(&format!(
+                "echo {noise}; echo '1|1|unix|/p|grpc|'; exec sleep 30"
+            )),
         )
         .start()
         .await
         .expect_err("noise");
-        assert!(started.elapsed() < PROMPT, "{:?}", started.elapsed());
+        assert!(started.elapsed() < prompt(), "{:?}", started.elapsed());
         let Error::Handshake(HandshakeError::StdoutNoise { line, following }) = &error else {
             panic!("expected stdout noise, got {error:?}");
         };
@@ -320,8 +329,7 @@ fn t05_stdout_noise_is_quoted_and_truncated() {
                 .starts_with("Unrecognized remote plugin message: \"nnnn"),
             "{error}"
         );
-        assert_reaped(ledger, &dir).await;
-        let _ = std::fs::remove_dir_all(&dir);
+        assert_reaped(h).await;
     });
 }
 
@@ -329,11 +337,11 @@ fn t05_stdout_noise_is_quoted_and_truncated() {
 /// waiting for it costs the host next to no CPU (no busy loop).
 #[test]
 fn t06_a_fragmented_handshake_succeeds_without_spinning() {
-    with_ledger(async |ledger| {
+    Harness::exclusive().run(async |h| {
         let cpu_before = goplug_test::cpu_time();
         let client = tokio::time::timeout(
             Duration::from_secs(20),
-            host(ledger, fault(ledger, "slow-handshake"))
+            host(h, h.plugin(&FAULT, "slow-handshake"))
                 .start_timeout(Duration::from_secs(10))
                 .start(),
         )
@@ -341,7 +349,7 @@ fn t06_a_fragmented_handshake_succeeds_without_spinning() {
         .expect("bounded")
         .expect("a slow line is still a line");
         let cpu = goplug_test::cpu_time() - cpu_before;
-        ledger.track(client.pid().expect("launched"));
+        h.track(client.pid().expect("launched"));
         // The line has over 50 bytes: over half a second of trickling.
         assert!(
             client.start_duration() > Duration::from_millis(500),
@@ -362,14 +370,14 @@ fn t06_a_fragmented_handshake_succeeds_without_spinning() {
 /// unrecognised handshake.
 #[test]
 fn t07_a_socket_path_too_long_is_explained() {
-    with_ledger(async |ledger| {
-        let base = ledger.temp_dir().display().to_string().len();
-        let deep = ledger.temp_dir().join("d".repeat(120 - base - 1));
+    Harness::exclusive().run(async |h| {
+        let base = h.temp_dir().display().to_string().len();
+        let deep = h.temp_dir().join("d".repeat(120 - base - 1));
         std::fs::create_dir(&deep).expect("the deep dir");
         assert_eq!(deep.display().to_string().len(), 120);
-        let mut command = fault(ledger, "serve");
+        let mut command = h.plugin(&FAULT, "serve");
         command.env("TMPDIR", &deep);
-        let error = host(ledger, command)
+        let error = host(h, command)
             .unix_socket_dir(&deep)
             .start_timeout(Duration::from_secs(10))
             .start()
@@ -392,8 +400,8 @@ fn t07_a_socket_path_too_long_is_explained() {
 /// and writes nothing on stdout, which a host would take for a handshake.
 #[test]
 fn t08_a_plugin_run_by_hand_exits_1_with_a_message_and_no_stdout() {
-    with_ledger(async |ledger| {
-        let mut command = fault(ledger, "serve");
+    Harness::exclusive().run(async |h| {
+        let mut command = h.plugin(&FAULT, "serve");
         command.env_remove(HANDSHAKE.magic_cookie_key.as_ref());
         let output = goplug_test::run_with_timeout(&mut command, Duration::from_secs(10));
         assert_eq!(output.status.code(), Some(1), "{output:?}");
@@ -403,6 +411,17 @@ fn t08_a_plugin_run_by_hand_exits_1_with_a_message_and_no_stdout() {
             stderr.starts_with("This binary is a plugin"),
             "no human message: {stderr}"
         );
+        assert_eq!(stderr, goplug::env::NOT_LAUNCHED_BY_HOST);
+        // A wrong cookie value is refused the same way.
+        let mut command = h.plugin(&FAULT, "serve");
+        command.env(HANDSHAKE.magic_cookie_key.as_ref(), "not-the-cookie");
+        let output = goplug_test::run_with_timeout(&mut command, Duration::from_secs(10));
+        assert_eq!(output.status.code(), Some(1), "{output:?}");
+        assert!(output.stdout.is_empty(), "{output:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&output.stderr),
+            goplug::env::NOT_LAUNCHED_BY_HOST
+        );
     });
 }
 
@@ -410,8 +429,8 @@ fn t08_a_plugin_run_by_hand_exits_1_with_a_message_and_no_stdout() {
 /// reattach, is never run (its first act would be to touch a marker).
 #[test]
 fn t09_a_plugin_that_fails_its_checksum_never_runs() {
-    with_ledger(async |ledger| {
-        let dir = ledger.scratch("t09");
+    Harness::exclusive().run(async |h| {
+        let dir = h.scratch("t09");
         let marker = dir.join("ran");
         let plugin = dir.join("plugin");
         std::fs::write(
@@ -423,9 +442,7 @@ fn t09_a_plugin_that_fails_its_checksum_never_runs() {
         let right = Checksum::of_file(&plugin).expect("its checksum");
         let wrong = Checksum::of_bytes(b"another plugin");
         let start = |program: &Path, checksum: Checksum| {
-            host(ledger, Command::new(program))
-                .checksum(checksum)
-                .start()
+            host(h, Command::new(program)).checksum(checksum).start()
         };
 
         let error = start(&plugin, wrong).await.expect_err("wrong checksum");
@@ -433,6 +450,10 @@ fn t09_a_plugin_that_fails_its_checksum_never_runs() {
             matches!(&error, Error::ChecksumMismatch { path, expected, actual }
             if path == &plugin && *expected == wrong && *actual == right),
             "{error:?}"
+        );
+        assert!(
+            error.to_string().starts_with("checksums did not match"),
+            "{error}"
         );
         // An empty checksum cannot even be configured.
         let empty = "".parse::<Checksum>().expect_err("empty checksum");
@@ -452,7 +473,7 @@ fn t09_a_plugin_that_fails_its_checksum_never_runs() {
             matches!(&error, Error::ChecksumFile { path, .. } if path == &dir),
             "{error:?}"
         );
-        let error = host(ledger, Command::new(&plugin))
+        let error = host(h, Command::new(&plugin))
             .checksum(right)
             .reattach(ReattachConfig::new(
                 Protocol::Grpc,
@@ -466,7 +487,7 @@ fn t09_a_plugin_that_fails_its_checksum_never_runs() {
         assert!(matches!(error, Error::ChecksumAndReattach), "{error:?}");
 
         assert!(!marker.exists(), "a plugin ran");
-        assert_eq!(goplug_test::descendants(), Vec::new());
+        assert_eq!(h.own_processes(), Vec::new(), "a plugin runs");
         let _ = std::fs::remove_dir_all(&dir);
     });
 }
@@ -475,8 +496,8 @@ fn t09_a_plugin_that_fails_its_checksum_never_runs() {
 /// the verified bytes do.
 #[test]
 fn t10_a_binary_swapped_after_its_check_never_runs() {
-    with_ledger(async |ledger| {
-        let dir = ledger.scratch("t10");
+    Harness::exclusive().run(async |h| {
+        let dir = h.scratch("t10");
         let plugin = dir.join("plugin");
         // A small script (hashing a debug binary twice takes seconds).
         std::fs::write(&plugin, format!("#!/bin/sh\nexec '{FAULT}' serve\n")).expect("the plugin");
@@ -491,10 +512,10 @@ fn t10_a_binary_swapped_after_its_check_never_runs() {
         .expect("the impostor");
         std::fs::set_permissions(&impostor, std::fs::Permissions::from_mode(0o755)).expect("chmod");
         let mut command = Command::new(&plugin);
-        command.env("TMPDIR", ledger.temp_dir());
+        command.env("TMPDIR", h.temp_dir());
         let client = tokio::time::timeout(
             Duration::from_secs(20),
-            host(ledger, command)
+            host(h, command)
                 .start_timeout(Duration::from_secs(10))
                 .checksum(verified)
                 .on_checksum_verified(move |path| {
@@ -505,7 +526,7 @@ fn t10_a_binary_swapped_after_its_check_never_runs() {
         .await
         .expect("bounded")
         .expect("the verified plugin starts");
-        ledger.track(client.pid().expect("launched"));
+        h.track(client.pid().expect("launched"));
         assert_ne!(
             Checksum::of_file(&plugin).ok(),
             Some(verified),
@@ -535,8 +556,8 @@ fn elf_header(machine: u16) -> Vec<u8> {
 /// with the path and what is wrong.
 #[test]
 fn t11_binaries_that_cannot_run_are_explained() {
-    with_ledger(async |ledger| {
-        let dir = ledger.scratch("t11");
+    Harness::exclusive().run(async |h| {
+        let dir = h.scratch("t11");
         let (foreign, foreign_name) = if cfg!(target_arch = "aarch64") {
             (62, "an ELF binary for x86_64")
         } else {
@@ -564,7 +585,7 @@ fn t11_binaries_that_cannot_run_are_explained() {
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).expect("chmod");
             let error = tokio::time::timeout(
                 Duration::from_secs(10),
-                host(ledger, Command::new(&path)).start(),
+                host(h, Command::new(&path)).start(),
             )
             .await
             .expect("bounded")
@@ -580,14 +601,22 @@ fn t11_binaries_that_cannot_run_are_explained() {
     });
 }
 
-/// The ledger itself: a plugin left unreaped and a leaked fd fail a test.
+/// The harness itself: a plugin left unreaped and a leaked fd fail a
+/// test. The test then reaps its child and closes its fd while it still
+/// holds its turn, so it leaves nothing for the next test.
 #[test]
-#[should_panic(expected = "left behind")]
-fn the_ledger_fails_a_test_that_leaves_a_zombie_and_an_fd() {
-    let mut ledger = Ledger::open();
-    let child = Command::new("true").spawn().expect("spawn true");
-    ledger.track(child.id());
-    std::mem::forget(child);
-    std::mem::forget(std::fs::File::open("/dev/null").expect("open /dev/null"));
-    ledger.close();
+fn the_harness_fails_a_test_that_leaves_a_zombie_and_an_fd() {
+    let h = Harness::exclusive();
+    let mut child = h.command("true").spawn().expect("spawn true");
+    h.track(child.id());
+    let file = std::fs::File::open("/dev/null").expect("open /dev/null");
+    let left = h
+        .check(Duration::from_millis(500))
+        .expect_err("a zombie and an fd are left behind");
+    assert!(left.contains("left behind"), "{left}");
+    assert!(left.contains(&format!("pid: {}", child.id())), "{left}");
+    assert!(left.contains("/dev/null"), "{left}");
+    child.wait().expect("reap true");
+    drop(file);
+    h.close();
 }

@@ -1,54 +1,41 @@
 //! Reliability suite, series C: stdio and logs
 //! (`research/reliability.md` §5, T23–T27). Every test runs under a
-//! [`Ledger`]: no descendants, no zombies, fds and temp dir at baseline.
-//!
-//! The runtimes here are single-threaded: the host's stderr reader then
-//! runs on the test's thread, where the test's log subscriber is installed.
+//! [`Harness::exclusive`]: its processes gone, no zombies, fds and socket
+//! dir at baseline. The log tests' subscriber is installed on every thread
+//! of their runtime ([`Harness::run_logged`]).
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use goplug::host::{Channel, Checksum, Client, ClientBuilder};
 use goplug_example_kv::pb::kv_client::KvClient;
 use goplug_test::{
-    Ledger, PluginLogs, get, ledger_host, open_ledger, percentiles, put, status_kib, within,
+    Harness, NOISY, PluginLogs, get, percentiles, put, scaled, status_kib, step, within,
 };
 use tokio::task::JoinSet;
 use tracing::Level;
-use tracing_subscriber::layer::SubscriberExt as _;
-
-const NOISY: &str = env!("CARGO_BIN_EXE_noisy-plugin");
-
-/// A start, a call or a shutdown on a loaded 2-core machine.
-const STEP: Duration = Duration::from_secs(30);
 
 /// §5's bound on a plugin write loop the host must never block (2 s), × 3.
-const NEVER_BLOCKED: Duration = Duration::from_secs(6);
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a tokio runtime")
+fn never_blocked() -> Duration {
+    scaled(Duration::from_secs(6))
 }
 
 /// Starts the noisy plugin with the host `configure` returns.
 async fn start(
-    ledger: &mut Ledger,
+    h: &Harness,
     configure: impl FnOnce(ClientBuilder) -> ClientBuilder,
 ) -> (Client, KvClient<Channel>) {
-    let host = configure(ledger_host(ledger, Command::new(NOISY)));
-    let client = within(STEP, "plugin start", host.start())
+    let host = configure(h.kv_host(h.plugin(&NOISY, "")));
+    let client = within(step(), "plugin start", host.start())
         .await
         .expect("the plugin starts");
-    ledger.track(client.pid().expect("a launched plugin has a pid"));
+    h.track(client.pid().expect("a launched plugin has a pid"));
     let kv = client.dispense("kv").expect("the kv plugin");
     (client, kv)
 }
 
 /// Starts a plugin action (see `noisy-plugin`) and returns its reply.
 async fn begin(kv: &mut KvClient<Channel>, action: &str) -> Vec<u8> {
-    within(STEP, action, get(kv, &format!("start:{action}")))
+    within(step(), action, get(kv, &format!("start:{action}")))
         .await
         .unwrap_or_else(|e| panic!("starting {action}: {e}"))
 }
@@ -69,7 +56,7 @@ async fn finished(kv: &mut KvClient<Channel>, action: &str) -> Duration {
             Err(status) if status.code() == tonic::Code::NotFound => {}
             Err(status) => panic!("{action}: {status}"),
         }
-        assert!(started.elapsed() < STEP, "{action} never finished");
+        assert!(started.elapsed() < step(), "{action} never finished");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -78,7 +65,7 @@ async fn finished(kv: &mut KvClient<Channel>, action: &str) -> Duration {
 async fn logged(logs: &PluginLogs, message: &str) {
     let started = Instant::now();
     while !logs.events().iter().any(|(_, m, _)| m == message) {
-        assert!(started.elapsed() < STEP, "{message:?} never logged");
+        assert!(started.elapsed() < step(), "{message:?} never logged");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -97,12 +84,9 @@ fn peak_rss_kib() -> u64 {
 /// levels, and the plugin's writes never wait on the host.
 #[test]
 fn t23_a_ten_mib_stderr_line_is_split_and_the_json_after_it_keeps_its_levels() {
-    let mut ledger = open_ledger();
     let logs = PluginLogs::keeping_message_bytes(64);
-    let _subscriber =
-        tracing::subscriber::set_default(tracing_subscriber::registry().with(logs.clone()));
-    runtime().block_on(async {
-        let (client, mut kv) = start(&mut ledger, |host| host).await;
+    Harness::exclusive().run_logged(logs.clone(), async |h| {
+        let (client, mut kv) = start(h, |host| host).await;
         reset_peak_rss();
         let rss_before = peak_rss_kib();
         begin(&mut kv, "stderr-long-line").await;
@@ -113,7 +97,7 @@ fn t23_a_ten_mib_stderr_line_is_split_and_the_json_after_it_keeps_its_levels() {
             "T23: the plugin wrote 10 MiB in {writing:?}; host peak RSS grew {grown_kib} KiB"
         );
         assert!(
-            writing < NEVER_BLOCKED,
+            writing < never_blocked(),
             "the plugin's writes took {writing:?}"
         );
         let events = logs.events();
@@ -132,9 +116,8 @@ fn t23_a_ten_mib_stderr_line_is_split_and_the_json_after_it_keeps_its_levels() {
             assert_eq!(found.map(|e| e.0), Some(level), "{message}");
         }
         assert!(grown_kib < 1024, "host peak RSS grew by {grown_kib} KiB");
-        assert!(within(STEP, "shutdown", client.shutdown()).await.graceful);
+        assert!(within(step(), "shutdown", client.shutdown()).await.graceful);
     });
-    ledger.close();
 }
 
 /// T24: a plugin floods stderr with short lines while serving 1,000
@@ -143,13 +126,12 @@ fn t23_a_ten_mib_stderr_line_is_split_and_the_json_after_it_keeps_its_levels() {
 /// (default 20 MiB; §5 says 100).
 #[test]
 fn t24_a_stderr_flood_neither_blocks_the_plugin_nor_fails_calls() {
-    let mut ledger = open_ledger();
     let flood_mib: usize = std::env::var("GOPLUG_FLOOD_MIB")
         .ok()
         .and_then(|m| m.parse().ok())
         .unwrap_or(20);
-    runtime().block_on(async {
-        let (client, mut kv) = start(&mut ledger, |host| host).await;
+    Harness::exclusive().run(async |h| {
+        let (client, mut kv) = start(h, |host| host).await;
         reset_peak_rss();
         let rss_before = peak_rss_kib();
         let flood = format!("stderr-flood:{}", flood_mib << 20);
@@ -170,7 +152,7 @@ fn t24_a_stderr_flood_neither_blocks_the_plugin_nor_fails_calls() {
                 Ok::<_, tonic::Status>(latencies)
             });
         }
-        let latencies: Vec<Duration> = within(STEP, "1,000 calls", callers.join_all())
+        let latencies: Vec<Duration> = within(step(), "1,000 calls", callers.join_all())
             .await
             .into_iter()
             .flat_map(|latencies| latencies.expect("every call succeeds"))
@@ -183,9 +165,8 @@ fn t24_a_stderr_flood_neither_blocks_the_plugin_nor_fails_calls() {
             percentiles(latencies)
         );
         assert!(grown_kib < 16 * 1024, "host peak RSS grew by {grown_kib} KiB");
-        assert!(within(STEP, "shutdown", client.shutdown()).await.graceful);
+        assert!(within(step(), "shutdown", client.shutdown()).await.graceful);
     });
-    ledger.close();
 }
 
 /// T25: a 1 MiB line and 50 MiB more written to the real stdout after
@@ -195,12 +176,11 @@ fn t24_a_stderr_flood_neither_blocks_the_plugin_nor_fails_calls() {
 /// with no sink configured: consumed, and calls keep working.
 #[test]
 fn t25_stdout_floods_after_the_handshake_are_drained() {
-    let mut ledger = open_ledger();
-    runtime().block_on(async {
-        let (client, mut kv) = start(&mut ledger, |host| host).await;
+    Harness::exclusive().run(async |h| {
+        let (client, mut kv) = start(h, |host| host).await;
         for (action, more_mib, bound) in [
-            ("stdout-raw", 50, NEVER_BLOCKED),
-            ("stdout-synced", 8, STEP),
+            ("stdout-raw", 50, never_blocked()),
+            ("stdout-synced", 8, step()),
         ] {
             begin(&mut kv, &format!("{action}:{}", more_mib << 20)).await;
             let writing = finished(&mut kv, action).await;
@@ -211,9 +191,8 @@ fn t25_stdout_floods_after_the_handshake_are_drained() {
                 .unwrap();
             assert_eq!(get(&mut kv, "after").await.unwrap(), action.as_bytes());
         }
-        assert!(within(STEP, "shutdown", client.shutdown()).await.graceful);
+        assert!(within(step(), "shutdown", client.shutdown()).await.graceful);
     });
-    ledger.close();
 }
 
 /// Picks a logged message.
@@ -224,14 +203,10 @@ type Matcher = dyn Fn(&str) -> bool;
 /// text at debug; the host neither panics nor overflows its stack.
 #[test]
 fn t26_hostile_log_lines_are_logged_as_text_at_debug() {
-    let mut ledger = open_ledger();
     let logs = PluginLogs::default();
-    let _subscriber =
-        tracing::subscriber::set_default(tracing_subscriber::registry().with(logs.clone()));
-    runtime().block_on(async {
+    Harness::exclusive().run_logged(logs.clone(), async |h| {
         // Room for the whole 200 KB nested line, so the JSON parser sees it.
-        let (client, mut kv) =
-            start(&mut ledger, |host| host.plugin_log_buffer_size(1 << 20)).await;
+        let (client, mut kv) = start(h, |host| host.plugin_log_buffer_size(1 << 20)).await;
         begin(&mut kv, "hostile").await;
         logged(&logs, "hostile-done").await;
         let events = logs.events();
@@ -260,9 +235,8 @@ fn t26_hostile_log_lines_are_logged_as_text_at_debug() {
             .ping()
             .await
             .expect("the host still talks to the plugin");
-        assert!(within(STEP, "shutdown", client.shutdown()).await.graceful);
+        assert!(within(step(), "shutdown", client.shutdown()).await.graceful);
     });
-    ledger.close();
 }
 
 /// T27: a plugin writes 1 MiB to its synced stdout and exits on its own:
@@ -270,17 +244,16 @@ fn t26_hostile_log_lines_are_logged_as_text_at_debug() {
 /// `shutdown` return. Three times, since a loss would be a race.
 #[test]
 fn t27_synced_stdout_written_before_exit_is_not_lost() {
-    let mut ledger = open_ledger();
-    let scratch = ledger.scratch("t27");
-    runtime().block_on(async {
+    Harness::exclusive().run(async |h| {
+        let scratch = h.scratch("t27");
         for run in 0..3 {
             let sink = scratch.join(format!("stdout-{run}"));
             let file = tokio::fs::File::create(&sink).await.unwrap();
-            let (client, mut kv) = start(&mut ledger, |host| host.sync_stdout(file)).await;
+            let (client, mut kv) = start(h, |host| host.sync_stdout(file)).await;
             let sent = String::from_utf8(begin(&mut kv, "synced-exit").await).unwrap();
-            assert!(client.wait_exit(STEP).await, "the plugin never exited");
+            assert!(client.wait_exit(step()).await, "the plugin never exited");
             let at_exit = std::fs::read(&sink).unwrap();
-            let report = within(STEP, "shutdown", client.shutdown()).await;
+            let report = within(step(), "shutdown", client.shutdown()).await;
             assert!(report.status.is_some_and(|s| s.success()), "{report:?}");
             let at_shutdown = std::fs::read(&sink).unwrap();
             eprintln!(
@@ -295,6 +268,4 @@ fn t27_synced_stdout_written_before_exit_is_not_lost() {
             }
         }
     });
-    std::fs::remove_dir_all(&scratch).unwrap();
-    ledger.close();
 }

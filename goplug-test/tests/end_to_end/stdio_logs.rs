@@ -6,22 +6,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use goplug::host::{Channel, Client, ClientBuilder, PluginSet, shell_command};
-use goplug_example_kv::{HANDSHAKE, pb::kv_client::KvClient};
-use goplug_test::{PluginLogs, go_bin};
+use goplug::host::shell_command;
+use goplug_test::{FAKE, Harness, PluginLogs, go_bin};
 use serde_json::Value;
 use tracing::Level;
-use tracing_subscriber::layer::SubscriberExt as _;
-
-const FAKE: &str = env!("CARGO_BIN_EXE_fake-plugin");
-
-fn builder(command: Command, sockets: &Path) -> ClientBuilder {
-    Client::builder(HANDSHAKE)
-        .plugins(PluginSet::new().grpc::<KvClient<Channel>>("kv"))
-        .command(command)
-        .unix_socket_dir(sockets)
-        .start_timeout(Duration::from_secs(20))
-}
 
 fn in_dir(line: &str, dir: &Path) -> Command {
     let mut command = shell_command(line);
@@ -58,87 +46,80 @@ fn assert_kv(fields: &str, message: &str) {
     );
 }
 
-#[tokio::test]
-async fn plugin_logs_reach_the_rust_host_at_their_levels() {
+#[test]
+fn plugin_logs_reach_the_rust_host_at_their_levels() {
     let logs = PluginLogs::default();
-    let _guard =
-        tracing::subscriber::set_default(tracing_subscriber::registry().with(logs.clone()));
-    let levels = [
-        ("trace message", Level::TRACE),
-        ("debug message", Level::DEBUG),
-        ("info message", Level::INFO),
-        ("warn message", Level::WARN),
-        ("error message", Level::ERROR),
-    ];
+    Harness::shared().run_logged(logs.clone(), async |s| {
+        let levels = [
+            ("trace message", Level::TRACE),
+            ("debug message", Level::DEBUG),
+            ("info message", Level::INFO),
+            ("warn message", Level::WARN),
+            ("error message", Level::ERROR),
+        ];
 
-    // A Rust plugin, through goplug::log.
-    let (work, sockets) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let plugin = format!("RUST_LOG=trace exec '{FAKE}' kv-logs");
-    let client = builder(in_dir(&plugin, work.path()), sockets.path())
-        .start()
-        .await
-        .unwrap();
-    wait_for(&work.path().join("logs-done")).await;
-    assert!(client.shutdown().await.graceful);
-    for (message, level) in levels {
-        let (got, fields) = event(&logs, message);
-        assert_eq!(got, level, "rust plugin: {message}");
-        assert_kv(&fields, message);
-    }
+        // A Rust plugin, through goplug::log.
+        let work = &s.work;
+        let plugin = format!("RUST_LOG=trace exec '{FAKE}' kv-logs");
+        let client = s.kv_host(in_dir(&plugin, work)).start().await.unwrap();
+        wait_for(&work.join("logs-done")).await;
+        assert!(client.shutdown().await.graceful);
+        for (message, level) in levels {
+            let (got, fields) = event(&logs, message);
+            assert_eq!(got, level, "rust plugin: {message}");
+            assert_kv(&fields, message);
+        }
 
-    // A Go plugin, through hclog: the same, plus go-plugin's text rules.
-    let logs_before = logs.events().len();
-    let plugin = format!("PROBE_LOG=1 exec '{}'", go_bin("probe-plugin").display());
-    let client = builder(in_dir(&plugin, work.path()), sockets.path())
-        .start()
-        .await
-        .unwrap();
-    let started = Instant::now();
-    while !logs.events().iter().any(|(_, m, _)| m == "main.main()") {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "{:#?}",
-            logs.events()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(client.shutdown().await.graceful);
-    let go_events: Vec<_> = logs.events().into_iter().skip(logs_before).collect();
-    for (message, level) in levels {
-        let (got, fields) = go_events
-            .iter()
-            .find(|(_, m, _)| m == message)
-            .map(|(l, _, f)| (*l, f.clone()))
-            .unwrap_or_else(|| panic!("go plugin: no {message:?} in {go_events:#?}"));
-        assert_eq!(got, level, "go plugin: {message}");
-        assert_kv(&fields, message);
-    }
-    for (message, level) in [
-        ("[WARN] plain text warning", Level::WARN),
-        ("panic: pretend panic", Level::ERROR),
-        ("goroutine 1 [running]:", Level::ERROR),
-        ("main.main()", Level::ERROR),
-    ] {
-        assert_eq!(event(&logs, message).0, level, "go plugin: {message}");
-    }
+        // A Go plugin, through hclog: the same, plus go-plugin's text rules.
+        let logs_before = logs.events().len();
+        let plugin = format!("PROBE_LOG=1 exec '{}'", go_bin("probe-plugin").display());
+        let client = s.kv_host(in_dir(&plugin, work)).start().await.unwrap();
+        let started = Instant::now();
+        while !logs.events().iter().any(|(_, m, _)| m == "main.main()") {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "{:#?}",
+                logs.events()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(client.shutdown().await.graceful);
+        let go_events: Vec<_> = logs.events().into_iter().skip(logs_before).collect();
+        for (message, level) in levels {
+            let (got, fields) = go_events
+                .iter()
+                .find(|(_, m, _)| m == message)
+                .map(|(l, _, f)| (*l, f.clone()))
+                .unwrap_or_else(|| panic!("go plugin: no {message:?} in {go_events:#?}"));
+            assert_eq!(got, level, "go plugin: {message}");
+            assert_kv(&fields, message);
+        }
+        for (message, level) in [
+            ("[WARN] plain text warning", Level::WARN),
+            ("panic: pretend panic", Level::ERROR),
+            ("goroutine 1 [running]:", Level::ERROR),
+            ("main.main()", Level::ERROR),
+        ] {
+            assert_eq!(event(&logs, message).0, level, "go plugin: {message}");
+        }
+    });
 }
 
 #[tokio::test]
 async fn stdout_reaches_the_rust_hosts_writers() {
-    let (work, sockets) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let out = work.path().join("synced-stdout");
-    let err = work.path().join("synced-stderr");
+    let s = Harness::shared();
+    let work = &s.work;
+    let out = work.join("synced-stdout");
+    let err = work.join("synced-stderr");
 
     // Rust plugin: println! after the handshake.
-    let client = builder(
-        in_dir(&format!("exec '{FAKE}' kv-print"), work.path()),
-        sockets.path(),
-    )
-    .sync_stdout(tokio::fs::File::create(&out).await.unwrap())
-    .start()
-    .await
-    .unwrap();
-    wait_for(&work.path().join("print-done")).await;
+    let client = s
+        .kv_host(in_dir(&format!("exec '{FAKE}' kv-print"), work))
+        .sync_stdout(tokio::fs::File::create(&out).await.unwrap())
+        .start()
+        .await
+        .unwrap();
+    wait_for(&work.join("print-done")).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(client.shutdown().await.graceful);
     assert_eq!(
@@ -152,7 +133,8 @@ async fn stdout_reaches_the_rust_hosts_writers() {
         "PROBE_STDOUT_TEXT=hello PROBE_STDERR_TEXT=oops PROBE_STDOUT_BYTES={size} exec '{}'",
         go_bin("probe-plugin").display()
     );
-    let client = builder(in_dir(&plugin, work.path()), sockets.path())
+    let client = s
+        .kv_host(in_dir(&plugin, work))
         .sync_stdout(tokio::fs::File::create(&out).await.unwrap())
         .sync_stderr(tokio::fs::File::create(&err).await.unwrap())
         .start()
@@ -184,58 +166,59 @@ async fn stdout_reaches_the_rust_hosts_writers() {
 
 #[tokio::test]
 async fn a_plugin_without_the_stdio_service_is_fine() {
-    let (work, sockets) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let s = Harness::shared();
+    let work = &s.work;
     // Serves health only: StreamStdio is Unimplemented, as for old plugins.
-    let client = builder(
-        in_dir(&format!("exec '{FAKE}' no-controller"), work.path()),
-        sockets.path(),
-    )
-    .shutdown_grace(Duration::from_millis(200))
-    .sync_stdout(tokio::io::sink())
-    .start()
-    .await
-    .unwrap();
+    let client = s
+        .kv_host(in_dir(&format!("exec '{FAKE}' no-controller"), work))
+        .shutdown_grace(Duration::from_millis(200))
+        .sync_stdout(tokio::io::sink())
+        .start()
+        .await
+        .unwrap();
     client.ping().await.unwrap();
     assert!(!client.exited());
     client.shutdown().await;
 }
 
-#[tokio::test]
-async fn long_lines_and_invalid_utf8_on_stderr_are_handled() {
+#[test]
+fn long_lines_and_invalid_utf8_on_stderr_are_handled() {
     let logs = PluginLogs::default();
-    let _guard =
-        tracing::subscriber::set_default(tracing_subscriber::registry().with(logs.clone()));
-    let (work, sockets) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let raw = work.path().join("raw-stderr");
-    // A 1 MiB line without a newline inside, then invalid UTF-8, then a
-    // normal line; the plugin then starts normally.
-    let script = format!(
-        "head -c 1048576 /dev/zero | tr '\\0' a >&2; echo >&2; printf '\\377\\376bad\\n' >&2; echo after >&2; exec '{FAKE}' kv"
-    );
-    let client = builder(in_dir(&script, work.path()), sockets.path())
-        .plugin_log_buffer_size(64 * 1024)
-        .stderr(tokio::fs::File::create(&raw).await.unwrap())
-        .start()
-        .await
-        .unwrap();
-    assert!(client.shutdown().await.graceful);
-    let copied = std::fs::read(&raw).unwrap();
-    // The raw copy is byte-exact: the long line whole, one newline.
-    assert!(copied.starts_with(&[b'a'; 1 << 20]));
-    assert_eq!(&copied[1 << 20..(1 << 20) + 1], b"\n");
-    assert!(copied.windows(6).any(|w| w == b"\xff\xfebad\n"));
-    // The long line was logged in 16 verbatim debug pieces, not dropped.
-    let pieces = logs
-        .events()
-        .iter()
-        .filter(|(_, m, _)| m.chars().all(|c| c == 'a') && !m.is_empty())
-        .count();
-    assert_eq!(pieces, 16);
-    assert!(
-        logs.events()
+    Harness::shared().run_logged(logs.clone(), async |s| {
+        let work = &s.work;
+        let raw = work.join("raw-stderr");
+        // A 1 MiB line without a newline inside, then invalid UTF-8, then a
+        // normal line; the plugin then starts normally.
+        let script = format!(
+            "head -c 1048576 /dev/zero | tr '\\0' a >&2; echo >&2; \
+         printf '\\377\\376bad\\n' >&2; echo after >&2; exec '{FAKE}' kv"
+        );
+        let client = s
+            .kv_host(in_dir(&script, work))
+            .plugin_log_buffer_size(64 * 1024)
+            .stderr(tokio::fs::File::create(&raw).await.unwrap())
+            .start()
+            .await
+            .unwrap();
+        assert!(client.shutdown().await.graceful);
+        let copied = std::fs::read(&raw).unwrap();
+        // The raw copy is byte-exact: the long line whole, one newline.
+        assert!(copied.starts_with(&[b'a'; 1 << 20]));
+        assert_eq!(&copied[1 << 20..(1 << 20) + 1], b"\n");
+        assert!(copied.windows(6).any(|w| w == b"\xff\xfebad\n"));
+        // The long line was logged in 16 verbatim debug pieces, not dropped.
+        let pieces = logs
+            .events()
             .iter()
-            .any(|(l, m, _)| *l == Level::DEBUG && m == "after")
-    );
+            .filter(|(_, m, _)| m.chars().all(|c| c == 'a') && !m.is_empty())
+            .count();
+        assert_eq!(pieces, 16);
+        assert!(
+            logs.events()
+                .iter()
+                .any(|(l, m, _)| *l == Level::DEBUG && m == "after")
+        );
+    });
 }
 
 fn log_line<'a>(report: &'a Value, prefix: &str) -> &'a str {
@@ -252,7 +235,8 @@ fn log_line<'a>(report: &'a Value, prefix: &str) -> &'a str {
 
 #[test]
 fn a_go_host_logs_a_rust_plugins_events_like_a_go_plugins() {
-    let work = tempfile::tempdir().unwrap();
+    let s = Harness::shared();
+    let work = &s.work;
     for (name, plugin) in [
         (
             "go",
@@ -260,11 +244,8 @@ fn a_go_host_logs_a_rust_plugins_events_like_a_go_plugins() {
         ),
         ("rust", format!("RUST_LOG=trace exec '{FAKE}' kv-logs")),
     ] {
-        let report = goplug_test::probe_host(
-            &plugin,
-            &["-ping", "-log-all", "-wait", "700ms"],
-            work.path(),
-        );
+        let report =
+            goplug_test::probe_host(&plugin, &["-ping", "-log-all", "-wait", "700ms"], work);
         assert_eq!(report["ok"], true, "{name}: {report}");
         for prefix in [
             "[TRACE] plugin.sh: trace message:",
@@ -284,8 +265,9 @@ fn a_go_host_logs_a_rust_plugins_events_like_a_go_plugins() {
 
 #[test]
 fn a_go_host_receives_a_rust_plugins_stdout() {
-    let work = tempfile::tempdir().unwrap();
-    let out: PathBuf = work.path().join("go-synced-stdout");
+    let s = Harness::shared();
+    let work = &s.work;
+    let out: PathBuf = work.join("go-synced-stdout");
     let out_flag = out.display().to_string();
     // One line, then 1 MiB under backpressure, byte-exact.
     let report = goplug_test::probe_host(
@@ -299,7 +281,7 @@ fn a_go_host_receives_a_rust_plugins_stdout() {
             "-wait",
             "100ms",
         ],
-        work.path(),
+        work,
     );
     assert_eq!(report["ok"], true, "{report}");
     assert_eq!(
@@ -317,7 +299,7 @@ fn a_go_host_receives_a_rust_plugins_stdout() {
             "-wait-stdout-bytes",
             &size.to_string(),
         ],
-        work.path(),
+        work,
     );
     assert_eq!(report["ok"], true, "{report}");
     let synced = std::fs::read(&out).unwrap();
@@ -362,7 +344,8 @@ async fn a_hundred_megabytes_of_stdout_flow_through_in_bounded_memory() {
             })
             .unwrap_or(0)
     }
-    let (work, sockets) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let s = Harness::shared();
+    let work = &s.work;
     let size: usize = 100 << 20;
     let plugin = format!(
         "PROBE_STDOUT_BYTES={size} exec '{}'",
@@ -370,7 +353,8 @@ async fn a_hundred_megabytes_of_stdout_flow_through_in_bounded_memory() {
     );
     let received = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let before = rss_kib();
-    let client = builder(in_dir(&plugin, work.path()), sockets.path())
+    let client = s
+        .kv_host(in_dir(&plugin, work))
         .sync_stdout(Counting(received.clone()))
         .start()
         .await
@@ -392,14 +376,16 @@ async fn a_hundred_megabytes_of_stdout_flow_through_in_bounded_memory() {
 
 #[tokio::test]
 async fn a_plugin_dying_mid_stream_ends_the_stream_cleanly() {
-    let (work, sockets) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let out = work.path().join("partial");
+    let s = Harness::shared();
+    let work = &s.work;
+    let out = work.join("partial");
     let plugin = format!(
         "PROBE_STDOUT_BYTES={} exec '{}'",
         100 << 20,
         go_bin("probe-plugin").display()
     );
-    let client = builder(in_dir(&plugin, work.path()), sockets.path())
+    let client = s
+        .kv_host(in_dir(&plugin, work))
         .sync_stdout(tokio::fs::File::create(&out).await.unwrap())
         .start()
         .await
