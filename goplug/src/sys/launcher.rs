@@ -9,7 +9,10 @@ use std::time::Duration;
 
 /// Asks the kernel to send the plugin SIGTERM when the host dies, and
 /// refuses to start it when the host is already gone.
-#[expect(unsafe_code, reason = "pre_exec is how a child sets its parent-death signal")]
+#[expect(
+    unsafe_code,
+    reason = "pre_exec is how a child sets its parent-death signal"
+)]
 pub(crate) fn die_with_host(command: &mut std::process::Command) {
     use std::os::unix::process::CommandExt;
     let host = rustix::process::getpid();
