@@ -1,5 +1,5 @@
 // Command gob-peer is Go's encoding/gob and net/rpc for goplug's gob
-// interop tests (goplug-test/tests/gob_interop.rs). Standard library only.
+// interop tests (goplug-test/tests/interop/gob.rs). Standard library only.
 //
 //	gob-peer list                    the case names, one a line
 //	gob-peer first-id                the type id this Go gives the first user type
