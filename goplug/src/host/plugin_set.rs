@@ -111,21 +111,14 @@ impl PluginSet {
     /// `GRPCClient(ctx, broker, conn)`).
     #[must_use]
     pub fn grpc_with_broker<C: Send + 'static>(
-        mut self,
+        self,
         name: impl Into<String>,
         make: impl Fn(Channel, &GrpcBroker) -> C + Send + Sync + 'static,
     ) -> Self {
-        self.entries.insert(
-            name.into(),
-            Registration {
-                type_id: TypeId::of::<C>(),
-                type_name: type_name::<C>(),
-                factory: ClientFactory::Grpc(Arc::new(move |channel, broker| {
-                    Box::new(make(channel, broker))
-                })),
-            },
-        );
-        self
+        let factory = ClientFactory::Grpc(Arc::new(move |channel, broker| {
+            Box::new(make(channel, broker))
+        }));
+        self.register::<C>(name.into(), factory)
     }
 
     /// Adds a net/rpc plugin dispensed as whatever `make` builds on the
@@ -134,18 +127,24 @@ impl PluginSet {
     /// [`Client::dispense_async`](super::Client::dispense_async).
     #[must_use]
     pub fn netrpc_with<C: Send + 'static>(
-        mut self,
+        self,
         name: impl Into<String>,
         make: impl Fn(RpcClient, &MuxBroker) -> C + Send + Sync + 'static,
     ) -> Self {
+        let factory = ClientFactory::NetRpc(Arc::new(move |client, broker| {
+            Box::new(make(client, broker))
+        }));
+        self.register::<C>(name.into(), factory)
+    }
+
+    /// Registers `name` as dispensed as a `C`, built by `factory`.
+    fn register<C: 'static>(mut self, name: String, factory: ClientFactory) -> Self {
         self.entries.insert(
-            name.into(),
+            name,
             Registration {
                 type_id: TypeId::of::<C>(),
                 type_name: type_name::<C>(),
-                factory: ClientFactory::NetRpc(Arc::new(move |client, broker| {
-                    Box::new(make(client, broker))
-                })),
+                factory,
             },
         );
         self
