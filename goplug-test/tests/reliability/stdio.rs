@@ -243,7 +243,6 @@ fn t26_hostile_log_lines_are_logged_as_text_at_debug() {
 /// the host's sink holds exactly those bytes once `wait_exit` and then
 /// `shutdown` return. Three times, since a loss would be a race.
 #[test]
-#[ignore = "open defect: the tail of synced stdout is lost about 1 run in 12 (issue 15 note); run with --ignored"]
 fn t27_synced_stdout_written_before_exit_is_not_lost() {
     Harness::exclusive().run(async |h| {
         let scratch = h.scratch("t27");

@@ -81,10 +81,14 @@ pub(crate) fn capture_stdout(
             }
         }
         // What is in the pipe now, bounded: a thread still writing must
-        // not keep the plugin from stopping.
+        // not keep the plugin from stopping. A plain non-blocking read(2),
+        // not `try_read`: tokio's `try_read` answers from the readiness it
+        // cached, which is stale when the reactor has not yet seen the
+        // last writes, and the tail of the output would be dropped.
         let mut left = MAX_STDOUT_AFTER_SHUTDOWN;
         while left > 0 {
-            let n = match pipe.try_read(&mut buffer) {
+            let n = match rustix::io::read(&pipe, &mut buffer[..]) {
+                Err(rustix::io::Errno::INTR) => continue,
                 Ok(0) | Err(_) => return,
                 Ok(n) => n,
             };
