@@ -1,6 +1,6 @@
 //! The decoder: bounded, incremental, and as lenient as Go's.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use super::wire::{
@@ -8,8 +8,7 @@ use super::wire::{
     WIRE_SLICE, WIRE_STRUCT, builtin_type, float_from_bits, read_uint, uint_to_int,
 };
 use super::{
-    Encoder, FIRST_USER_ID, GoInterface, Gob, GobEncoderKind, GobError, InterfaceValue, Limits,
-    StructType, Type, Value,
+    FIRST_USER_ID, Gob, GobEncoderKind, GobError, InterfaceValue, Limits, StructType, Type, Value,
 };
 
 /// A type definition as received: element types by id.
@@ -716,71 +715,4 @@ fn short(name: &str) -> String {
         Some((cut, _)) => format!("{}...", &name[..cut]),
         None => name.to_owned(),
     }
-}
-
-/// See [`super::fuzz_decode`].
-pub(super) fn fuzz(data: &[u8]) {
-    let limits = Limits {
-        max_message: 1 << 16,
-        max_depth: 32,
-        max_types: 64,
-        max_type_nodes: 10_000,
-    };
-    let mut decoder = Decoder::new(limits);
-    let mut pos = 0;
-    while pos < data.len() {
-        let Ok(Some((ty, value, consumed))) = decoder.decode(&data[pos..]) else {
-            break;
-        };
-        assert!(consumed > 0 && consumed <= data.len() - pos);
-        pos += consumed;
-        convert_all(&value);
-        // What decodes re-encodes; after one round trip (which drops
-        // zero-valued fields and package qualifiers) it is a fixed point.
-        let once = round_trip(&ty, &value);
-        let (ty1, value1) = decode_all(&once);
-        let twice = round_trip(&ty1, &value1);
-        let (ty2, value2) = decode_all(&twice);
-        assert_eq!(round_trip(&ty2, &value2), twice, "not a fixed point");
-    }
-}
-
-#[expect(
-    clippy::expect_used,
-    reason = "a fuzz oracle: a failed check must crash"
-)]
-fn round_trip(ty: &Type, value: &Value) -> Vec<u8> {
-    let mut out = Vec::new();
-    Encoder::new()
-        .encode(ty, value, &mut out)
-        .expect("a decoded value re-encodes");
-    out
-}
-
-#[expect(
-    clippy::expect_used,
-    reason = "a fuzz oracle: a failed check must crash"
-)]
-fn decode_all(bytes: &[u8]) -> (Type, Value) {
-    let (ty, value, consumed) = Decoder::default()
-        .decode(bytes)
-        .expect("a re-encoded value decodes")
-        .expect("a re-encoded value is complete");
-    assert_eq!(consumed, bytes.len());
-    (ty, value)
-}
-
-/// Runs the [`Gob`] conversions on `value`; they may fail but not panic.
-fn convert_all(value: &Value) {
-    let _ = super::super::codec::RequestHeader::from_gob(value.clone());
-    let _ = super::super::codec::ResponseHeader::from_gob(value.clone());
-    let _ = HashMap::<String, GoInterface>::from_gob(value.clone());
-    let _ = BTreeMap::<i64, Vec<u8>>::from_gob(value.clone());
-    let _ = Vec::<i32>::from_gob(value.clone());
-    let _ = Vec::<Option<String>>::from_gob(value.clone());
-    let _ = <[u16; 3]>::from_gob(value.clone());
-    let _ = String::from_gob(value.clone());
-    let _ = f32::from_gob(value.clone());
-    let _ = <()>::from_gob(value.clone());
-    let _ = GoInterface::from_gob(value.clone());
 }

@@ -52,7 +52,7 @@
 //! single author whose Go test corpus is not published, and a go-plugin host
 //! decodes whatever a plugin process sends. This implementation is checked
 //! byte for byte against Go in goplug's interop tests, and its decoder is
-//! bounded and fuzzed ([`fuzz_decode`]):
+//! bounded and fuzzed (the `gob_decode` target under `fuzz/`):
 //!
 //! - every message length is checked against [`Limits::max_message`] before
 //!   anything is buffered, and every string, slice, array or map length
@@ -75,6 +75,8 @@
 mod convert;
 mod decode;
 mod encode;
+#[cfg(any(test, fuzzing))]
+mod fuzz;
 #[cfg(test)]
 mod tests;
 mod wire;
@@ -671,8 +673,10 @@ impl GobError {
 /// Feeds arbitrary bytes to a [`Decoder`] (with small limits) and to the
 /// [`Gob`] conversions, checks that what decodes re-encodes and decodes
 /// again, and never panics unless this module has a bug. For the
-/// `gob_decode` cargo-fuzz target.
+/// `gob_decode` cargo-fuzz target only: `cargo fuzz` sets `--cfg fuzzing`,
+/// so this is not part of the public API.
+#[cfg(fuzzing)]
 #[doc(hidden)]
 pub fn fuzz_decode(data: &[u8]) {
-    decode::fuzz(data);
+    fuzz::fuzz(data);
 }

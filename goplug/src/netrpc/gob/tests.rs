@@ -985,13 +985,13 @@ fn fuzz_entry_point_survives_samples() {
         vec![0; 20],
     ];
     for sample in &samples {
-        fuzz_decode(sample);
+        super::fuzz::fuzz(sample);
         // And every prefix and every single-byte corruption.
         for cut in 0..sample.len() {
-            fuzz_decode(&sample[..cut]);
+            super::fuzz::fuzz(&sample[..cut]);
             let mut bad = sample.clone();
             bad[cut] ^= 0x41;
-            fuzz_decode(&bad);
+            super::fuzz::fuzz(&bad);
         }
     }
 }
