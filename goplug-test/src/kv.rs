@@ -24,7 +24,7 @@ pub async fn within<T>(
 ///
 /// When the host has no `kv` plugin.
 pub fn kv(client: &Client) -> KvClient<Channel> {
-    client.dispense("kv").expect("the kv plugin")
+    client.dispense_named("kv").expect("the kv plugin")
 }
 
 /// `Put(key, value)` then `Get(key)`, the value as text.

@@ -114,7 +114,11 @@ pub enum Error {
     },
 
     /// `dispense` was asked for a different client type than the one registered.
-    #[error("plugin {name:?} dispenses {registered}, not {requested}")]
+    #[error(
+        "plugin {name:?} dispenses {}, not {}",
+        public_type_name(registered),
+        public_type_name(requested)
+    )]
     DispenseType {
         /// The plugin name.
         name: String,
@@ -270,6 +274,15 @@ fn exit_text(status: &Option<ExitStatus>) -> String {
         Some(status) => status.to_string(),
         None => "closed its stdout; killed".to_owned(),
     }
+}
+
+/// `type_name` spells goplug's channel by its private module; errors name
+/// it as users import it.
+fn public_type_name(name: &str) -> String {
+    name.replace(
+        "goplug::transport::channel::Channel",
+        "goplug::host::Channel",
+    )
 }
 
 #[cfg(test)]

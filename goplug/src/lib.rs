@@ -75,14 +75,14 @@
 //!
 //! ```no_run
 //! use goplug::HandshakeConfig;
-//! use goplug::plugin::{PluginSet, ServeConfig};
+//! use goplug::plugin::{Services, ServeConfig};
 //!
 //! const HANDSHAKE: HandshakeConfig = HandshakeConfig::new(1, "BASIC_PLUGIN", "hello");
 //!
 //! fn main() -> std::process::ExitCode {
 //! #   // Stand-in for a tonic-generated server such as `KvServer::new(MyKv)`.
 //! #   let kv_server = tonic_health::server::health_reporter().1;
-//!     goplug::plugin::run(ServeConfig::new(HANDSHAKE).plugins(PluginSet::new().grpc("kv", kv_server)))
+//!     goplug::plugin::run(ServeConfig::new(HANDSHAKE).plugins(Services::new().grpc("kv", kv_server)))
 //! }
 //! ```
 //!
@@ -106,7 +106,7 @@
 //!     .command(std::process::Command::new("./kv-plugin"))
 //!     .start()
 //!     .await?;
-//! let mut kv: KvClient<Channel> = client.dispense("kv")?;
+//! let mut kv: KvClient<Channel> = client.dispense_named("kv")?;
 //! # let _ = kv.check(pb::GetRequest::default()).await;
 //! let report = client.shutdown().await;
 //! # Ok(()) }
@@ -192,3 +192,15 @@ pub use protocol::{HandshakeConfig, HandshakeError, Protocol, StderrTail};
 pub use protocol::{env, handshake, reattach};
 pub use transport::Channel;
 pub use transport::tls;
+
+/// The prost goplug is built with: generated messages must use this
+/// version (`prost = "0.14"`), or they are not `prost::Message` to goplug.
+#[doc(no_inline)]
+pub use prost;
+/// The tonic goplug is built with: generated clients and servers must use
+/// this version (`tonic = "0.14"`), or they fail to satisfy goplug's traits.
+#[doc(no_inline)]
+pub use tonic;
+/// The tonic-prost codec goplug is built with (`tonic-prost = "0.14"`).
+#[doc(no_inline)]
+pub use tonic_prost;

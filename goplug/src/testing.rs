@@ -14,13 +14,13 @@
 //! // The plugin's side, as its `main` would configure it, with your
 //! // tonic-generated server such as `KvServer::new(MyKv)`.
 //! let serve = goplug::plugin::ServeConfig::new(HANDSHAKE);
-//! # let serve = serve.plugins(goplug::plugin::PluginSet::new());
+//! # let serve = serve.plugins(goplug::plugin::Services::new());
 //! // The host's side, with the generated client.
 //! let plugins = goplug::host::PluginSet::new().grpc_with("kv", KvClient::new);
 //!
 //! let client = goplug::testing::connect(serve, plugins).await?;
 //! client.ping().await?;
-//! let _kv: KvClient<goplug::host::Channel> = client.dispense("kv")?;
+//! let _kv: KvClient<goplug::host::Channel> = client.dispense_named("kv")?;
 //! assert!(client.shutdown().await.graceful);
 //! # Ok(()) }
 //! ```

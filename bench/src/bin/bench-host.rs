@@ -127,10 +127,10 @@ async fn load(o: &Options) -> Result<Loaded, String> {
         .map_err(|e| format!("start: {e}"))?;
     let echoer = match o.protocol {
         Protocol::NetRpc => client
-            .dispense_async::<RpcClient>(PLUGIN_NAME)
+            .dispense_named_async::<RpcClient>(PLUGIN_NAME)
             .await
             .map(Echoer::NetRpc),
-        _ => client.dispense(PLUGIN_NAME).map(Echoer::Grpc),
+        _ => client.dispense_named(PLUGIN_NAME).map(Echoer::Grpc),
     };
     match echoer {
         Ok(echoer) => Ok(Loaded { client, echoer }),

@@ -7,14 +7,14 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use goplug::plugin::{PluginSet, ServeConfig};
+use goplug::plugin::{ServeConfig, Services};
 use goplug_bench::{BenchService, HANDSHAKE, PLUGIN_NAME, netrpc_server, pb, runtime};
 
 fn main() -> ExitCode {
     let plugins = if std::env::var("BENCH_PROTOCOL").as_deref() == Ok("netrpc") {
-        PluginSet::new().netrpc(PLUGIN_NAME, |_| netrpc_server())
+        Services::new().netrpc(PLUGIN_NAME, |_| netrpc_server())
     } else {
-        PluginSet::new().grpc_with_broker(PLUGIN_NAME, |broker| {
+        Services::new().grpc_with_broker(PLUGIN_NAME, |broker| {
             pb::bench_server::BenchServer::new(BenchService::with_broker(broker.clone()))
         })
     };

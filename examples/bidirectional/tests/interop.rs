@@ -115,7 +115,7 @@ async fn a_callback_id_that_was_never_served_times_out_cleanly() {
             .start()
             .await
             .unwrap();
-        let mut counter: CounterClient<Channel> = client.dispense("counter").unwrap();
+        let mut counter: CounterClient<Channel> = client.dispense_named("counter").unwrap();
         let started = std::time::Instant::now();
         let status = counter
             .put(pb::PutRequest {
@@ -155,7 +155,7 @@ async fn with_multiplexing_a_callback_id_never_served_fails_at_once() {
             .await
             .unwrap();
         assert!(client.broker_multiplexed());
-        let mut counter: CounterClient<Channel> = client.dispense("counter").unwrap();
+        let mut counter: CounterClient<Channel> = client.dispense_named("counter").unwrap();
         let started = std::time::Instant::now();
         let status = counter
             .put(pb::PutRequest {

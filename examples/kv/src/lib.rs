@@ -124,7 +124,7 @@ impl pb::kv_server::Kv for FileKv {
 /// go-plugin's `plugin-go-grpc` registers it.
 pub fn serve_config() -> goplug::plugin::ServeConfig {
     goplug::plugin::ServeConfig::new(HANDSHAKE)
-        .plugins(goplug::plugin::PluginSet::new().grpc(
+        .plugins(goplug::plugin::Services::new().grpc(
             "kv",
             pb::kv_server::KvServer::new(FileKv::new("plugin-rust-grpc")),
         ))

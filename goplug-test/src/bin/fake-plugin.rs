@@ -17,12 +17,14 @@
 //! - `kv-orphan-child`: the KV plugin, after starting a `sleep` that is
 //!   orphaned at once (reparented away from the plugin, still in its
 //!   process group); its pid goes to the file `orphan.pid`.
+//! - `kv-exit-file`: the KV plugin; once serving has ended (the host asked
+//!   it to stop, it was not killed) it creates `served-to-the-end`.
 //! - `pid-file PATH MODE...`: writes its pid to PATH, then runs MODE.
 #![allow(clippy::print_stdout)] // printing the handshake by hand is the point of some modes
 
 use std::process::ExitCode;
 
-use goplug::plugin::{PluginSet, ServeConfig, Transport};
+use goplug::plugin::{ServeConfig, Services, Transport};
 use goplug_example_kv::{FileKv, HANDSHAKE, pb};
 
 fn main() -> ExitCode {
@@ -55,6 +57,12 @@ fn main() -> ExitCode {
             goplug::plugin::run(kv_config())
         }
         Some("kv-debug") => goplug::plugin::run_debug(kv_config()),
+        Some("kv-exit-file") => {
+            let code = goplug::plugin::run(kv_config());
+            // Reached only when serving ended on its own (a kill never gets here).
+            let _ = std::fs::write("served-to-the-end", "");
+            code
+        }
         Some("kv-orphan-child") => {
             let spawned = std::process::Command::new("sh")
                 .arg("-c")
@@ -108,11 +116,11 @@ fn kv_config() -> ServeConfig {
         .filter_map(|v| v.trim().parse::<u32>().ok())
     {
         let set = if std::env::var("FAKE_PROTOCOL").as_deref() == Ok("netrpc") {
-            PluginSet::new().netrpc("kv", move |_| {
+            Services::new().netrpc("kv", move |_| {
                 goplug_example_kv::kv_netrpc_server(FileKv::versioned(version))
             })
         } else {
-            PluginSet::new().grpc(
+            Services::new().grpc(
                 "kv",
                 pb::kv_server::KvServer::new(FileKv::versioned(version)),
             )

@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
-use goplug::plugin::{PluginSet, ServeConfig};
+use goplug::plugin::{ServeConfig, Services};
 use goplug_example_kv::{HANDSHAKE, pb};
 use tonic::{Request, Response, Status};
 
@@ -81,7 +81,7 @@ fn serve() -> ExitCode {
     };
     let config = ServeConfig::new(HANDSHAKE)
         .file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
-        .plugins(PluginSet::new().grpc("kv", pb::kv_server::KvServer::new(service)));
+        .plugins(Services::new().grpc("kv", pb::kv_server::KvServer::new(service)));
     std::thread::spawn(move || {
         let _ = fate.send(Fate::Exit(goplug::plugin::run(config)));
     });

@@ -47,7 +47,7 @@ async fn launch(plugin: &str) -> Result<(), Box<dyn std::error::Error>> {
 
 async fn detach(plugin: &str, key: &str, value: &str) -> Result<(), Box<dyn std::error::Error>> {
     let client = builder(plugin).keep_running(true).start().await?;
-    let mut kv: Kv = client.dispense("kv")?;
+    let mut kv: Kv = client.dispense_named("kv")?;
     kv.put(pb::PutRequest {
         key: key.to_owned(),
         value: value.as_bytes().to_vec(),

@@ -30,7 +30,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use goplug::plugin::{PluginSet, ServeConfig};
+use goplug::plugin::{ServeConfig, Services};
 use goplug_example_kv::{HANDSHAKE, pb};
 use tokio::sync::Notify;
 use tonic::{Request, Response, Status};
@@ -59,7 +59,7 @@ fn main() -> ExitCode {
         handler_delay,
     };
     let config = ServeConfig::new(HANDSHAKE)
-        .plugins(PluginSet::new().grpc("kv", pb::kv_server::KvServer::new(kv)))
+        .plugins(Services::new().grpc("kv", pb::kv_server::KvServer::new(kv)))
         .with_graceful_shutdown(async move { exit.notified().await });
     goplug::plugin::run(config)
 }

@@ -184,14 +184,22 @@ async fn a_failed_start_kills_a_plugin_behind_a_shell() {
 async fn dispense_is_typed() {
     let s = Harness::shared();
     let client = s.kv_host(s.fake("kv")).start().await.unwrap();
-    let err = client.dispense::<KvClient<Channel>>("nope").unwrap_err();
+    let err = client
+        .dispense_named::<KvClient<Channel>>("nope")
+        .unwrap_err();
     assert!(
         matches!(err, Error::UnknownPlugin { ref name, ref available } if name == "nope" && available == &["kv"]),
         "{err:?}"
     );
     assert!(err.to_string().starts_with("unknown plugin type: nope"));
-    let err = client.dispense::<String>("kv").unwrap_err();
+    let err = client.dispense_named::<String>("kv").unwrap_err();
     assert!(matches!(err, Error::DispenseType { .. }), "{err:?}");
+    // Named as users import it, not by its private module.
+    assert!(
+        err.to_string()
+            .contains("KvClient<goplug::host::Channel>, not alloc::string::String"),
+        "{err}"
+    );
     assert!(client.shutdown().await.graceful);
     s.assert_clean().await;
 }
@@ -389,5 +397,31 @@ async fn sockets_are_private_without_a_group() {
         assert_eq!(mode, 0o700, "{}", dir.display());
     }
     assert!(client.shutdown().await.graceful);
+    s.assert_clean().await;
+}
+
+/// `ClientBuilder::run` shuts the plugin down gracefully even when the body
+/// leaves early with `?`: the plugin serves to the end instead of being
+/// killed, and the body's error comes back as its value.
+#[tokio::test]
+async fn a_scoped_client_stops_gracefully_on_an_early_error() {
+    let s = Harness::shared();
+    let outcome = s
+        .kv_host(s.fake("kv-exit-file"))
+        .run(async |client| -> goplug::Result<()> {
+            client.ping().await?;
+            Err(Error::Config("the body gave up early".to_owned()))?;
+            unreachable!("the ? above returns");
+        })
+        .await
+        .expect("the plugin starts");
+    assert!(
+        matches!(&outcome, Err(Error::Config(text)) if text == "the body gave up early"),
+        "{outcome:?}"
+    );
+    assert!(
+        s.work.join("served-to-the-end").exists(),
+        "the plugin was killed instead of asked to stop"
+    );
     s.assert_clean().await;
 }

@@ -38,7 +38,7 @@ async fn a_plugin_is_served_and_called_in_one_process() {
     assert_eq!(client.negotiated_version(), 1);
     assert_eq!(client.pid(), None);
     client.ping().await.unwrap();
-    let mut kv: KvClient<Channel> = client.dispense("kv").unwrap();
+    let mut kv: KvClient<Channel> = client.dispense_named("kv").unwrap();
     kv.put(pb::PutRequest {
         key: key.clone(),
         value: b"here".to_vec(),
@@ -81,7 +81,7 @@ async fn dropping_the_client_stops_the_in_process_plugin() {
 #[tokio::test]
 async fn a_service_registered_twice_is_a_config_error_not_a_panic() {
     let twice = goplug::plugin::ServeConfig::new(HANDSHAKE).plugins(
-        goplug::plugin::PluginSet::new()
+        goplug::plugin::Services::new()
             .grpc("kv", pb::kv_server::KvServer::new(FileKv::new("a")))
             .grpc("kv2", pb::kv_server::KvServer::new(FileKv::new("b"))),
     );
@@ -94,7 +94,7 @@ async fn a_service_registered_twice_is_a_config_error_not_a_panic() {
     }
     // goplug's own services are reserved too.
     let health = goplug::plugin::ServeConfig::new(HANDSHAKE).plugins(
-        goplug::plugin::PluginSet::new().grpc("health", tonic_health::server::health_reporter().1),
+        goplug::plugin::Services::new().grpc("health", tonic_health::server::health_reporter().1),
     );
     let err = goplug::testing::connect(health, host_plugins())
         .await

@@ -544,7 +544,7 @@ async fn a_net_rpc_debug_plugin_is_reattached_too() {
         .start()
         .await
         .unwrap();
-    let kv: goplug_example_kv::KvRpc = client.dispense_async("kv").await.unwrap();
+    let kv: goplug_example_kv::KvRpc = client.dispense_named_async("kv").await.unwrap();
     kv.put("k", b"netrpc").await.unwrap();
     assert!(kv.get("k").await.unwrap().starts_with(b"netrpc\n"));
     assert!(client.shutdown().await.left_running);

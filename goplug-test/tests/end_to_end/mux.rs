@@ -122,7 +122,7 @@ async fn a_rust_host_multiplexes_with_go_and_rust_kv_plugins() {
             assert_eq!(client.tls_version().is_some(), auto_mtls);
             client.ping().await.unwrap();
             let mut kv: pb::kv_client::KvClient<goplug::host::Channel> =
-                client.dispense("kv").unwrap();
+                client.dispense_named("kv").unwrap();
             kv.put(pb::PutRequest {
                 key: "m".into(),
                 value: b"x".to_vec(),

@@ -46,7 +46,7 @@ async fn the_rust_host_drives_both_plugins_over_net_rpc() {
             assert_eq!(client.tls_version().is_some(), auto_mtls, "{name}");
             assert!(client.mux_broker().is_some());
             client.ping().await.unwrap();
-            let kv: KvRpc = client.dispense_async("kv").await.unwrap();
+            let kv: KvRpc = client.dispense_named_async("kv").await.unwrap();
             kv.put("k", b"v").await.unwrap();
             let value = kv.get("k").await.unwrap();
             assert!(
@@ -79,13 +79,16 @@ async fn errors_carry_go_plugins_texts_in_both_directions() {
     for (name, plugin) in [("rust", rust_plugin()), ("go", go_plugin())] {
         let s = Harness::shared();
         let client = host(&s, &plugin).start().await.unwrap();
-        let err = client.dispense_async::<KvRpc>("nope").await.unwrap_err();
+        let err = client
+            .dispense_named_async::<KvRpc>("nope")
+            .await
+            .unwrap_err();
         assert!(
             matches!(err, Error::UnknownPlugin { .. }),
             "{name}: {err:?}"
         );
         // A name the host knows and the plugin does not: the plugin says so.
-        let kv: KvRpc = client.dispense_async("kv").await.unwrap();
+        let kv: KvRpc = client.dispense_named_async("kv").await.unwrap();
         let err = kv.get("missing").await.unwrap_err();
         match &err {
             Error::RemoteCall { method, message } => {
@@ -152,7 +155,7 @@ async fn a_missing_method_with_a_nil_argument_gets_an_answer() {
         .start()
         .await
         .unwrap();
-    let rpc: goplug::netrpc::rpc::RpcClient = client.dispense_async("kv").await.unwrap();
+    let rpc: goplug::netrpc::rpc::RpcClient = client.dispense_named_async("kv").await.unwrap();
     let nil = GoInterface::nil();
     let call = rpc.call::<GoInterface, GoInterface>("Plugin.Nope", &nil);
     let err = tokio::time::timeout(Duration::from_secs(5), call)
@@ -222,7 +225,7 @@ async fn stdout_reaches_the_host_over_the_stdout_stream() {
     let (writer, mut reader) = tokio::io::duplex(1 << 16);
     let plugin = format!("PROBE_STDOUT_TEXT='hello over net/rpc' {}", go_plugin());
     let client = host(&s, &plugin).sync_stdout(writer).start().await.unwrap();
-    let kv: KvRpc = client.dispense_async("kv").await.unwrap();
+    let kv: KvRpc = client.dispense_named_async("kv").await.unwrap();
     kv.put("k", b"v").await.unwrap();
     let mut got = Vec::new();
     let read = async {
@@ -276,7 +279,7 @@ async fn a_plugin_killed_mid_call_fails_the_call_not_the_host() {
     .start()
     .await
     .unwrap();
-    let kv: KvRpc = client.dispense_async("kv").await.unwrap();
+    let kv: KvRpc = client.dispense_named_async("kv").await.unwrap();
     kv.put("k", b"v").await.unwrap();
     let pid = goplug_test::read_pid(&s.pid_file());
     nix::sys::signal::kill(
@@ -293,5 +296,68 @@ async fn a_plugin_killed_mid_call_fails_the_call_not_the_host() {
     assert!(client.wait_exit(Duration::from_secs(5)).await);
     let report = client.shutdown().await;
     assert!(!report.graceful || report.status.is_some());
+    s.assert_clean().await;
+}
+
+/// A plugin declared once as a typed handle is registered and dispensed
+/// with the same value: a `GrpcPlugin` gives the client at once, a
+/// `NetRpcPlugin` a future (its dispense is a call to the plugin). A handle
+/// of the other protocol fails with an error that says which to declare.
+#[tokio::test]
+async fn typed_handles_dispense_grpc_and_net_rpc_plugins() {
+    use goplug::host::{Channel, GrpcPlugin, NetRpcPlugin};
+    use goplug_example_kv::pb::kv_client::KvClient;
+    const KV_GRPC: GrpcPlugin<KvClient<Channel>> = GrpcPlugin::new("kv");
+    const KV_NETRPC: NetRpcPlugin<KvRpc> = NetRpcPlugin::new("kv", |rpc, _| KvRpc::new(rpc));
+
+    for (name, plugin) in [("rust", rust_plugin()), ("go", go_plugin())] {
+        let s = Harness::shared();
+        let client = host(&s, &plugin)
+            .plugins(PluginSet::new().plugin(KV_NETRPC))
+            .start()
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let kv = client.dispense(KV_NETRPC).await.unwrap();
+        kv.put("typed", b"v").await.unwrap();
+        assert!(
+            kv.get("typed").await.unwrap().starts_with(b"v\n\n"),
+            "{name}"
+        );
+        let err = client.dispense(KV_GRPC).unwrap_err();
+        assert!(
+            err.to_string().contains("declare it as a NetRpcPlugin"),
+            "{name}: {err}"
+        );
+        assert!(client.shutdown().await.graceful, "{name}");
+        s.assert_clean().await;
+    }
+
+    let s = Harness::shared();
+    let mut command = shell_command(format!("exec {FAKE} kv"));
+    command.current_dir(&s.work);
+    let client = Client::builder(HANDSHAKE)
+        .plugins(PluginSet::new().plugin(KV_GRPC))
+        .command(command)
+        .unix_socket_dir(&s.sockets)
+        .start()
+        .await
+        .unwrap();
+    let mut kv = client.dispense(KV_GRPC).unwrap();
+    goplug_test::put(&mut kv, "typed", b"v".to_vec())
+        .await
+        .unwrap();
+    let err = client.dispense(KV_NETRPC).await.unwrap_err();
+    assert!(
+        err.to_string().contains("declare it as a GrpcPlugin"),
+        "{err}"
+    );
+    // A handle the negotiated set lacks: go-plugin's text.
+    const OTHER: GrpcPlugin<KvClient<Channel>> = GrpcPlugin::new("other");
+    let err = client.dispense(OTHER).unwrap_err();
+    assert!(
+        err.to_string().starts_with("unknown plugin type: other"),
+        "{err}"
+    );
+    assert!(client.shutdown().await.graceful);
     s.assert_clean().await;
 }

@@ -208,7 +208,9 @@ async fn a_current_thread_plugin_serves_with_fewer_threads() {
             .start()
             .await
             .expect("start");
-        let mut kv = client.dispense::<KvClient<Channel>>("kv").expect("kv");
+        let mut kv = client
+            .dispense_named::<KvClient<Channel>>("kv")
+            .expect("kv");
         kv.put(goplug_example_kv::pb::PutRequest {
             key: "k".to_owned(),
             value: b"v".to_vec(),

@@ -17,7 +17,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 const BOUND: Duration = Duration::from_secs(10);
 
 async fn put_get(client: &Client) {
-    let mut kv: KvClient<Channel> = client.dispense("kv").unwrap();
+    let mut kv: KvClient<Channel> = client.dispense_named("kv").unwrap();
     kv.put(pb::PutRequest {
         key: "k".into(),
         value: b"v".to_vec(),

@@ -150,7 +150,7 @@ async fn rust_host_uses_a_go_plugin_like_a_rust_plugin() {
         let client = client.unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(client.negotiated_version(), 3, "{name}");
         client.ping().await.unwrap();
-        let mut kv: KvClient<Channel> = client.dispense("kv").unwrap();
+        let mut kv: KvClient<Channel> = client.dispense_named("kv").unwrap();
         kv.put(pb::PutRequest {
             key: "k".into(),
             value: b"v".to_vec(),

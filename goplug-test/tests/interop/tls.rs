@@ -98,7 +98,7 @@ async fn use_and_stop(
     work: &std::path::Path,
     case: &str,
 ) {
-    let mut kv: KvClient<Channel> = client.dispense("kv").unwrap();
+    let mut kv: KvClient<Channel> = client.dispense_named("kv").unwrap();
     let key = format!("k{}", client.pid().unwrap_or_default());
     kv.put(pb::PutRequest {
         key: key.clone(),

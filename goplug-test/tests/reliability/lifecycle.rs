@@ -39,7 +39,7 @@ async fn start(h: &Harness, builder: ClientBuilder) -> Client {
 }
 
 fn kv(client: &Client) -> Kv {
-    client.dispense("kv").expect("the kv plugin")
+    client.dispense_named("kv").expect("the kv plugin")
 }
 
 /// `Get(key)`, bounded by `within`; the value as text.

@@ -42,7 +42,7 @@ async fn start(h: &Harness, env: &[(&str, &str)]) -> Client {
 }
 
 fn kv(client: &Client) -> KvClient<Channel> {
-    client.dispense("kv").expect("the kv plugin")
+    client.dispense_named("kv").expect("the kv plugin")
 }
 
 fn host_rss_kib() -> u64 {

@@ -29,7 +29,7 @@ async fn start(
         .await
         .expect("the plugin starts");
     h.track(client.pid().expect("a launched plugin has a pid"));
-    let kv = client.dispense("kv").expect("the kv plugin");
+    let kv = client.dispense_named("kv").expect("the kv plugin");
     (client, kv)
 }
 

@@ -69,7 +69,7 @@ impl Plugin {
     }
 
     fn kv(&self) -> KvClient<Channel> {
-        self.client.dispense("kv").expect("dispense kv")
+        self.client.dispense_named("kv").expect("dispense kv")
     }
 
     fn fds(&self) -> usize {
@@ -697,7 +697,7 @@ const YAMUX_SYN: u16 = 1;
 fn t33_malformed_yamux_closes_only_that_connection() {
     Harness::exclusive().run(async |h| {
         let plugin = Plugin::start(h, "t33", true, false).await;
-        let rpc: RpcClient = within(plugin.client.dispense_async("kv"))
+        let rpc: RpcClient = within(plugin.client.dispense_named_async("kv"))
             .await
             .expect("dispense");
         let address = plugin.client.address().clone();
@@ -863,7 +863,7 @@ fn gob_nested(levels: i64) -> Vec<u8> {
 fn t34_bad_gob_drops_the_connection_without_a_big_allocation() {
     Harness::exclusive().run(async |h| {
         let plugin = Plugin::start(h, "t34", true, false).await;
-        let rpc: RpcClient = within(plugin.client.dispense_async("kv"))
+        let rpc: RpcClient = within(plugin.client.dispense_named_async("kv"))
             .await
             .expect("dispense");
         let PluginAddress::Unix(socket) = plugin.client.address().clone() else {
@@ -986,7 +986,7 @@ fn t35_broker_churn_returns_tasks_and_fds_to_baseline() {
     Harness::exclusive().run(async |_h| {
         let (plugin_broker_tx, plugin_broker_rx) = std::sync::mpsc::channel();
         let serve = goplug::plugin::ServeConfig::new(HANDSHAKE).plugins(
-            goplug::plugin::PluginSet::new().grpc_with_broker("kv", move |broker| {
+            goplug::plugin::Services::new().grpc_with_broker("kv", move |broker| {
                 let _ = plugin_broker_tx.send(broker.clone());
                 pb::kv_server::KvServer::new(goplug_example_kv::FileKv::versioned(1))
             }),

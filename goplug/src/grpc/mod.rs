@@ -25,6 +25,12 @@ pub(crate) const PLUGIN_FILE_DESCRIPTOR_SET: &[u8] =
 
 /// A tonic service a plugin (or a brokered server) can serve: what
 /// tonic-generated servers such as `KvServer<T>` are.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a gRPC service a plugin can serve",
+    label = "expected a tonic-generated server such as `KvServer<MyKv>`",
+    note = "wrap your implementation in the generated server: `XServer::new(my_impl)`",
+    note = "on a host, register clients in `goplug::host::PluginSet`; `goplug::plugin::Services` is the plugin's side"
+)]
 pub trait GrpcService:
     tower::Service<
         http::Request<tonic::body::Body>,

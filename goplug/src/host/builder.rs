@@ -291,6 +291,29 @@ impl ClientBuilder {
         }
     }
 
+    /// Starts the plugin, runs `body` with it, then shuts it down
+    /// gracefully whatever `body` returns: go-plugin's `defer
+    /// client.Kill()`, so a `?` inside `body` no longer turns a graceful
+    /// stop into a kill. See [`Client::scoped`].
+    ///
+    /// ```no_run
+    /// # async fn example(builder: goplug::host::ClientBuilder) -> Result<(), Box<dyn std::error::Error>> {
+    /// builder
+    ///     .run(async |client| -> goplug::Result<()> {
+    ///         client.ping().await?;
+    ///         Ok(())
+    ///     })
+    ///     .await??;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`start`](Self::start); what `body` returns is the `Ok` value.
+    pub async fn run<T>(self, body: impl AsyncFnOnce(&Client) -> T) -> Result<T> {
+        Ok(self.start().await?.scoped(body).await)
+    }
+
     /// Checks that the settings fit together and sorts them into what a
     /// launch or an attachment needs.
     fn plan(self) -> Result<Plan> {

@@ -6,6 +6,7 @@ use std::process::ExitStatus;
 use std::time::Duration;
 
 use super::connected::{Background, Connection, Mode};
+use super::handle::{GrpcPlugin, NetRpcPlugin, PluginHandle};
 use super::netrpc;
 use super::plugin_set::{ClientFactory, PluginSet, downcast};
 use super::process::{PluginProcess, ProcessState};
@@ -154,18 +155,71 @@ impl Client {
         self.connection.channel.clone()
     }
 
-    /// Returns the client registered as `name` in the negotiated plugin set.
-    /// Like go-plugin's gRPC dispense this is local: no RPC is made.
+    /// Dispenses a plugin declared as a typed handle ([`GrpcPlugin`] or
+    /// [`NetRpcPlugin`]) and registered in the negotiated plugin set. For
+    /// gRPC it is local, as in go-plugin, and gives the client:
+    /// `let mut kv = client.dispense(KV)?;`. For net/rpc it asks the
+    /// plugin (`Dispenser.Dispense`) and gives a future:
+    /// `let kv = client.dispense(KV_RPC).await?;`.
+    ///
+    /// For a gRPC service you do not register at all, the minimal path is
+    /// the generated client on the plugin's channel:
+    /// `KvClient::new(client.channel())`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnknownPlugin`] when the negotiated set lacks the plugin;
+    /// [`Error::Config`] when the plugin speaks the other protocol; for
+    /// net/rpc also the plugin's `unknown plugin type`
+    /// ([`Error::RemoteCall`]) and broker errors.
+    pub fn dispense<P: PluginHandle>(&self, plugin: P) -> P::Dispensed<'_> {
+        plugin.dispense_from(self)
+    }
+
+    pub(super) fn dispense_grpc_handle<C: 'static>(&self, plugin: GrpcPlugin<C>) -> Result<C> {
+        let name = plugin.name();
+        if self.connection.netrpc.is_some() {
+            return Err(Error::Config(format!(
+                "plugin {name:?} is declared as a GrpcPlugin, but the plugin speaks net/rpc: declare it as a NetRpcPlugin"
+            )));
+        }
+        self.plugins.registration::<C>(name)?;
+        Ok(plugin.make(self.connection.channel.clone(), &self.background.broker))
+    }
+
+    pub(super) async fn dispense_netrpc_handle<C: 'static>(
+        &self,
+        plugin: NetRpcPlugin<C>,
+    ) -> Result<C> {
+        let name = plugin.name();
+        let Some(connection) = &self.connection.netrpc else {
+            return Err(Error::Config(format!(
+                "plugin {name:?} is declared as a NetRpcPlugin, but the plugin speaks gRPC: declare it as a GrpcPlugin"
+            )));
+        };
+        self.plugins.registration::<C>(name)?;
+        // As go-plugin: the plugin is asked first, so a name it lacks gets
+        // its `unknown plugin type` error.
+        let client = connection.dispense(name).await?;
+        Ok(plugin.make(client, connection.broker()))
+    }
+
+    /// Returns the client registered as `name` in the negotiated plugin
+    /// set, for sets built by name ([`PluginSet::grpc`]) rather than with
+    /// typed handles. Like go-plugin's gRPC dispense this is local: no RPC
+    /// is made.
     ///
     /// # Errors
     ///
     /// [`Error::UnknownPlugin`] for a name the set lacks;
-    /// [`Error::DispenseType`] when `T` is not the registered client type.
-    pub fn dispense<T: 'static>(&self, name: &str) -> Result<T> {
+    /// [`Error::DispenseType`] when `T` is not the registered client type;
+    /// [`Error::Config`] when the plugin speaks net/rpc (use
+    /// [`dispense_named_async`](Self::dispense_named_async)).
+    pub fn dispense_named<T: 'static>(&self, name: &str) -> Result<T> {
         let registration = self.plugins.registration::<T>(name)?;
         if self.connection.netrpc.is_some() {
             return Err(Error::Config(format!(
-                "the plugin speaks net/rpc: dispense {name:?} with dispense_async"
+                "the plugin speaks net/rpc: dispense {name:?} with dispense_named_async"
             )));
         }
         let ClientFactory::Grpc(make) = &registration.factory else {
@@ -182,17 +236,18 @@ impl Client {
     }
 
     /// Returns the client registered as `name`, for plugins of either
-    /// protocol: local for gRPC (as [`dispense`](Self::dispense)); for
-    /// net/rpc, `Dispenser.Dispense` and a brokered stream, as go-plugin's
-    /// `RPCClient.Dispense`.
+    /// protocol: local for gRPC (as [`dispense_named`](Self::dispense_named));
+    /// for net/rpc, `Dispenser.Dispense` and a brokered stream, as
+    /// go-plugin's `RPCClient.Dispense`.
     ///
     /// # Errors
     ///
-    /// As [`dispense`](Self::dispense); for net/rpc also the plugin's
-    /// `unknown plugin type` ([`Error::RemoteCall`]) and broker errors.
-    pub async fn dispense_async<T: 'static>(&self, name: &str) -> Result<T> {
+    /// As [`dispense_named`](Self::dispense_named); for net/rpc also the
+    /// plugin's `unknown plugin type` ([`Error::RemoteCall`]) and broker
+    /// errors.
+    pub async fn dispense_named_async<T: 'static>(&self, name: &str) -> Result<T> {
         let Some(connection) = &self.connection.netrpc else {
-            return self.dispense(name);
+            return self.dispense_named(name);
         };
         let registration = self.plugins.registration::<T>(name)?;
         // As go-plugin: the plugin is asked first, so a name it lacks gets

@@ -15,7 +15,7 @@
 //!     .command(std::process::Command::new("./kv-plugin"))
 //!     .start()
 //!     .await?;
-//! let mut health: HealthClient<goplug::host::Channel> = client.dispense("health")?;
+//! let mut health: HealthClient<goplug::host::Channel> = client.dispense_named("health")?;
 //! client.ping().await?;
 //! let report = client.shutdown().await;
 //! assert!(report.graceful);
@@ -28,6 +28,7 @@ mod checksum;
 mod client;
 mod connected;
 pub mod discover;
+mod handle;
 #[cfg(feature = "plugin")]
 mod in_process;
 mod launch;
@@ -47,6 +48,7 @@ pub use crate::protocol::Checksum;
 pub use crate::transport::Channel;
 pub use builder::ClientBuilder;
 pub use client::Client;
+pub use handle::{DispenseFuture, GrpcPlugin, NetRpcPlugin, PluginHandle};
 pub use plugin_set::{GrpcClient, PluginSet};
 pub use runner::{LocalRunner, Runner, RunningPlugin};
 pub use shutdown::ShutdownReport;

@@ -17,6 +17,13 @@ use crate::transport::Channel;
 ///
 /// Implement it with [`grpc_client!`](crate::grpc_client), which also lifts
 /// tonic's 4 MiB message limit to go-plugin's `MaxInt32`, as a Go host does.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a gRPC client goplug can build",
+    label = "no `GrpcClient` impl for this type",
+    note = "invoke `goplug::grpc_client!(pb::x_client::XClient);` in the crate that runs `tonic::include_proto!` (the orphan rule forbids it elsewhere)",
+    note = "or build it yourself: `GrpcPlugin::with_channel(\"x\", XClient::new)`, or `XClient::new(client.channel())` without a plugin set",
+    note = "the client's channel type must be `goplug::host::Channel`, not `tonic::transport::Channel`"
+)]
 pub trait GrpcClient: Send + 'static {
     /// Builds the client on the plugin's connection.
     fn from_channel(channel: Channel) -> Self;
@@ -24,6 +31,11 @@ pub trait GrpcClient: Send + 'static {
 
 /// Implements [`GrpcClient`] for tonic-generated
 /// clients, with go-plugin's host message limits (`MaxInt32` both ways).
+///
+/// Invoke it in the crate that includes the generated code (the one that
+/// calls `tonic::include_proto!`): Rust's orphan rule rejects the impl in
+/// any other crate (`error[E0117]`). A host binary in the same package as
+/// a `lib.rs` holding the protos counts as another crate.
 ///
 /// ```
 /// # mod pb { #[derive(Debug, Clone)] pub struct KvClient<T>(T);
@@ -89,7 +101,19 @@ impl PluginSet {
         Self::default()
     }
 
-    /// Adds a plugin dispensed as the gRPC client `C`.
+    /// Adds a plugin declared as a typed handle ([`GrpcPlugin`] or
+    /// [`NetRpcPlugin`]); dispense it with the same handle:
+    /// `client.dispense_named(KV)`.
+    ///
+    /// [`GrpcPlugin`]: super::GrpcPlugin
+    /// [`NetRpcPlugin`]: super::NetRpcPlugin
+    #[must_use]
+    pub fn plugin<P: super::PluginHandle>(self, plugin: P) -> Self {
+        plugin.register(self)
+    }
+
+    /// Adds a plugin dispensed by name as the gRPC client `C`
+    /// ([`Client::dispense_named`](super::Client::dispense_named)).
     #[must_use]
     pub fn grpc<C: GrpcClient>(self, name: impl Into<String>) -> Self {
         self.grpc_with(name, C::from_channel)
@@ -124,7 +148,7 @@ impl PluginSet {
     /// Adds a net/rpc plugin dispensed as whatever `make` builds on the
     /// net/rpc client of the plugin's `Plugin` service (go-plugin's
     /// `Plugin.Client(broker, rpcClient)`). Dispense it with
-    /// [`Client::dispense_async`](super::Client::dispense_async).
+    /// [`Client::dispense_named_async`](super::Client::dispense_named_async).
     #[must_use]
     pub fn netrpc_with<C: Send + 'static>(
         self,

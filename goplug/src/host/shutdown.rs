@@ -25,6 +25,19 @@ pub struct ShutdownReport {
 }
 
 impl Client {
+    /// Runs `body` with the client, then [`shutdown`](Self::shutdown)
+    /// whatever `body` returns, and returns what `body` returned. A plugin
+    /// that does not stop gracefully is logged at warn. If `body` panics,
+    /// the plugin is killed as when a `Client` is dropped.
+    pub async fn scoped<T>(self, body: impl AsyncFnOnce(&Client) -> T) -> T {
+        let output = body(&self).await;
+        let report = self.shutdown().await;
+        if !report.graceful && !report.left_running {
+            tracing::warn!(?report, "the plugin did not stop gracefully; it was killed");
+        }
+        output
+    }
+
     /// Stops the plugin as go-plugin's `Kill` does, with every step bounded:
     /// asks it to shut down (`GRPCController.Shutdown`), waits up to the
     /// grace period (2 s) for it to exit, then kills it. Never fails: a

@@ -4,7 +4,7 @@
 //!
 //! A plugin implements its interface as a [`NetRpcServer`](rpc::NetRpcServer)
 //! (one async function per method) and registers it with
-//! [`plugin::PluginSet::netrpc`](crate::plugin::PluginSet::netrpc); a host
+//! [`plugin::Services::netrpc`](crate::plugin::Services::netrpc); a host
 //! registers a client type with
 //! [`host::PluginSet::netrpc_with`](crate::host::PluginSet::netrpc_with)
 //! and calls through [`RpcClient`](rpc::RpcClient), typed

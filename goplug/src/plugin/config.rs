@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use super::Transport;
-use super::plugin_set::PluginSet;
+use super::services::Services;
 use crate::protocol::handshake::HandshakeConfig;
 use crate::transport::tls::{self, CertCurve, TlsVersion};
 
@@ -17,7 +17,7 @@ pub(super) type ShutdownSignal = Pin<Box<dyn Future<Output = ()> + Send>>;
 /// Everything [`serve`](super::serve) needs: go-plugin's `ServeConfig`.
 pub struct ServeConfig {
     pub(super) handshake: HandshakeConfig,
-    pub(super) versions: BTreeMap<u32, PluginSet>,
+    pub(super) versions: BTreeMap<u32, Services>,
     pub(super) transport: Transport,
     pub(super) descriptor_sets: Vec<&'static [u8]>,
     pub(super) shutdown_signal: Option<ShutdownSignal>,
@@ -84,7 +84,7 @@ impl ServeConfig {
     /// `Plugins`). A set given with [`version`](Self::version) for the same
     /// number wins, as in go-plugin.
     #[must_use]
-    pub fn plugins(mut self, plugins: PluginSet) -> Self {
+    pub fn plugins(mut self, plugins: Services) -> Self {
         self.versions
             .entry(self.handshake.protocol_version)
             .or_insert(plugins);
@@ -94,7 +94,7 @@ impl ServeConfig {
     /// Serves `plugins` when the host negotiates `version` (go-plugin's
     /// `VersionedPlugins`). The highest version both sides have wins.
     #[must_use]
-    pub fn version(mut self, version: u32, plugins: PluginSet) -> Self {
+    pub fn version(mut self, version: u32, plugins: Services) -> Self {
         self.versions.insert(version, plugins);
         self
     }

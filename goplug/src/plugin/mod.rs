@@ -10,14 +10,14 @@
 //!
 //! ```no_run
 //! use goplug::HandshakeConfig;
-//! use goplug::plugin::{PluginSet, ServeConfig};
+//! use goplug::plugin::{ServeConfig, Services};
 //!
 //! const HANDSHAKE: HandshakeConfig = HandshakeConfig::new(1, "BASIC_PLUGIN", "hello");
 //!
 //! fn main() -> std::process::ExitCode {
 //! #   // Stand-in for a tonic-generated server such as `KvServer::new(MyKv)`.
 //! #   let kv_server = tonic_health::server::health_reporter().1;
-//!     let config = ServeConfig::new(HANDSHAKE).plugins(PluginSet::new().grpc("kv", kv_server));
+//!     let config = ServeConfig::new(HANDSHAKE).plugins(Services::new().grpc("kv", kv_server));
 //!     goplug::plugin::run(config)
 //! }
 //! ```
@@ -27,11 +27,11 @@
 //! run with `scripts/plugin-order.sh`: an idle plugin then keeps about
 //! 2 MiB resident instead of 4 (README, "Writing a plugin").
 
+mod builtin;
 mod config;
 mod entry;
 pub(crate) mod netrpc;
 mod parent;
-mod plugin_set;
 mod process;
 mod reflection;
 mod routes;
@@ -44,6 +44,6 @@ pub use config::{Runtime, ServeConfig};
 #[cfg(feature = "host")]
 pub(crate) use entry::serve_in_process;
 pub use entry::{run, run_debug, serve, serve_debug};
-pub use plugin_set::PluginSet;
+pub use services::Services;
 
 pub use crate::transport::Transport;

@@ -8,9 +8,9 @@ use tokio_util::sync::CancellationToken;
 use tonic::server::NamedService;
 use tonic::service::{Routes, RoutesBuilder};
 
-use super::plugin_set::PluginSet;
 use super::process::write_stderr;
-use super::{reflection, services};
+use super::services::Services;
+use super::{builtin, reflection};
 use crate::error::{Error, Result};
 use crate::grpc::broker::GrpcBroker;
 use crate::grpc::{HEALTH_SERVICE_NAME, PLUGIN_FILE_DESCRIPTOR_SET, pb};
@@ -42,7 +42,7 @@ fn name_of<S: NamedService>(_service: &S) -> &'static str {
 /// The routes of a gRPC plugin: health, reflection, controller, broker and
 /// stdio, then the plugin set's services.
 pub(super) async fn build_routes(
-    plugins: PluginSet,
+    plugins: Services,
     descriptor_sets: &[&'static [u8]],
     shutdown: &CancellationToken,
     stdout: Option<mpsc::Receiver<pb::StdioData>>,
@@ -83,18 +83,18 @@ pub(super) async fn build_routes(
     taken.push(name_of(&v1alpha));
     routes.add_service(v1alpha);
 
-    let controller = pb::grpc_controller_server::GrpcControllerServer::new(services::Controller {
+    let controller = pb::grpc_controller_server::GrpcControllerServer::new(builtin::Controller {
         shutdown: shutdown.clone(),
     });
     taken.push(name_of(&controller));
     routes.add_service(controller);
-    let broker_service = pb::grpc_broker_server::GrpcBrokerServer::new(services::Broker {
+    let broker_service = pb::grpc_broker_server::GrpcBrokerServer::new(builtin::Broker {
         broker: broker.clone(),
         outgoing: std::sync::Mutex::new(Some(broker_outgoing)),
     });
     taken.push(name_of(&broker_service));
     routes.add_service(broker_service);
-    let stdio = pb::grpc_stdio_server::GrpcStdioServer::new(services::Stdio {
+    let stdio = pb::grpc_stdio_server::GrpcStdioServer::new(builtin::Stdio {
         shutdown: shutdown.clone(),
         output: std::sync::Mutex::new(stdout),
     });

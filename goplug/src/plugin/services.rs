@@ -1,174 +1,116 @@
-//! go-plugin's internal services as a Rust plugin serves them.
+//! [`Services`]: the services a plugin serves for one app protocol version.
 
-use std::sync::Mutex;
+use std::fmt;
+use std::sync::Arc;
 
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
-use tokio_util::sync::CancellationToken;
-use tonic::{Request, Response, Status};
+use tonic::service::RoutesBuilder;
 
-use crate::grpc::pb;
+use super::netrpc;
+use crate::error::{Error, Result};
+use crate::grpc::GrpcService;
+use crate::grpc::broker::GrpcBroker;
+use crate::protocol::handshake::Protocol;
 
-/// `plugin.GRPCController`: `Shutdown` makes the plugin exit.
-#[derive(Debug)]
-pub(crate) struct Controller {
-    pub(crate) shutdown: CancellationToken,
+/// Adds one gRPC plugin's service to the server's routes.
+pub(super) type AddRoutes = Box<dyn FnOnce(&mut RoutesBuilder, &GrpcBroker) + Send>;
+
+/// The services a plugin serves for one app protocol version: the
+/// plugin's half of go-plugin's `PluginSet` (name to implementation). The
+/// host's half is `goplug::host::PluginSet`.
+///
+/// The names only matter to net/rpc hosts; a gRPC host dispenses locally
+/// and reaches every service of the negotiated set over one connection.
+#[derive(Default)]
+pub struct Services {
+    /// Plugin name, gRPC service name, how to add it.
+    pub(super) plugins: Vec<(String, &'static str, AddRoutes)>,
+    /// net/rpc plugins: name, how to make its service per dispense.
+    pub(super) netrpc: Vec<(String, netrpc::NetRpcFactory)>,
 }
 
-#[tonic::async_trait]
-impl pb::grpc_controller_server::GrpcController for Controller {
-    async fn shutdown(&self, _request: Request<pb::Empty>) -> Result<Response<pb::Empty>, Status> {
-        tracing::debug!("host requested shutdown");
-        // The server drains in-flight requests, so this reply still goes out.
-        self.shutdown.cancel();
-        Ok(Response::new(pb::Empty {}))
+impl fmt::Debug for Services {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Services")
+            .field("plugins", &self.names())
+            .finish()
     }
 }
 
-/// `plugin.GRPCStdio`: what the plugin writes to stdout after the
-/// handshake, in chunks of up to 1 KiB, as go-plugin's Go plugins send what
-/// they write to `os.Stdout`. Backpressured: when the host does not read,
-/// the plugin's writes block, and nothing is dropped.
-#[derive(Debug)]
-pub(crate) struct Stdio {
-    pub(crate) shutdown: CancellationToken,
-    pub(crate) output: Mutex<Option<mpsc::Receiver<pb::StdioData>>>,
-}
-
-/// The write end of the stdout pipe, to be put on fd 1 once the
-/// handshake line (which must reach the real stdout) is out.
-#[derive(Debug)]
-pub(crate) struct StdoutRedirect(std::os::fd::OwnedFd);
-
-impl StdoutRedirect {
-    pub(crate) fn apply(self) -> std::io::Result<()> {
-        rustix::stdio::dup2_stdout(&self.0)?;
-        Ok(())
+impl Services {
+    /// An empty set.
+    pub fn new() -> Self {
+        Self::default()
     }
-}
 
-/// A pipe for the plugin's stdout, and the `StdioData` chunks read from it.
-/// The chunks flow before the host connects, so none can be missed. At
-/// `shutdown` what is left in the pipe is still read, then the chunks end:
-/// the write end is the plugin's own fd 1, so the pipe never reaches EOF,
-/// and output written just before the plugin stops would otherwise be lost
-/// (go-plugin#298).
-pub(crate) fn capture_stdout(
-    shutdown: CancellationToken,
-) -> std::io::Result<(mpsc::Receiver<pb::StdioData>, StdoutRedirect)> {
-    use tokio::io::AsyncReadExt as _;
-    let (read, write) = rustix::pipe::pipe()?;
-    let mut pipe = tokio::net::unix::pipe::Receiver::from_owned_fd(read)?;
-    let (tx, rx) = mpsc::channel(4);
-    tokio::spawn(async move {
-        // go-plugin's chunk size (grpcStdioBuffer).
-        let mut buffer = vec![0u8; 1024];
-        let chunk = |data: &[u8]| pb::StdioData {
-            channel: pb::stdio_data::Channel::Stdout as i32,
-            data: data.to_vec(),
-        };
-        loop {
-            let n = tokio::select! {
-                biased;
-                () = shutdown.cancelled() => break,
-                read = pipe.read(&mut buffer) => match read {
-                    Ok(0) | Err(_) => return,
-                    Ok(n) => n,
-                },
-            };
-            if tx.send(chunk(&buffer[..n])).await.is_err() {
-                return;
-            }
+    /// Adds a gRPC plugin: a tonic-generated server wrapping your
+    /// implementation, such as `KvServer::new(MyKv)`.
+    #[must_use]
+    pub fn grpc<S>(self, name: impl Into<String>, service: S) -> Self
+    where
+        S: GrpcService,
+    {
+        self.grpc_with_broker(name, move |_| service)
+    }
+
+    /// Adds a gRPC plugin built with the plugin's [`GrpcBroker`], for
+    /// services that call back into the host (go-plugin's
+    /// `GRPCServer(broker, server)`): `|broker| CounterServer::new(MyCounter::new(broker.clone()))`.
+    #[must_use]
+    pub fn grpc_with_broker<S>(
+        mut self,
+        name: impl Into<String>,
+        make: impl FnOnce(&GrpcBroker) -> S + Send + 'static,
+    ) -> Self
+    where
+        S: GrpcService,
+    {
+        self.plugins.push((
+            name.into(),
+            <S as tonic::server::NamedService>::NAME,
+            Box::new(move |routes: &mut RoutesBuilder, broker: &GrpcBroker| {
+                routes.add_service(make(broker));
+            }),
+        ));
+        self
+    }
+
+    /// The plugin names in this set.
+    pub fn names(&self) -> Vec<&str> {
+        self.plugins
+            .iter()
+            .map(|(name, ..)| name.as_str())
+            .chain(self.netrpc.iter().map(|(name, _)| name.as_str()))
+            .collect()
+    }
+
+    /// Adds a net/rpc plugin (go-plugin's `Plugin` interface): `make` builds
+    /// its service for each dispense, with the connection's [`MuxBroker`]
+    /// for extra streams. A set is served over net/rpc when it holds net/rpc
+    /// plugins; one set cannot mix both protocols (go-plugin's rule).
+    ///
+    /// [`MuxBroker`]: crate::netrpc::mux_broker::MuxBroker
+    #[must_use]
+    pub fn netrpc(
+        mut self,
+        name: impl Into<String>,
+        make: impl Fn(&crate::netrpc::mux_broker::MuxBroker) -> crate::netrpc::rpc::NetRpcServer
+        + Send
+        + Sync
+        + 'static,
+    ) -> Self {
+        self.netrpc.push((name.into(), Arc::new(make)));
+        self
+    }
+
+    /// The protocol this set is served with.
+    pub(super) fn protocol(&self) -> Result<Protocol> {
+        match (self.plugins.is_empty(), self.netrpc.is_empty()) {
+            (_, true) => Ok(Protocol::Grpc),
+            (true, false) => Ok(Protocol::NetRpc),
+            (false, false) => Err(Error::Config(format!(
+                "a plugin set mixes gRPC and net/rpc plugins ({:?}); all plugins of a set must use the same protocol",
+                self.names()
+            ))),
         }
-        // What is in the pipe now, bounded: a thread still writing must
-        // not keep the plugin from stopping. A plain non-blocking read(2),
-        // not `try_read`: tokio's `try_read` answers from the readiness it
-        // cached, which is stale when the reactor has not yet seen the
-        // last writes, and the tail of the output would be dropped.
-        let mut left = MAX_STDOUT_AFTER_SHUTDOWN;
-        while left > 0 {
-            let n = match rustix::io::read(&pipe, &mut buffer[..]) {
-                Err(rustix::io::Errno::INTR) => continue,
-                Ok(0) | Err(_) => return,
-                Ok(n) => n,
-            };
-            left = left.saturating_sub(n);
-            if tx.send(chunk(&buffer[..n])).await.is_err() {
-                return;
-            }
-        }
-    });
-    Ok((rx, StdoutRedirect(write)))
-}
-
-/// How much stdout is still forwarded once the plugin is stopping: more
-/// than a pipe holds (64 KiB by default on Linux).
-const MAX_STDOUT_AFTER_SHUTDOWN: usize = 1 << 20;
-
-#[tonic::async_trait]
-impl pb::grpc_stdio_server::GrpcStdio for Stdio {
-    type StreamStdioStream = ReceiverStream<Result<pb::StdioData, Status>>;
-
-    async fn stream_stdio(
-        &self,
-        _request: Request<()>,
-    ) -> Result<Response<Self::StreamStdioStream>, Status> {
-        let output = self.output.lock().ok().and_then(|mut output| output.take());
-        let (tx, rx) = mpsc::channel(1);
-        let shutdown = self.shutdown.clone();
-        tokio::spawn(async move {
-            let Some(mut output) = output else {
-                // go-plugin: "must only be called ONCE". A second caller
-                // gets an empty stream that ends with the plugin.
-                tokio::select! {
-                    () = shutdown.cancelled() => {}
-                    () = tx.closed() => {}
-                }
-                return;
-            };
-            // Until the capture ends: at shutdown it still sends what was
-            // printed before, then ends.
-            while let Some(data) = output.recv().await {
-                if tx.send(Ok(data)).await.is_err() {
-                    return;
-                }
-            }
-        });
-        Ok(Response::new(ReceiverStream::new(rx)))
-    }
-}
-
-/// `plugin.GRPCBroker/StartStream`: the host's announcements come in, this
-/// side's go out. One stream per connection, as in go-plugin.
-#[derive(Debug)]
-pub(crate) struct Broker {
-    pub(crate) broker: crate::grpc::broker::GrpcBroker,
-    pub(crate) outgoing: Mutex<Option<mpsc::Receiver<pb::ConnInfo>>>,
-}
-
-#[tonic::async_trait]
-impl pb::grpc_broker_server::GrpcBroker for Broker {
-    type StartStreamStream = ReceiverStream<Result<pb::ConnInfo, Status>>;
-
-    async fn start_stream(
-        &self,
-        request: Request<tonic::Streaming<pb::ConnInfo>>,
-    ) -> Result<Response<Self::StartStreamStream>, Status> {
-        let Some(mut outgoing) = self.outgoing.lock().ok().and_then(|mut o| o.take()) else {
-            return Err(Status::failed_precondition(
-                "the broker stream is already open",
-            ));
-        };
-        let broker = self.broker.clone();
-        tokio::spawn(async move { broker.receive(request.into_inner()).await });
-        let (tx, rx) = mpsc::channel(16);
-        tokio::spawn(async move {
-            while let Some(info) = outgoing.recv().await {
-                if tx.send(Ok(info)).await.is_err() {
-                    return;
-                }
-            }
-        });
-        Ok(Response::new(ReceiverStream::new(rx)))
     }
 }

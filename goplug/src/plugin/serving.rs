@@ -9,12 +9,12 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::config::ServeConfig;
-use super::plugin_set::PluginSet;
 use super::process::{watch_signals, write_stderr, write_stdout_line};
 use super::routes::{build_routes, check_cookie};
+use super::services::Services;
 use super::tls::{TlsSetup, tls_setup};
 use super::transports::{Serving, serve_multiplexed, serve_netrpc};
-use super::{parent, services};
+use super::{builtin, parent};
 use crate::error::{Error, Result};
 use crate::grpc::broker::GrpcBroker;
 use crate::protocol::env;
@@ -54,7 +54,7 @@ impl Mode {
 /// The app protocol version agreed on, and what is served at it.
 struct Agreed {
     version: u32,
-    plugins: PluginSet,
+    plugins: Services,
     protocol: Protocol,
 }
 
@@ -66,7 +66,7 @@ struct Bound {
     /// Field 6 of the handshake line.
     server_cert: Option<String>,
     shutdown: CancellationToken,
-    redirect: Option<services::StdoutRedirect>,
+    redirect: Option<builtin::StdoutRedirect>,
     serving: Serving,
     /// Serve gRPC over one yamux session.
     multiplex: bool,
@@ -146,7 +146,7 @@ fn negotiate(config: &mut ServeConfig, mode: &Mode) -> Result<Agreed> {
 /// the signal handlers: everything that can fail before serving.
 async fn bind(
     config: ServeConfig,
-    plugins: PluginSet,
+    plugins: Services,
     protocol: Protocol,
     launched: bool,
     in_process: bool,
@@ -173,7 +173,7 @@ async fn bind(
     let address = listener.address()?;
     let shutdown = CancellationToken::new();
     // In debug mode stdout is the developer's terminal: left alone.
-    let (stdout, redirect) = match launched.then(|| services::capture_stdout(shutdown.clone())) {
+    let (stdout, redirect) = match launched.then(|| builtin::capture_stdout(shutdown.clone())) {
         Some(Ok((stdout, redirect))) => (Some(stdout), Some(redirect)),
         Some(Err(e)) => {
             tracing::warn!("stdout will not be synced to the host: {e}");
@@ -281,7 +281,7 @@ fn announce(mode: Mode, bound: &mut Bound, version: u32, protocol: Protocol) -> 
     }
     // From here on, what the plugin prints travels through GRPCStdio, as a
     // Go plugin's os.Stdout does.
-    if let Some(Err(e)) = bound.redirect.take().map(services::StdoutRedirect::apply) {
+    if let Some(Err(e)) = bound.redirect.take().map(builtin::StdoutRedirect::apply) {
         tracing::warn!("stdout will not be synced to the host: {e}");
     }
     tracing::debug!(%address, "plugin address");

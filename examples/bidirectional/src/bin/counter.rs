@@ -44,7 +44,7 @@ async fn run() -> Result<ExitCode, Box<dyn std::error::Error>> {
 }
 
 async fn use_counter(client: &Client) -> Result<ExitCode, Box<dyn std::error::Error>> {
-    let mut counter: CounterClient<Channel> = client.dispense("counter")?;
+    let mut counter: CounterClient<Channel> = client.dispense_named("counter")?;
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args
         .iter()

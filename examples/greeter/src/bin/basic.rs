@@ -41,7 +41,7 @@ async fn run() -> goplug::Result<String> {
         .allowed_protocols([Protocol::NetRpc])
         .start()
         .await?;
-    let greeting = match client.dispense_async::<GreeterRpc>(PLUGIN_NAME).await {
+    let greeting = match client.dispense_named_async::<GreeterRpc>(PLUGIN_NAME).await {
         Ok(greeter) => greeter.greet().await,
         Err(e) => Err(e),
     };

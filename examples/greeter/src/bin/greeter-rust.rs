@@ -1,7 +1,7 @@
 //! The plugin of go-plugin's basic example, in Rust: greets with `Hello!`
 //! and logs through hclog JSON on stderr, as the Go plugin does.
 
-use goplug::plugin::{PluginSet, ServeConfig};
+use goplug::plugin::{ServeConfig, Services};
 use goplug_example_greeter::{Greeter, HANDSHAKE, PLUGIN_NAME, greeter_server};
 
 struct GreeterHello;
@@ -18,6 +18,6 @@ fn main() -> std::process::ExitCode {
     tracing::debug!(foo = "bar", "message from plugin");
     goplug::plugin::run(
         ServeConfig::new(HANDSHAKE)
-            .plugins(PluginSet::new().netrpc(PLUGIN_NAME, |_| greeter_server(GreeterHello))),
+            .plugins(Services::new().netrpc(PLUGIN_NAME, |_| greeter_server(GreeterHello))),
     )
 }

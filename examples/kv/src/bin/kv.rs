@@ -61,7 +61,7 @@ async fn run() -> Result<ExitCode, Box<dyn std::error::Error>> {
 }
 
 async fn use_kv(client: &Client, plugin_name: &str) -> Result<(), Box<dyn std::error::Error>> {
-    let mut kv: AnyKv = client.dispense_async(plugin_name).await?;
+    let mut kv: AnyKv = client.dispense_named_async(plugin_name).await?;
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some(command) = KvCommand::parse(&args) else {
         let given = args.first().map(String::as_str).unwrap_or_default();

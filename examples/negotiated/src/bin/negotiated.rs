@@ -54,7 +54,7 @@ async fn run(version: u32) -> Result<(), Box<dyn std::error::Error>> {
 }
 
 async fn use_kv(client: &Client) -> Result<(), Box<dyn std::error::Error>> {
-    let mut kv: AnyKv = client.dispense_async("kv").await?;
+    let mut kv: AnyKv = client.dispense_named_async("kv").await?;
     let args: Vec<String> = std::env::args().skip(1).collect();
     let command = KvCommand::parse(&args).ok_or("Please only use 'get' or 'put'")?;
     if let Some(value) = command.execute_any(&mut kv).await? {

@@ -1,7 +1,7 @@
 //! The streamer plugin, in Rust: go-plugin's `examples/streaming/plugin`.
 //! The example host runs it as `./plugin/streamer`.
 
-use goplug::plugin::{PluginSet, ServeConfig};
+use goplug::plugin::{ServeConfig, Services};
 use goplug_example_streaming::{FileStreamer, HANDSHAKE, pb};
 
 fn main() -> std::process::ExitCode {
@@ -10,6 +10,6 @@ fn main() -> std::process::ExitCode {
     tracing::debug!("plugin launched, about to be served");
     let streamer = pb::streamer_service_server::StreamerServiceServer::new(FileStreamer::default());
     goplug::plugin::run(
-        ServeConfig::new(HANDSHAKE).plugins(PluginSet::new().grpc("streamer", streamer)),
+        ServeConfig::new(HANDSHAKE).plugins(Services::new().grpc("streamer", streamer)),
     )
 }

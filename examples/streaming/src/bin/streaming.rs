@@ -60,7 +60,7 @@ async fn run(path: &str) -> Result<(), Box<dyn std::error::Error>> {
 }
 
 async fn stream(client: &Client, path: &str) -> Result<Vec<u8>, Box<dyn std::error::Error>> {
-    let mut streamer: StreamerServiceClient<Channel> = client.dispense("streamer")?;
+    let mut streamer: StreamerServiceClient<Channel> = client.dispense_named("streamer")?;
     streamer
         .configure(pb::configure::Request {
             path: path.to_owned(),
