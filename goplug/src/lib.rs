@@ -15,6 +15,46 @@
 //!
 //! [go-plugin]: https://github.com/hashicorp/go-plugin
 //!
+//! # Getting started
+//!
+//! The README's "Getting started" walks from an empty directory to a host
+//! and a plugin; `examples/quickstart` holds the same files, built and
+//! tested. In short:
+//!
+//! ```toml
+//! [dependencies]
+//! goplug = "0.1"
+//! # The versions goplug is built with (re-exported as goplug::tonic,
+//! # goplug::prost): generated code names these crates directly.
+//! tonic = { version = "0.14", default-features = false, features = ["transport", "router", "codegen"] }
+//! tonic-prost = "0.14"
+//! prost = "0.14"
+//! tokio = { version = "1", features = ["rt-multi-thread", "macros"] }
+//!
+//! [build-dependencies]
+//! protox = "0.10"            # compiles .proto files without protoc
+//! tonic-prost-build = "0.14"
+//! ```
+//!
+//! `build.rs` runs `tonic_prost_build::configure().compile_fds(protox::compile(["proto/x.proto"], ["proto"])?)`;
+//! `.cargo/config.toml` sets `AWS_LC_SYS_NO_JITTER_ENTROPY = "1"` under
+//! `[env]` (otherwise aws-lc's jitter entropy slows every process's first
+//! random number, so every AutoMTLS launch). The crate that includes the
+//! generated code declares the plugin once and invokes
+//! [`grpc_client!`] (the orphan rule allows it nowhere else):
+//!
+//! ```ignore
+//! pub mod pb { tonic::include_proto!("quickstart.v1"); }
+//! goplug::grpc_client!(pb::text_client::TextClient);
+//! pub const TEXT: GrpcPlugin<pb::text_client::TextClient<Channel>> = GrpcPlugin::new("text");
+//! ```
+//!
+//! The plugin serves `Services::new().grpc("text", TextServer::new(MyText))`
+//! with [`plugin::run`]; the host registers `PluginSet::new().plugin(TEXT)`,
+//! and [`host::ClientBuilder::run`] starts the plugin, hands the body a
+//! client (`client.dispense(TEXT)?` is a `TextClient`), and shuts the
+//! plugin down gracefully when the body ends.
+//!
 //! # Design overview
 //!
 //! ```text
@@ -94,19 +134,22 @@
 //! ```no_run
 //! # async fn example() -> goplug::Result<()> {
 //! use goplug::HandshakeConfig;
-//! use goplug::host::{Channel, Client, PluginSet};
+//! use goplug::host::{Channel, Client, GrpcPlugin, PluginSet};
 //! # use tonic_health::pb::health_client::HealthClient as KvClient;
 //! # mod pb { pub use tonic_health::pb::HealthCheckRequest as GetRequest; }
 //!
 //! const HANDSHAKE: HandshakeConfig = HandshakeConfig::new(1, "BASIC_PLUGIN", "hello");
 //!
+//! // With `goplug::grpc_client!(KvClient)` in the crate with the generated
+//! // code, this is `GrpcPlugin::new("kv")`.
+//! const KV: GrpcPlugin<KvClient<Channel>> = GrpcPlugin::with_channel("kv", KvClient::new);
+//!
 //! let client = Client::builder(HANDSHAKE)
-//!     // With a generated client, `goplug::grpc_client!(KvClient)` and `.grpc::<KvClient<Channel>>("kv")`.
-//!     .plugins(PluginSet::new().grpc_with("kv", KvClient::new))
+//!     .plugins(PluginSet::new().plugin(KV))
 //!     .command(std::process::Command::new("./kv-plugin"))
 //!     .start()
 //!     .await?;
-//! let mut kv: KvClient<Channel> = client.dispense_named("kv")?;
+//! let mut kv = client.dispense(KV)?;
 //! # let _ = kv.check(pb::GetRequest::default()).await;
 //! let report = client.shutdown().await;
 //! # Ok(()) }

@@ -3,19 +3,22 @@
 //!
 //! ```no_run
 //! # async fn example() -> goplug::Result<()> {
-//! use goplug::host::{Client, PluginSet};
+//! use goplug::host::{Channel, Client, GrpcPlugin, PluginSet};
 //! use goplug::{HandshakeConfig, Protocol};
 //! use tonic_health::pb::health_client::HealthClient;
 //!
 //! const HANDSHAKE: HandshakeConfig = HandshakeConfig::new(1, "BASIC_PLUGIN", "hello");
+//! // A generated client such as `KvClient<Channel>`: `GrpcPlugin::new("kv")`
+//! // after `grpc_client!`.
+//! const HEALTH: GrpcPlugin<HealthClient<Channel>> =
+//!     GrpcPlugin::with_channel("health", HealthClient::new);
 //!
 //! let client = Client::builder(HANDSHAKE)
-//!     // A generated client such as `KvClient<Channel>`; see `grpc_client!`.
-//!     .plugins(PluginSet::new().grpc_with("health", HealthClient::new))
+//!     .plugins(PluginSet::new().plugin(HEALTH))
 //!     .command(std::process::Command::new("./kv-plugin"))
 //!     .start()
 //!     .await?;
-//! let mut health: HealthClient<goplug::host::Channel> = client.dispense_named("health")?;
+//! let mut health = client.dispense(HEALTH)?;
 //! client.ping().await?;
 //! let report = client.shutdown().await;
 //! assert!(report.graceful);
