@@ -257,6 +257,8 @@ pub fn run_with_input(
 #[derive(Clone, Debug)]
 pub struct PluginLogs {
     events: std::sync::Arc<std::sync::Mutex<Vec<(tracing::Level, String, String)>>>,
+    /// (message, `module` field) of each event, in the same order.
+    modules: std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>,
     message_cap: usize,
 }
 
@@ -272,6 +274,7 @@ impl PluginLogs {
     pub fn keeping_message_bytes(cap: usize) -> Self {
         Self {
             events: std::sync::Arc::default(),
+            modules: std::sync::Arc::default(),
             message_cap: cap,
         }
     }
@@ -279,6 +282,16 @@ impl PluginLogs {
     /// The events so far: (level, message, `k=v` fields).
     pub fn events(&self) -> Vec<(tracing::Level, String, String)> {
         self.events.lock().map(|e| e.clone()).unwrap_or_default()
+    }
+
+    /// The `module` field (the plugin's hclog `@module`) of the first
+    /// event with `message`.
+    pub fn module_of(&self, message: &str) -> Option<String> {
+        let modules = self.modules.lock().ok()?;
+        modules
+            .iter()
+            .find(|(m, _)| m == message)
+            .map(|(_, module)| module.clone())
     }
 }
 
@@ -288,13 +301,20 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for PluginLogs {
             return;
         }
         #[derive(Default)]
-        struct Fields(String, String);
+        struct Fields(String, String, String);
         impl tracing::field::Visit for Fields {
             fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
                 match field.name() {
                     "message" => self.0 = format!("{value:?}"),
                     "fields" => self.1 = format!("{value:?}"),
                     _ => {}
+                }
+            }
+            fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+                if field.name() == "module" {
+                    value.clone_into(&mut self.2);
+                } else {
+                    self.record_debug(field, &value);
                 }
             }
         }
@@ -307,6 +327,9 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for PluginLogs {
             }
             fields.0.truncate(end);
             fields.0.shrink_to_fit();
+        }
+        if let Ok(mut modules) = self.modules.lock() {
+            modules.push((fields.0.clone(), fields.2));
         }
         if let Ok(mut events) = self.events.lock() {
             events.push((*event.metadata().level(), fields.0, fields.1));

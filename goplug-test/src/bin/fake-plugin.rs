@@ -7,7 +7,7 @@
 //!   and to stderr after the handshake, then creates the file `chatty-done`.
 //! - `kv-logs`: the KV plugin logging one `tracing` event per level (with
 //!   key/values), a text line and a Rust panic message, through
-//!   `goplug::log::init()` (set `RUST_LOG=trace` to see all levels).
+//!   `goplug::log::init()` (set `GOPLUG_LOG=trace` to see all levels).
 //! - `kv-print`: the KV plugin printing a line on stdout after the
 //!   handshake, then creating `print-done`.
 //! - `no-controller`: a handshake and a gRPC server without

@@ -60,7 +60,7 @@ fn plugin_logs_reach_the_rust_host_at_their_levels() {
 
         // A Rust plugin, through goplug::log.
         let work = &s.work;
-        let plugin = format!("RUST_LOG=trace exec '{FAKE}' kv-logs");
+        let plugin = format!("GOPLUG_LOG=trace exec '{FAKE}' kv-logs");
         let client = s.kv_host(in_dir(&plugin, work)).start().await.unwrap();
         wait_for(&work.join("logs-done")).await;
         assert!(client.shutdown().await.graceful);
@@ -68,6 +68,9 @@ fn plugin_logs_reach_the_rust_host_at_their_levels() {
             let (got, fields) = event(&logs, message);
             assert_eq!(got, level, "rust plugin: {message}");
             assert_kv(&fields, message);
+            // hclog's @module is a field of its own, not part of `fields`.
+            assert_eq!(logs.module_of(message).as_deref(), Some("fake_plugin"));
+            assert!(!fields.contains("@module"), "{fields}");
         }
 
         // A Go plugin, through hclog: the same, plus go-plugin's text rules.
@@ -95,13 +98,49 @@ fn plugin_logs_reach_the_rust_host_at_their_levels() {
             assert_kv(&fields, message);
         }
         for (message, level) in [
-            ("[WARN] plain text warning", Level::WARN),
+            // The level prefix is the event's level, not part of its message.
+            ("plain text warning", Level::WARN),
             ("panic: pretend panic", Level::ERROR),
             ("goroutine 1 [running]:", Level::ERROR),
             ("main.main()", Level::ERROR),
         ] {
             assert_eq!(event(&logs, message).0, level, "go plugin: {message}");
         }
+    });
+}
+
+/// A plugin inherits its host's environment; a `RUST_LOG` meant for the
+/// host must not filter the plugin's logs away (the plugin reads
+/// `GOPLUG_LOG`, default info, and the host filters what arrives).
+#[test]
+fn a_host_only_rust_log_does_not_silence_the_plugin() {
+    let logs = PluginLogs::default();
+    Harness::shared().run_logged(logs.clone(), async |s| {
+        let work = &s.work;
+        let plugin = format!("RUST_LOG=only_the_host=trace exec '{FAKE}' kv-logs");
+        let client = s.kv_host(in_dir(&plugin, work)).start().await.unwrap();
+        wait_for(&work.join("logs-done")).await;
+        let started = Instant::now();
+        while !logs.events().iter().any(|(_, m, _)| m == "error message") {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "{:#?}",
+                logs.events()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(client.shutdown().await.graceful);
+        for (message, level) in [
+            ("info message", Level::INFO),
+            ("warn message", Level::WARN),
+            ("error message", Level::ERROR),
+        ] {
+            assert_eq!(event(&logs, message).0, level);
+        }
+        assert!(
+            !logs.events().iter().any(|(_, m, _)| m == "debug message"),
+            "the plugin's default filter is info"
+        );
     });
 }
 
@@ -242,7 +281,7 @@ fn a_go_host_logs_a_rust_plugins_events_like_a_go_plugins() {
             "go",
             format!("PROBE_LOG=1 exec '{}'", go_bin("probe-plugin").display()),
         ),
-        ("rust", format!("RUST_LOG=trace exec '{FAKE}' kv-logs")),
+        ("rust", format!("GOPLUG_LOG=trace exec '{FAKE}' kv-logs")),
     ] {
         let report =
             goplug_test::probe_host(&plugin, &["-ping", "-log-all", "-wait", "700ms"], work);

@@ -8,6 +8,7 @@ use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::Layer;
 use tracing_subscriber::layer::Context;
 
+use crate::protocol::env::GOPLUG_LOG;
 use crate::protocol::hclog::timestamp;
 use crate::protocol::hclog::{LogLevel, format_entry};
 
@@ -116,28 +117,40 @@ impl Visit for FieldMap {
 }
 
 /// Installs [`HclogLayer`] on stderr as the global subscriber, filtered by
-/// `RUST_LOG` (default: `info`, and `warn` for the gRPC stack, which is
-/// very chatty at debug), and bridges the `log` crate into it. Does nothing
-/// if a global subscriber is already set.
+/// `GOPLUG_LOG` (an `EnvFilter` directive; default: `info`, and `warn` for
+/// the gRPC stack, which is very chatty at debug), and bridges the `log`
+/// crate into it. Does nothing if a global subscriber is already set.
+///
+/// `RUST_LOG` is not read: a plugin inherits its host's environment, and
+/// a filter meant for the host (`RUST_LOG=my_host=info`) would silently
+/// drop every plugin log. As with go-plugin, the plugin sends its logs
+/// and the host filters them (target `goplug::plugin`). Set `GOPLUG_LOG`
+/// on the plugin's command to change what the plugin sends.
 pub fn init() {
     init_with("info");
 }
 
 /// [`init`] with `level` (`trace`, `debug`, …) instead of `info` when
-/// `RUST_LOG` is not set; the gRPC stack stays at `warn`.
+/// `GOPLUG_LOG` is not set; the gRPC stack stays at `warn`.
 pub fn init_with(level: &str) {
     use tracing_subscriber::layer::SubscriberExt as _;
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new(format!(
-            "{level},h2=warn,hyper=warn,tonic=warn,tower=warn,rustls=warn"
-        ))
-    });
     let subscriber = tracing_subscriber::registry()
         .with(HclogLayer::new())
-        .with(filter);
+        .with(filter(level, std::env::var(GOPLUG_LOG).ok().as_deref()));
     if tracing::subscriber::set_global_default(subscriber).is_ok() {
         let _ = tracing_log::LogTracer::init();
     }
+}
+
+/// `GOPLUG_LOG` when it parses, else `level` with the gRPC stack at warn.
+fn filter(level: &str, from_env: Option<&str>) -> tracing_subscriber::EnvFilter {
+    from_env
+        .and_then(|directives| tracing_subscriber::EnvFilter::try_new(directives).ok())
+        .unwrap_or_else(|| {
+            tracing_subscriber::EnvFilter::new(format!(
+                "{level},h2=warn,hyper=warn,tonic=warn,tower=warn,rustls=warn"
+            ))
+        })
 }
 
 fn level_of(level: Level) -> LogLevel {

@@ -22,6 +22,10 @@ pub const PLUGIN_UNIX_SOCKET_GROUP: &str = "PLUGIN_UNIX_SOCKET_GROUP";
 /// it ([`LocalRunner::keep_running`](crate::host::LocalRunner::keep_running)),
 /// so a goplug plugin does not exit when its host does.
 pub const GOPLUG_KEEP_RUNNING: &str = "GOPLUG_KEEP_RUNNING";
+/// goplug only: the `EnvFilter` directives of a Rust plugin's
+/// `goplug::log::init` (a plugin does not read `RUST_LOG`, which it would
+/// inherit from its host).
+pub const GOPLUG_LOG: &str = "GOPLUG_LOG";
 
 /// Default of [`PLUGIN_MIN_PORT`] that go-plugin hosts send.
 pub const DEFAULT_MIN_PORT: u16 = 10000;
