@@ -425,3 +425,31 @@ async fn a_scoped_client_stops_gracefully_on_an_early_error() {
     );
     s.assert_clean().await;
 }
+
+/// A second plugin set for the same version used to be dropped silently
+/// (the first one won); now start refuses it and names the version, and
+/// nothing is launched.
+#[tokio::test]
+async fn a_plugin_set_given_twice_is_refused() {
+    let s = Harness::shared();
+    let err = s
+        .kv_host(s.fake("kv"))
+        .plugins(PluginSet::new())
+        .start()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Config(_)), "{err:?}");
+    assert!(
+        err.to_string()
+            .contains("plugin set of app protocol version 1 was given twice"),
+        "{err}"
+    );
+    let err = s
+        .kv_host(s.fake("kv"))
+        .version(1, PluginSet::new())
+        .start()
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("was given twice"), "{err}");
+    s.assert_clean().await;
+}

@@ -262,10 +262,12 @@ async fn a_failed_reattach_is_a_typed_error_and_signals_nothing() {
         "{err}"
     );
 
-    // Configurations go-plugin refuses too.
+    // Configurations go-plugin refuses too. Written after `reattach` they
+    // do not compile (the reattach builder lacks them); before it, start
+    // refuses them.
     let err = host(&s)
-        .reattach(config.clone())
         .checksum(Checksum::of_bytes(b"anything"))
+        .reattach(config.clone())
         .start()
         .await
         .unwrap_err();
@@ -282,12 +284,30 @@ async fn a_failed_reattach_is_a_typed_error_and_signals_nothing() {
         "{err:?}"
     );
     let err = host(&s)
-        .reattach(config)
         .auto_mtls(true)
+        .reattach(config.clone())
         .start()
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Config(_)), "{err:?}");
+    let err = host(&s)
+        .grpc_broker_multiplex(true)
+        .reattach(config.clone())
+        .start()
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("not supported with Reattach"),
+        "{err}"
+    );
+    // A plugin set given twice for one version is refused, not dropped.
+    let err = host(&s)
+        .plugins(goplug::host::PluginSet::new())
+        .reattach(config)
+        .start()
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("was given twice"), "{err}");
 }
 
 /// Kills `host` (SIGKILL, no chance to clean up) and reaps it.

@@ -1,7 +1,6 @@
 //! Configuring a plugin (go-plugin's `ClientConfig`) and checking that
 //! the settings fit together before anything runs.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -10,9 +9,10 @@ use std::time::Duration;
 use rustls::pki_types::ServerName;
 use tokio::io::AsyncWrite;
 
-use super::attach::{AttachPlan, attach};
 use super::launch::{LaunchPlan, launch};
+use super::plugin_set::VersionedSets;
 use super::process;
+use super::reattach_builder::ReattachBuilder;
 use super::runner::{LocalRunner, Runner};
 use super::stdio::SyncSink;
 use super::{Client, DEFAULT_SHUTDOWN_GRACE, DEFAULT_START_TIMEOUT, PluginSet};
@@ -29,7 +29,7 @@ pub(super) type VerifiedHook = Box<dyn FnOnce(&std::path::Path) + Send>;
 #[must_use = "a builder does nothing until `start` is awaited"]
 pub struct ClientBuilder {
     handshake: HandshakeConfig,
-    versions: BTreeMap<u32, PluginSet>,
+    versions: VersionedSets,
     command: Option<std::process::Command>,
     allowed_protocols: Vec<Protocol>,
     start_timeout: Duration,
@@ -50,7 +50,6 @@ pub struct ClientBuilder {
     sync_stderr: Option<SyncSink>,
     runner: Option<Box<dyn Runner>>,
     keep_running: bool,
-    reattach: Option<ReattachConfig>,
     multiplex: bool,
 }
 
@@ -64,18 +63,17 @@ impl fmt::Debug for ClientBuilder {
             .field("start_timeout", &self.start_timeout)
             .field("checksum", &self.checksum)
             .field("keep_running", &self.keep_running)
-            .field("reattach", &self.reattach)
             .finish_non_exhaustive()
     }
 }
 
 impl ClientBuilder {
     /// Serves `plugins` at the handshake's protocol version (go-plugin's
-    /// `Plugins`); a set given with [`version`](Self::version) wins.
+    /// `Plugins`). Giving a version its set twice (here or with
+    /// [`version`](Self::version)) is refused at start.
     pub fn plugins(mut self, plugins: PluginSet) -> Self {
         self.versions
-            .entry(self.handshake.protocol_version)
-            .or_insert(plugins);
+            .insert(self.handshake.protocol_version, plugins);
         self
     }
 
@@ -253,9 +251,36 @@ impl ClientBuilder {
     /// `Reattach`). The host dials the address to verify the plugin,
     /// watches its pid for exit, and never signals it in test mode or when
     /// attaching fails. Its stdout and stderr are not the host's to read.
-    pub fn reattach(mut self, config: ReattachConfig) -> Self {
-        self.reattach = Some(config);
-        self
+    ///
+    /// The builder this returns has only the settings that apply to a
+    /// plugin the host did not launch: a checksum, AutoMTLS or broker
+    /// multiplexing cannot be written after it. Given before it, they are
+    /// refused at start, as go-plugin refuses them.
+    pub fn reattach(self, config: ReattachConfig) -> ReattachBuilder {
+        let conflict = if self.multiplex {
+            Some(Error::Config(
+                "gRPC broker multiplexing is not supported with Reattach config".to_owned(),
+            ))
+        } else if self.checksum.is_some() {
+            Some(Error::ChecksumAndReattach)
+        } else if self.auto_mtls {
+            Some(Error::Config(
+                "auto_mtls cannot be used with reattach: the plugin's certificate came from another host".to_owned(),
+            ))
+        } else {
+            None
+        };
+        ReattachBuilder {
+            config,
+            handshake: self.handshake,
+            versions: self.versions,
+            tls: self.tls,
+            start_timeout: self.start_timeout,
+            shutdown_grace: self.shutdown_grace,
+            sync_stdout: self.sync_stdout,
+            sync_stderr: self.sync_stderr,
+            conflict,
+        }
     }
 
     /// Test hook: runs after the checksum matched and before the plugin is
@@ -285,10 +310,7 @@ impl ClientBuilder {
     ///
     /// Dropping the future kills the plugin.
     pub async fn start(self) -> Result<Client> {
-        match self.plan()? {
-            Plan::Attach(plan) => attach(plan).await,
-            Plan::Launch(plan) => launch(plan).await,
-        }
+        launch(self.plan()?).await
     }
 
     /// Starts the plugin, runs `body` with it, then shuts it down
@@ -315,11 +337,11 @@ impl ClientBuilder {
     }
 
     /// Checks that the settings fit together and sorts them into what a
-    /// launch or an attachment needs.
-    fn plan(self) -> Result<Plan> {
+    /// launch needs.
+    fn plan(self) -> Result<LaunchPlan> {
         let Self {
             handshake,
-            mut versions,
+            versions,
             command,
             allowed_protocols,
             start_timeout,
@@ -340,33 +362,8 @@ impl ClientBuilder {
             sync_stderr,
             runner,
             keep_running,
-            reattach,
             multiplex,
         } = self;
-        if let Some(config) = reattach {
-            if multiplex {
-                return Err(Error::Config(
-                    "gRPC broker multiplexing is not supported with Reattach config".to_owned(),
-                ));
-            }
-            if checksum.is_some() {
-                return Err(Error::ChecksumAndReattach);
-            }
-            if auto_mtls {
-                return Err(Error::Config(
-                    "auto_mtls cannot be used with reattach: the plugin's certificate came from another host".to_owned(),
-                ));
-            }
-            return Ok(Plan::Attach(AttachPlan {
-                config,
-                versions,
-                default_version: handshake.protocol_version,
-                tls,
-                timeout: start_timeout,
-                shutdown_grace,
-                sync: (sync_stdout, sync_stderr),
-            }));
-        }
         let command =
             command.ok_or_else(|| Error::Config("no plugin command was given".to_owned()))?;
         let runner_is_local = runner.is_none();
@@ -385,10 +382,11 @@ impl ClientBuilder {
                 "auto_mtls and a manual TLS config are exclusive".to_owned(),
             ));
         }
+        let mut versions = versions.into_sets()?;
         if versions.is_empty() {
             versions.insert(handshake.protocol_version, PluginSet::new());
         }
-        Ok(Plan::Launch(LaunchPlan {
+        Ok(LaunchPlan {
             handshake,
             versions,
             command,
@@ -412,16 +410,8 @@ impl ClientBuilder {
             sync: (sync_stdout, sync_stderr),
             keep_running,
             multiplex,
-        }))
+        })
     }
-}
-
-/// What [`ClientBuilder::start`] does, with the settings it needs. Made
-/// once per start, so the size difference does not matter.
-#[expect(clippy::large_enum_variant, reason = "one value per start")]
-enum Plan {
-    Launch(LaunchPlan),
-    Attach(AttachPlan),
 }
 
 impl Client {
@@ -429,7 +419,7 @@ impl Client {
     pub fn builder(handshake: HandshakeConfig) -> ClientBuilder {
         ClientBuilder {
             handshake,
-            versions: BTreeMap::new(),
+            versions: VersionedSets::default(),
             command: None,
             allowed_protocols: vec![Protocol::Grpc],
             start_timeout: DEFAULT_START_TIMEOUT,
@@ -450,7 +440,6 @@ impl Client {
             sync_stderr: None,
             runner: None,
             keep_running: false,
-            reattach: None,
             multiplex: false,
         }
     }

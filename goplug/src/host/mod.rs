@@ -39,6 +39,7 @@ mod netrpc;
 mod plugin_log;
 mod plugin_set;
 mod process;
+mod reattach_builder;
 pub mod runner;
 mod shutdown;
 mod socket_dir;
@@ -53,6 +54,7 @@ pub use builder::ClientBuilder;
 pub use client::Client;
 pub use handle::{DispenseFuture, GrpcPlugin, NetRpcPlugin, PluginHandle};
 pub use plugin_set::{GrpcClient, PluginSet};
+pub use reattach_builder::ReattachBuilder;
 pub use runner::{LocalRunner, Runner, RunningPlugin};
 pub use shutdown::ShutdownReport;
 

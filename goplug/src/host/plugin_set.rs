@@ -211,3 +211,30 @@ pub(super) fn downcast<T: 'static>(
         .map(|client| *client)
         .map_err(|_| type_error::<T>(name, registration))
 }
+
+/// The plugin sets a host offers, by app protocol version (go-plugin's
+/// `VersionedPlugins`). A version given twice is remembered and refused at
+/// start, instead of one of the sets being silently dropped.
+#[derive(Debug, Default)]
+pub(super) struct VersionedSets {
+    pub(super) sets: BTreeMap<u32, PluginSet>,
+    given_twice: Option<u32>,
+}
+
+impl VersionedSets {
+    pub(super) fn insert(&mut self, version: u32, plugins: PluginSet) {
+        if self.sets.insert(version, plugins).is_some() {
+            self.given_twice.get_or_insert(version);
+        }
+    }
+
+    /// The sets, or the error for a version given twice.
+    pub(super) fn into_sets(self) -> Result<BTreeMap<u32, PluginSet>> {
+        match self.given_twice {
+            Some(version) => Err(Error::Config(format!(
+                "the plugin set of app protocol version {version} was given twice (by `plugins` or `version`); give each version one PluginSet, with one `.plugin(..)` per plugin"
+            ))),
+            None => Ok(self.sets),
+        }
+    }
+}
