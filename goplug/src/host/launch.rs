@@ -16,7 +16,9 @@ use super::{Client, HANDSHAKE_LINE_LIMIT, PluginSet, checksum, netrpc};
 use crate::error::{Error, Result};
 use crate::grpc::broker::BrokerTls;
 use crate::protocol::handshake::{HandshakeLine, PluginAddress, format_versions};
-use crate::protocol::{Checksum, HandshakeConfig, HandshakeError, Protocol, env, quote};
+use crate::protocol::{
+    Checksum, HandshakeConfig, HandshakeError, Protocol, env, quote, quote_line,
+};
 use crate::transport::Channel;
 use crate::transport::dial::{self as connect, TlsConnect};
 use crate::transport::mux::Muxer;
@@ -397,9 +399,9 @@ async fn read_handshake(
     })?;
     match HandshakeLine::parse(&text) {
         Ok(line) => Ok(line),
-        Err(HandshakeError::StdoutNoise { line, .. }) => {
+        Err(e @ (HandshakeError::StdoutNoise { .. } | HandshakeError::StdoutLog { .. })) => {
             // Say whether a handshake followed the noise: the usual cause is
-            // a plugin printing before it serves.
+            // a plugin printing (or logging) before it serves.
             let peek_until = deadline.min(tokio::time::Instant::now() + NOISE_PEEK);
             let following = match tokio::time::timeout_at(
                 peek_until,
@@ -410,10 +412,10 @@ async fn read_handshake(
                 Ok(Ok(Line::Complete(next) | Line::Eof(next))) => String::from_utf8(next)
                     .ok()
                     .filter(|next| HandshakeLine::parse(next).is_ok())
-                    .map(|next| quote(next.trim())),
+                    .map(|next| quote_line(next.trim())),
                 _ => None,
             };
-            Err(HandshakeError::StdoutNoise { line, following }.into())
+            Err(e.with_following(following).into())
         }
         Err(e) => Err(e.into()),
     }
