@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use super::builder::VerifiedHook;
 use super::connected::{Connected, Connection, Mode};
 use super::process::{self, Line, PluginProcess};
+use super::program;
 use super::runner::{self, Runner};
 use super::socket_dir::SocketDir;
 use super::stdio::SyncSink;
@@ -91,6 +92,11 @@ pub(super) async fn launch(plan: LaunchPlan) -> Result<Client> {
     // Before anything else: a binary that fails its check never runs.
     let (command, _verified_file) = match checksum {
         Some(expected) => {
+            if let Some(shell) = program::shell_of(&command) {
+                tracing::warn!(
+                    "the checksum is checked against the shell binary {shell:?}, not the script it runs with -c: to pin the plugin, run its binary directly (Command::new(path)) instead of through a shell"
+                );
+            }
             let verified = checksum::verify(&command, &expected)?;
             if let Some(hook) = checksum_verified_hook {
                 hook(&program);
@@ -147,6 +153,11 @@ pub(super) async fn launch(plan: LaunchPlan) -> Result<Client> {
     // kernel refuses (ENOEXEC) to /bin/sh: a text file or a binary for
     // another machine would be run as a shell script and fail with
     // "not found". Refuse it here, as Go's exec does.
+    // Without a checksum as with one: a bare name that is in no PATH
+    // directory is an error that says so.
+    if runner_is_local && program::resolve_program(program.as_os_str()).is_none() {
+        return Err(program::not_in_path(&program));
+    }
     if runner_is_local && process::kernel_refuses(&program) {
         let source = std::io::Error::from_raw_os_error(rustix::io::Errno::NOEXEC.raw_os_error());
         let diagnosis = process::spawn_diagnosis(&program, &source);

@@ -35,6 +35,7 @@ mod netrpc;
 mod plugin_log;
 mod plugin_set;
 mod process;
+mod program;
 pub mod runner;
 mod shutdown;
 mod socket_dir;
