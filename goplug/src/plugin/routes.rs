@@ -113,5 +113,48 @@ pub(super) async fn build_routes(
     for (_name, _service, add) in plugins.plugins {
         add(&mut routes, &broker);
     }
-    Ok(routes.routes())
+    let mut routes = routes.routes();
+    // tonic's own fallback answers Unimplemented without a message; name
+    // the service, as grpc-go's server does.
+    let router = std::mem::take(routes.axum_router_mut());
+    *routes.axum_router_mut() = router.fallback(unknown_service);
+    Ok(routes)
+}
+
+/// The answer to a call of a service this plugin does not serve.
+async fn unknown_service(uri: http::Uri) -> http::Response<tonic::body::Body> {
+    let status = tonic::Status::unimplemented(unknown_service_message(uri.path()));
+    let (parts, ()) = status.into_http::<()>().into_parts();
+    http::Response::from_parts(parts, tonic::body::Body::empty())
+}
+
+/// grpc-go's message for a call of `path` (`/package.Service/Method`) to
+/// an unknown service.
+fn unknown_service_message(path: &str) -> String {
+    let method = path.strip_prefix('/').unwrap_or(path);
+    match method.rsplit_once('/') {
+        Some((service, _)) => format!("unknown service {service}"),
+        None => format!("malformed method name: {path:?}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_services_are_named_as_grpc_go_names_them() {
+        let cases = [
+            (
+                "/greeter.v1.Greeter/Hello",
+                "unknown service greeter.v1.Greeter",
+            ),
+            ("/proto.KV/Get", "unknown service proto.KV"),
+            ("/a/b/c", "unknown service a/b"),
+            ("/nomethod", "malformed method name: \"/nomethod\""),
+        ];
+        for (path, want) in cases {
+            assert_eq!(unknown_service_message(path), want, "{path}");
+        }
+    }
 }
