@@ -201,10 +201,7 @@ impl HostConfig {
             "it refused the magic cookie {}=…: it is a plugin of another host; pass that host's cookie with --cookie-key and --cookie-value, or a --preset",
             self.cookie_key
         );
-        let refused_cookie = |stderr: &goplug::StderrTail| {
-            stderr.0.contains("This binary is a plugin")
-                || stderr.0.contains("not meant to be executed directly")
-        };
+        let refused_cookie = goplug::StderrTail::cookie_rejected;
         match error {
             Error::Spawn { source, .. } => {
                 let hint = match source.kind() {

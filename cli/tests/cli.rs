@@ -517,7 +517,16 @@ fn a_plugin_that_never_handshakes_is_killed_at_the_start_timeout() {
 
 #[test]
 fn a_wrong_cookie_says_which_flags_to_pass() {
-    for plugin in [go_plugin(), rust_plugin()] {
+    // A Go plugin prints go-plugin's text; a goplug plugin says the
+    // variable is set, but not to its value.
+    let plugins = [
+        (go_plugin(), "] This binary is a plugin"),
+        (
+            rust_plugin(),
+            "] This plugin's magic cookie variable BASIC_PLUGIN is set, but not to this plugin's value",
+        ),
+    ];
+    for (plugin, own_words) in plugins {
         let dir = tempfile::tempdir().unwrap();
         let pidfile = dir.path().join("pid");
         let command = with_pidfile(&pidfile, &plugin);
@@ -538,7 +547,8 @@ fn a_wrong_cookie_says_which_flags_to_pass() {
         );
         assert!(line.contains("--cookie-value"), "{line}");
         // The plugin's own words are shown too, labelled.
-        assert!(stderr(&output).contains("] This binary is a plugin"));
+        let stderr = stderr(&output);
+        assert!(stderr.contains(own_words), "{stderr}");
         assert_process_gone(read_pid(&pidfile), Duration::from_secs(5));
     }
 }

@@ -17,21 +17,30 @@ use crate::grpc::{HEALTH_SERVICE_NAME, PLUGIN_FILE_DESCRIPTOR_SET, pb};
 use crate::protocol::env;
 use crate::protocol::handshake::HandshakeConfig;
 
-/// Fails, with go-plugin's message on stderr, unless the host set the
-/// magic cookie.
+/// Fails, with a message on stderr, unless the host set the magic cookie:
+/// go-plugin's text when the variable is absent (run by hand), goplug's
+/// when it holds another value (a host with another handshake config).
 pub(super) fn check_cookie(handshake: &HandshakeConfig) -> Result<()> {
     if handshake.magic_cookie_key.is_empty() || handshake.magic_cookie_value.is_empty() {
         write_stderr(env::MISCONFIGURED_COOKIE);
         return Err(Error::MisconfiguredCookie);
     }
-    let value = std::env::var_os(handshake.magic_cookie_key.as_ref());
-    if value.as_deref() != Some(OsStr::new(handshake.magic_cookie_value.as_ref())) {
-        write_stderr(env::NOT_LAUNCHED_BY_HOST);
-        return Err(Error::NotLaunchedByHost {
-            key: handshake.magic_cookie_key.to_string(),
-        });
+    let key = handshake.magic_cookie_key.as_ref();
+    match std::env::var_os(key) {
+        Some(value) if value == OsStr::new(handshake.magic_cookie_value.as_ref()) => Ok(()),
+        Some(_) => {
+            write_stderr(&env::cookie_mismatch(key));
+            Err(Error::CookieMismatch {
+                key: key.to_owned(),
+            })
+        }
+        None => {
+            write_stderr(env::NOT_LAUNCHED_BY_HOST);
+            Err(Error::NotLaunchedByHost {
+                key: key.to_owned(),
+            })
+        }
     }
-    Ok(())
 }
 
 /// The gRPC service name of `service`.
