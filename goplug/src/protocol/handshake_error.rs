@@ -275,6 +275,7 @@ fn following_log_text(following: &Option<String>) -> String {
     }
 }
 
+#[cfg(feature = "host")]
 impl HandshakeError {
     /// The error with the handshake line that followed stdout noise or a
     /// log line; other errors are returned as they are.
@@ -404,6 +405,15 @@ mod tests {
         );
         assert!(text.contains("`tracing_subscriber::fmt()` writes to stdout by default"));
         assert!(text.contains("use `goplug::log::init()`, which writes to stderr"));
+    }
+
+    #[cfg(feature = "host")]
+    #[test]
+    fn a_log_line_quotes_the_handshake_that_followed() {
+        let e = HandshakeError::StdoutLog {
+            line: "INFO starting".into(),
+            following: None,
+        };
         let e = e.with_following(Some("1|1|unix|/s|grpc|".into()));
         assert!(
             e.to_string()
