@@ -255,6 +255,9 @@ impl HostConfig {
             HandshakeError::StdoutNoise { line, .. } => CliError::plugin(format!(
                 "{program} printed {line:?} instead of a go-plugin handshake line: it is not a go-plugin plugin, or it prints to stdout before it serves"
             )),
+            HandshakeError::StdoutLog { line, .. } => CliError::plugin(format!(
+                "{program} logged {line:?} on stdout, where its handshake line goes: a plugin logs to stderr (a goplug plugin with `goplug::log::init()`; `tracing_subscriber::fmt()` writes to stdout by default)"
+            )),
             HandshakeError::AppVersionMismatch { plugin, host, .. } => CliError::plugin(format!(
                 "the plugin speaks app protocol version {plugin}, and the host offered {}: pass --versions {plugin}",
                 join(&host)

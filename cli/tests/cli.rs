@@ -497,6 +497,28 @@ fn a_program_that_is_not_a_plugin_is_a_plugin_failure() {
 }
 
 #[test]
+fn a_plugin_that_logs_to_stdout_is_told_to_log_to_stderr() {
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile = dir.path().join("pid");
+    let logger = vec!["echo".to_owned(), "[INFO]  plugin: starting".to_owned()];
+    let command = with_pidfile(&pidfile, &logger);
+    let mut args = vec!["inspect"];
+    args.extend(KV_COOKIE);
+    args.extend(strs(&command));
+    let output = run(dir.path(), &args);
+    assert_exit(&output, 3);
+    let line = error_line(&output);
+    assert!(
+        line.contains(
+            "logged \"[INFO]  plugin: starting\" on stdout, where its handshake line goes"
+        ),
+        "{line}"
+    );
+    assert!(line.contains("`goplug::log::init()`"), "{line}");
+    assert_process_gone(read_pid(&pidfile), Duration::from_secs(5));
+}
+
+#[test]
 fn a_plugin_that_never_handshakes_is_killed_at_the_start_timeout() {
     let dir = tempfile::tempdir().unwrap();
     let pidfile = dir.path().join("pid");
