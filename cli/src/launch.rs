@@ -201,10 +201,7 @@ impl HostConfig {
             "it refused the magic cookie {}=…: it is a plugin of another host; pass that host's cookie with --cookie-key and --cookie-value, or a --preset",
             self.cookie_key
         );
-        let refused_cookie = |stderr: &goplug::StderrTail| {
-            stderr.0.contains("This binary is a plugin")
-                || stderr.0.contains("not meant to be executed directly")
-        };
+        let refused_cookie = goplug::StderrTail::cookie_rejected;
         match error {
             Error::Spawn { source, .. } => {
                 let hint = match source.kind() {
@@ -257,6 +254,9 @@ impl HostConfig {
         match error {
             HandshakeError::StdoutNoise { line, .. } => CliError::plugin(format!(
                 "{program} printed {line:?} instead of a go-plugin handshake line: it is not a go-plugin plugin, or it prints to stdout before it serves"
+            )),
+            HandshakeError::StdoutLog { line, .. } => CliError::plugin(format!(
+                "{program} logged {line:?} on stdout, where its handshake line goes: a plugin logs to stderr (a goplug plugin with `goplug::log::init()`; `tracing_subscriber::fmt()` writes to stdout by default)"
             )),
             HandshakeError::AppVersionMismatch { plugin, host, .. } => CliError::plugin(format!(
                 "the plugin speaks app protocol version {plugin}, and the host offered {}: pass --versions {plugin}",

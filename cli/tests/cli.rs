@@ -497,6 +497,28 @@ fn a_program_that_is_not_a_plugin_is_a_plugin_failure() {
 }
 
 #[test]
+fn a_plugin_that_logs_to_stdout_is_told_to_log_to_stderr() {
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile = dir.path().join("pid");
+    let logger = vec!["echo".to_owned(), "[INFO]  plugin: starting".to_owned()];
+    let command = with_pidfile(&pidfile, &logger);
+    let mut args = vec!["inspect"];
+    args.extend(KV_COOKIE);
+    args.extend(strs(&command));
+    let output = run(dir.path(), &args);
+    assert_exit(&output, 3);
+    let line = error_line(&output);
+    assert!(
+        line.contains(
+            "logged \"[INFO]  plugin: starting\" on stdout, where its handshake line goes"
+        ),
+        "{line}"
+    );
+    assert!(line.contains("`goplug::log::init()`"), "{line}");
+    assert_process_gone(read_pid(&pidfile), Duration::from_secs(5));
+}
+
+#[test]
 fn a_plugin_that_never_handshakes_is_killed_at_the_start_timeout() {
     let dir = tempfile::tempdir().unwrap();
     let pidfile = dir.path().join("pid");
@@ -517,7 +539,16 @@ fn a_plugin_that_never_handshakes_is_killed_at_the_start_timeout() {
 
 #[test]
 fn a_wrong_cookie_says_which_flags_to_pass() {
-    for plugin in [go_plugin(), rust_plugin()] {
+    // A Go plugin prints go-plugin's text; a goplug plugin says the
+    // variable is set, but not to its value.
+    let plugins = [
+        (go_plugin(), "] This binary is a plugin"),
+        (
+            rust_plugin(),
+            "] This plugin's magic cookie variable BASIC_PLUGIN is set, but not to this plugin's value",
+        ),
+    ];
+    for (plugin, own_words) in plugins {
         let dir = tempfile::tempdir().unwrap();
         let pidfile = dir.path().join("pid");
         let command = with_pidfile(&pidfile, &plugin);
@@ -538,7 +569,8 @@ fn a_wrong_cookie_says_which_flags_to_pass() {
         );
         assert!(line.contains("--cookie-value"), "{line}");
         // The plugin's own words are shown too, labelled.
-        assert!(stderr(&output).contains("] This binary is a plugin"));
+        let stderr = stderr(&output);
+        assert!(stderr.contains(own_words), "{stderr}");
         assert_process_gone(read_pid(&pidfile), Duration::from_secs(5));
     }
 }

@@ -209,14 +209,37 @@ pub enum Error {
         reason: String,
     },
 
-    /// Plugin side: the magic cookie is not set to the expected value, so the
-    /// binary was not started by its host. go-plugin's message was printed on stderr.
+    /// Plugin side: the magic cookie's variable is not set, so the binary
+    /// was not started by a host. go-plugin's message was printed on stderr.
     #[error(
-        "this binary is a plugin and was not launched by its host (environment variable {key} is not set to the expected value)"
+        "this binary is a plugin and was not launched by its host (environment variable {key} is not set)"
     )]
     NotLaunchedByHost {
         /// The cookie's environment variable.
         key: String,
+    },
+
+    /// Plugin side: the magic cookie's variable is set, but not to this
+    /// plugin's value: a host launched it with another handshake config.
+    /// A message naming the variable (not the values) was printed on stderr.
+    #[error(
+        "the magic cookie variable {key} is set, but not to this plugin's value: the host's and this plugin's handshake configs differ"
+    )]
+    CookieMismatch {
+        /// The cookie's environment variable.
+        key: String,
+    },
+
+    /// Plugin side: `plugin::run` (or `run_debug`) was called inside a tokio
+    /// runtime, an async `main`, where it cannot start a runtime of its own.
+    #[error(
+        "`goplug::plugin::{function}` was called inside a tokio runtime, which cannot start another; inside an async main (`#[tokio::main]`), use `goplug::plugin::{instead}` instead"
+    )]
+    RunInsideRuntime {
+        /// The function that was called.
+        function: &'static str,
+        /// What to await instead.
+        instead: &'static str,
     },
 
     /// Plugin side: the plugin's own cookie key or value is empty.

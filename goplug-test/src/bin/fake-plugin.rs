@@ -19,6 +19,11 @@
 //!   process group); its pid goes to the file `orphan.pid`.
 //! - `kv-exit-file`: the KV plugin; once serving has ended (the host asked
 //!   it to stop, it was not killed) it creates `served-to-the-end`.
+//! - `kv-log-stdout`: the KV plugin after a coloured log line on stdout,
+//!   the mistake of a plugin that logs with `tracing_subscriber::fmt()`.
+//! - `kv-in-runtime`: the KV plugin, calling `run` inside a tokio runtime,
+//!   the mistake of an async `main`.
+//! - `empty`: an empty plugin set, logging through `goplug::log::init()`.
 //! - `pid-file PATH MODE...`: writes its pid to PATH, then runs MODE.
 #![allow(clippy::print_stdout)] // printing the handshake by hand is the point of some modes
 
@@ -73,6 +78,25 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
             goplug::plugin::run(kv_config())
+        }
+        Some("kv-log-stdout") => {
+            // The line `tracing_subscriber::fmt()` writes with colours (its
+            // `ansi` feature is off in this workspace, so written by hand).
+            println!(
+                "\x1b[2m2026-12-02T18:08:17.541481Z\x1b[0m \x1b[32m INFO\x1b[0m \x1b[2mfake_plugin\x1b[0m\x1b[2m:\x1b[0m plugin starting"
+            );
+            goplug::plugin::run(kv_config())
+        }
+        Some("kv-in-runtime") => match tokio::runtime::Runtime::new() {
+            Ok(runtime) => runtime.block_on(async { goplug::plugin::run(kv_config()) }),
+            Err(e) => {
+                eprintln!("fake-plugin: no runtime: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Some("empty") => {
+            goplug::log::init();
+            goplug::plugin::run(ServeConfig::new(HANDSHAKE).plugins(Services::new()))
         }
         Some("no-controller") => no_controller(),
         other => {

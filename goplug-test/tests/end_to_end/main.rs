@@ -9,6 +9,7 @@
 //! (`cargo test -p goplug-test --test end_to_end checksum::`).
 
 mod checksum;
+mod first_hour;
 mod host;
 mod in_process;
 mod lifecycle;

@@ -312,8 +312,13 @@ async fn typed_handles_dispense_grpc_and_net_rpc_plugins() {
 
     for (name, plugin) in [("rust", rust_plugin()), ("go", go_plugin())] {
         let s = Harness::shared();
-        let client = host(&s, &plugin)
+        let mut command = shell_command(&plugin);
+        command.current_dir(&s.work);
+        let client = Client::builder(HANDSHAKE)
             .plugins(PluginSet::new().plugin(KV_NETRPC))
+            .command(command)
+            .allowed_protocols([Protocol::NetRpc])
+            .unix_socket_dir(&s.sockets)
             .start()
             .await
             .unwrap_or_else(|e| panic!("{name}: {e}"));

@@ -202,17 +202,26 @@ async fn rust_host_refuses_both_alike() {
 
         let wrong_cookie = HandshakeConfig::new(1, "BASIC_PLUGIN", "not-hello");
         let (err, _sockets) = rust_host(&command, &[1], wrong_cookie, &[Protocol::Grpc]).await;
-        match err.unwrap_err() {
-            Error::ExitedBeforeHandshake { status, stderr } => {
-                assert_eq!(status.and_then(|s| s.code()), Some(1), "{name}");
-                // The plugin's own explanation reaches the host's error.
-                assert!(
-                    stderr.0.contains("This binary is a plugin."),
-                    "{name}: {stderr:?}"
-                );
-            }
-            other => panic!("{name}: expected an early exit, got {other:?}"),
-        }
+        let err = err.unwrap_err();
+        let Error::ExitedBeforeHandshake { status, stderr } = &err else {
+            panic!("{name}: expected an early exit, got {err:?}");
+        };
+        assert_eq!(status.and_then(|s| s.code()), Some(1), "{name}");
+        // The plugin's own explanation reaches the host's error: go-plugin's
+        // text from Go, goplug's naming the variable from Rust.
+        let own_words = match name {
+            "go" => "This binary is a plugin.",
+            _ => "BASIC_PLUGIN is set, but not to this plugin's value",
+        };
+        assert!(stderr.0.contains(own_words), "{name}: {stderr:?}");
+        // Either way the host says what it means: the cookies differ.
+        assert!(stderr.cookie_rejected(), "{name}: {stderr:?}");
+        assert!(
+            err.to_string().contains(
+                "; the plugin rejected the magic cookie (host and plugin handshake configs differ: check magic_cookie_key/value); plugin stderr:"
+            ),
+            "{name}: {err}"
+        );
     }
 }
 

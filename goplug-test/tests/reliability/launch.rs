@@ -412,7 +412,8 @@ fn t08_a_plugin_run_by_hand_exits_1_with_a_message_and_no_stdout() {
             "no human message: {stderr}"
         );
         assert_eq!(stderr, goplug::env::NOT_LAUNCHED_BY_HOST);
-        // A wrong cookie value is refused the same way.
+        // A wrong cookie value is refused too, but with a text that names
+        // the variable (not the values): a host did launch it.
         let mut command = h.plugin(&FAULT, "serve");
         command.env(HANDSHAKE.magic_cookie_key.as_ref(), "not-the-cookie");
         let output = goplug_test::run_with_timeout(&mut command, Duration::from_secs(10));
@@ -420,7 +421,7 @@ fn t08_a_plugin_run_by_hand_exits_1_with_a_message_and_no_stdout() {
         assert!(output.stdout.is_empty(), "{output:?}");
         assert_eq!(
             String::from_utf8_lossy(&output.stderr),
-            goplug::env::NOT_LAUNCHED_BY_HOST
+            goplug::env::cookie_mismatch(HANDSHAKE.magic_cookie_key.as_ref())
         );
     });
 }

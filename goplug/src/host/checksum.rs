@@ -4,15 +4,15 @@
 //! descriptor is executed (`/proc/self/fd/N`), so replacing the file after
 //! the check cannot change what runs.
 
-use std::ffi::OsString;
 use std::fs::File;
 use std::io::Read;
 use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
+use super::program::{not_in_path, resolve_program};
 use crate::error::{Error, Result};
 use crate::protocol::Checksum;
 
@@ -64,7 +64,8 @@ impl Verified {
 /// Resolves the command's program, hashes it through one descriptor, and
 /// returns a command that executes that descriptor.
 pub(crate) fn verify(command: &std::process::Command, expected: &Checksum) -> Result<Verified> {
-    let path = resolve_program(command.get_program());
+    let program = command.get_program();
+    let path = resolve_program(program).ok_or_else(|| not_in_path(Path::new(program)))?;
     let checksum_error = |source| Error::ChecksumFile {
         path: path.clone(),
         source,
@@ -131,34 +132,5 @@ fn keep_open_across_exec(command: &mut std::process::Command, fd: i32) {
             let fd = rustix::fd::BorrowedFd::borrow_raw(fd);
             rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::empty()).map_err(std::io::Error::from)
         });
-    }
-}
-
-/// Finds the program as `execvp` would: a name with a slash is a path,
-/// anything else is looked up in `PATH`.
-pub(crate) fn resolve_program(program: &std::ffi::OsStr) -> PathBuf {
-    let candidate = PathBuf::from(program);
-    if candidate.components().count() > 1 || program.to_string_lossy().contains('/') {
-        return candidate;
-    }
-    let path = std::env::var_os("PATH").unwrap_or_else(|| OsString::from("/usr/bin:/bin"));
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(program))
-        .find(|full| full.is_file())
-        .unwrap_or(candidate)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn programs_resolve_like_execvp() {
-        assert_eq!(resolve_program("./x".as_ref()), PathBuf::from("./x"));
-        assert_eq!(
-            resolve_program("/bin/sh".as_ref()),
-            PathBuf::from("/bin/sh")
-        );
-        assert!(resolve_program("sh".as_ref()).is_absolute());
     }
 }

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use super::builder::VerifiedHook;
 use super::connected::{Connected, Connection, Mode};
 use super::process::{self, Line, PluginProcess};
+use super::program;
 use super::runner::{self, Runner};
 use super::socket_dir::SocketDir;
 use super::stdio::SyncSink;
@@ -16,7 +17,9 @@ use super::{Client, HANDSHAKE_LINE_LIMIT, PluginSet, checksum, netrpc};
 use crate::error::{Error, Result};
 use crate::grpc::broker::BrokerTls;
 use crate::protocol::handshake::{HandshakeLine, PluginAddress, format_versions};
-use crate::protocol::{Checksum, HandshakeConfig, HandshakeError, Protocol, env, quote};
+use crate::protocol::{
+    Checksum, HandshakeConfig, HandshakeError, Protocol, env, quote, quote_line,
+};
 use crate::transport::Channel;
 use crate::transport::dial::{self as connect, TlsConnect};
 use crate::transport::mux::Muxer;
@@ -89,6 +92,11 @@ pub(super) async fn launch(plan: LaunchPlan) -> Result<Client> {
     // Before anything else: a binary that fails its check never runs.
     let (command, _verified_file) = match checksum {
         Some(expected) => {
+            if let Some(shell) = program::shell_of(&command) {
+                tracing::warn!(
+                    "the checksum is checked against the shell binary {shell:?}, not the script it runs with -c: to pin the plugin, run its binary directly (Command::new(path)) instead of through a shell"
+                );
+            }
             let verified = checksum::verify(&command, &expected)?;
             if let Some(hook) = checksum_verified_hook {
                 hook(&program);
@@ -145,6 +153,11 @@ pub(super) async fn launch(plan: LaunchPlan) -> Result<Client> {
     // kernel refuses (ENOEXEC) to /bin/sh: a text file or a binary for
     // another machine would be run as a shell script and fail with
     // "not found". Refuse it here, as Go's exec does.
+    // Without a checksum as with one: a bare name that is in no PATH
+    // directory is an error that says so.
+    if runner_is_local && program::resolve_program(program.as_os_str()).is_none() {
+        return Err(program::not_in_path(&program));
+    }
     if runner_is_local && process::kernel_refuses(&program) {
         let source = std::io::Error::from_raw_os_error(rustix::io::Errno::NOEXEC.raw_os_error());
         let diagnosis = process::spawn_diagnosis(&program, &source);
@@ -397,9 +410,9 @@ async fn read_handshake(
     })?;
     match HandshakeLine::parse(&text) {
         Ok(line) => Ok(line),
-        Err(HandshakeError::StdoutNoise { line, .. }) => {
+        Err(e @ (HandshakeError::StdoutNoise { .. } | HandshakeError::StdoutLog { .. })) => {
             // Say whether a handshake followed the noise: the usual cause is
-            // a plugin printing before it serves.
+            // a plugin printing (or logging) before it serves.
             let peek_until = deadline.min(tokio::time::Instant::now() + NOISE_PEEK);
             let following = match tokio::time::timeout_at(
                 peek_until,
@@ -410,10 +423,10 @@ async fn read_handshake(
                 Ok(Ok(Line::Complete(next) | Line::Eof(next))) => String::from_utf8(next)
                     .ok()
                     .filter(|next| HandshakeLine::parse(next).is_ok())
-                    .map(|next| quote(next.trim())),
+                    .map(|next| quote_line(next.trim())),
                 _ => None,
             };
-            Err(HandshakeError::StdoutNoise { line, following }.into())
+            Err(e.with_following(following).into())
         }
         Err(e) => Err(e.into()),
     }

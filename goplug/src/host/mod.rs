@@ -39,6 +39,7 @@ mod netrpc;
 mod plugin_log;
 mod plugin_set;
 mod process;
+mod program;
 mod reattach_builder;
 pub mod runner;
 mod shutdown;

@@ -451,7 +451,9 @@ fn binfmt_misc_in_use() -> bool {
 /// this machine, with no binfmt_misc handler that could take it.
 pub(crate) fn kernel_refuses(program: &std::path::Path) -> bool {
     use std::os::unix::fs::PermissionsExt as _;
-    let path = super::checksum::resolve_program(program.as_os_str());
+    let Some(path) = super::program::resolve_program(program.as_os_str()) else {
+        return false;
+    };
     let Some((meta, header)) = program_header(&path) else {
         return false;
     };
@@ -468,7 +470,9 @@ pub(crate) fn kernel_refuses(program: &std::path::Path) -> bool {
 /// started; empty otherwise. Starts with `; `.
 pub(crate) fn spawn_diagnosis(program: &std::path::Path, error: &io::Error) -> String {
     use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
-    let path = super::checksum::resolve_program(program.as_os_str());
+    let Some(path) = super::program::resolve_program(program.as_os_str()) else {
+        return String::new();
+    };
     let Some((meta, header)) = program_header(&path) else {
         return String::new();
     };

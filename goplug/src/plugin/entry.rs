@@ -21,12 +21,26 @@ use crate::protocol::reattach::ReattachConfig;
 /// the exit code go-plugin plugins have: 0 after a shutdown, 1 on error.
 ///
 /// Errors are written to stderr (go-plugin's own texts for a missing cookie).
+///
+/// Inside a tokio runtime (an async `main`), await [`serve`] instead: `run`
+/// then fails with [`Error::RunInsideRuntime`] on stderr.
 pub fn run(config: ServeConfig) -> ExitCode {
     let flavour = config.runtime;
-    run_in_runtime(flavour, serve(config))
+    run_in_runtime(("run", "serve(config).await"), flavour, serve(config))
 }
 
-fn run_in_runtime(flavour: Runtime, serving: impl Future<Output = Result<()>>) -> ExitCode {
+/// Builds a runtime and serves on it. `names` are the entry point and what
+/// to call instead inside a runtime, for the error.
+fn run_in_runtime(
+    names: (&'static str, &'static str),
+    flavour: Runtime,
+    serving: impl Future<Output = Result<()>>,
+) -> ExitCode {
+    // tokio would panic in `block_on` with a message about its internals.
+    if let Err(e) = refuse_inside_runtime(names.0, names.1) {
+        write_stderr(&format!("goplug: {e}\n"));
+        return ExitCode::FAILURE;
+    }
     let mut builder = match flavour {
         Runtime::MultiThread => tokio::runtime::Builder::new_multi_thread(),
         Runtime::CurrentThread => tokio::runtime::Builder::new_current_thread(),
@@ -43,7 +57,12 @@ fn run_in_runtime(flavour: Runtime, serving: impl Future<Output = Result<()>>) -
     runtime.shutdown_timeout(Duration::from_millis(200));
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(Error::NotLaunchedByHost { .. } | Error::MisconfiguredCookie) => ExitCode::FAILURE,
+        // Their own message is on stderr already.
+        Err(
+            Error::NotLaunchedByHost { .. }
+            | Error::CookieMismatch { .. }
+            | Error::MisconfiguredCookie,
+        ) => ExitCode::FAILURE,
         Err(e) => {
             write_stderr(&format!("goplug: plugin failed: {e}\n"));
             ExitCode::FAILURE
@@ -51,14 +70,24 @@ fn run_in_runtime(flavour: Runtime, serving: impl Future<Output = Result<()>>) -
     }
 }
 
+/// Fails when the calling thread is inside a tokio runtime, where `function`
+/// cannot block on a runtime of its own.
+fn refuse_inside_runtime(function: &'static str, instead: &'static str) -> Result<()> {
+    if tokio::runtime::Handle::try_current().is_ok() {
+        return Err(Error::RunInsideRuntime { function, instead });
+    }
+    Ok(())
+}
+
 /// Serves the plugin until the host asks it to stop (or the config's
 /// shutdown signal fires). See the [module docs](super).
 ///
 /// # Errors
 ///
-/// [`Error::NotLaunchedByHost`] when the magic cookie is wrong (go-plugin's
+/// [`Error::NotLaunchedByHost`] when the magic cookie is not set (go-plugin's
 /// message has then been printed on stderr and nothing on stdout),
-/// [`Error::MisconfiguredCookie`], [`Error::Config`] when no plugin set was
+/// [`Error::CookieMismatch`] when it is set to another value (a message
+/// naming the variable is on stderr), [`Error::MisconfiguredCookie`], [`Error::Config`] when no plugin set was
 /// given, listener and server errors.
 ///
 /// # Cancel safety
@@ -91,6 +120,7 @@ pub async fn serve_debug(
 pub fn run_debug(config: ServeConfig) -> ExitCode {
     let flavour = config.runtime;
     run_in_runtime(
+        ("run_debug", "serve_debug(config, ready).await"),
         flavour,
         serve_debug(config, |reattach| {
             if let Err(e) = write_stdout_line(&reattach.to_json()) {
@@ -118,4 +148,38 @@ pub(crate) async fn serve_in_process(
         },
     )
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::HandshakeConfig;
+
+    #[tokio::test]
+    async fn run_inside_a_runtime_names_serve_instead() {
+        let e = refuse_inside_runtime("run", "serve(config).await").unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Error::RunInsideRuntime {
+                    function: "run",
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        assert_eq!(
+            e.to_string(),
+            "`goplug::plugin::run` was called inside a tokio runtime, which cannot start another; \
+             inside an async main (`#[tokio::main]`), use `goplug::plugin::serve(config).await` instead"
+        );
+        // No tokio panic: a failure exit, the message on stderr.
+        let config = ServeConfig::new(HandshakeConfig::new(1, "GOPLUG_UNIT_COOKIE", "v"));
+        assert_eq!(run(config), ExitCode::FAILURE);
+    }
+
+    #[test]
+    fn run_outside_a_runtime_is_allowed() {
+        assert!(refuse_inside_runtime("run", "serve(config).await").is_ok());
+    }
 }

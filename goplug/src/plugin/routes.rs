@@ -17,21 +17,30 @@ use crate::grpc::{HEALTH_SERVICE_NAME, PLUGIN_FILE_DESCRIPTOR_SET, pb};
 use crate::protocol::env;
 use crate::protocol::handshake::HandshakeConfig;
 
-/// Fails, with go-plugin's message on stderr, unless the host set the
-/// magic cookie.
+/// Fails, with a message on stderr, unless the host set the magic cookie:
+/// go-plugin's text when the variable is absent (run by hand), goplug's
+/// when it holds another value (a host with another handshake config).
 pub(super) fn check_cookie(handshake: &HandshakeConfig) -> Result<()> {
     if handshake.magic_cookie_key.is_empty() || handshake.magic_cookie_value.is_empty() {
         write_stderr(env::MISCONFIGURED_COOKIE);
         return Err(Error::MisconfiguredCookie);
     }
-    let value = std::env::var_os(handshake.magic_cookie_key.as_ref());
-    if value.as_deref() != Some(OsStr::new(handshake.magic_cookie_value.as_ref())) {
-        write_stderr(env::NOT_LAUNCHED_BY_HOST);
-        return Err(Error::NotLaunchedByHost {
-            key: handshake.magic_cookie_key.to_string(),
-        });
+    let key = handshake.magic_cookie_key.as_ref();
+    match std::env::var_os(key) {
+        Some(value) if value == OsStr::new(handshake.magic_cookie_value.as_ref()) => Ok(()),
+        Some(_) => {
+            write_stderr(&env::cookie_mismatch(key));
+            Err(Error::CookieMismatch {
+                key: key.to_owned(),
+            })
+        }
+        None => {
+            write_stderr(env::NOT_LAUNCHED_BY_HOST);
+            Err(Error::NotLaunchedByHost {
+                key: key.to_owned(),
+            })
+        }
     }
-    Ok(())
 }
 
 /// The gRPC service name of `service`.
@@ -113,5 +122,48 @@ pub(super) async fn build_routes(
     for (_name, _service, add) in plugins.plugins {
         add(&mut routes, &broker);
     }
-    Ok(routes.routes())
+    let mut routes = routes.routes();
+    // tonic's own fallback answers Unimplemented without a message; name
+    // the service, as grpc-go's server does.
+    let router = std::mem::take(routes.axum_router_mut());
+    *routes.axum_router_mut() = router.fallback(unknown_service);
+    Ok(routes)
+}
+
+/// The answer to a call of a service this plugin does not serve.
+async fn unknown_service(uri: http::Uri) -> http::Response<tonic::body::Body> {
+    let status = tonic::Status::unimplemented(unknown_service_message(uri.path()));
+    let (parts, ()) = status.into_http::<()>().into_parts();
+    http::Response::from_parts(parts, tonic::body::Body::empty())
+}
+
+/// grpc-go's message for a call of `path` (`/package.Service/Method`) to
+/// an unknown service.
+fn unknown_service_message(path: &str) -> String {
+    let method = path.strip_prefix('/').unwrap_or(path);
+    match method.rsplit_once('/') {
+        Some((service, _)) => format!("unknown service {service}"),
+        None => format!("malformed method name: {path:?}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_services_are_named_as_grpc_go_names_them() {
+        let cases = [
+            (
+                "/greeter.v1.Greeter/Hello",
+                "unknown service greeter.v1.Greeter",
+            ),
+            ("/proto.KV/Get", "unknown service proto.KV"),
+            ("/a/b/c", "unknown service a/b"),
+            ("/nomethod", "malformed method name: \"/nomethod\""),
+        ];
+        for (path, want) in cases {
+            assert_eq!(unknown_service_message(path), want, "{path}");
+        }
+    }
 }

@@ -102,6 +102,11 @@ impl Services {
         self
     }
 
+    /// Whether the set has no plugins at all.
+    pub(super) fn is_empty(&self) -> bool {
+        self.plugins.is_empty() && self.netrpc.is_empty()
+    }
+
     /// The protocol this set is served with.
     pub(super) fn protocol(&self) -> Result<Protocol> {
         match (self.plugins.is_empty(), self.netrpc.is_empty()) {

@@ -129,6 +129,14 @@ fn negotiate(config: &mut ServeConfig, mode: &Mode) -> Result<Agreed> {
         .versions
         .remove(&negotiated.version)
         .unwrap_or_default();
+    if plugins.is_empty() {
+        // Serving only goplug's own services is legal, but every call the
+        // host makes would then fail with "unknown service".
+        tracing::warn!(
+            "the plugin serves no plugin services: the plugin set of app protocol version {} is empty; add your services with PluginSet::grpc or PluginSet::netrpc",
+            negotiated.version
+        );
+    }
     let protocol = plugins.protocol()?;
     if mode.in_process() && protocol == Protocol::NetRpc {
         return Err(Error::Config(

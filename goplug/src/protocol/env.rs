@@ -43,3 +43,19 @@ load any plugins automatically\n";
 pub const MISCONFIGURED_COOKIE: &str = "Misconfigured ServeConfig given to serve this plugin: no magic cookie\n\
 key or value was set. Please notify the plugin author and report\n\
 this as a bug.\n";
+
+/// The part of [`cookie_mismatch`]'s text a host looks for in a plugin's
+/// stderr.
+pub const COOKIE_MISMATCH_MARKER: &str = "is set, but not to this plugin's value";
+
+/// What a goplug plugin prints on stderr when the cookie variable `key` is
+/// set to another value than its own: it was launched, by a host with
+/// another handshake config. Neither value is printed: a cookie may be a
+/// secret.
+pub fn cookie_mismatch(key: &str) -> String {
+    format!(
+        "This plugin's magic cookie variable {key} {COOKIE_MISMATCH_MARKER}: \
+the host's and this plugin's handshake configs (magic cookie) differ.\n\
+Build both from the same HandshakeConfig (magic_cookie_key and magic_cookie_value).\n"
+    )
+}

@@ -18,7 +18,8 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
-use super::handshake_error::{HandshakeError, quote};
+use super::handshake_error::{HandshakeError, quote, quote_line};
+use super::stdout_log;
 
 /// go-plugin's core protocol version. It has been 1 since go-plugin's first
 /// release.
@@ -164,25 +165,34 @@ impl HandshakeLine {
     /// A [`HandshakeError`] naming the first field that is wrong.
     pub fn parse(raw: &str) -> Result<Self, HandshakeError> {
         let line = raw.trim();
+        // Before the control-character check: coloured logs have escapes.
+        if stdout_log::looks_like_log(line) {
+            return Err(HandshakeError::StdoutLog {
+                line: quote(&stdout_log::strip_ansi(line)),
+                following: None,
+            });
+        }
         if line.chars().any(|c| c.is_control()) {
-            return Err(HandshakeError::NotText { line: quote(line) });
+            return Err(HandshakeError::NotText {
+                line: quote_line(line),
+            });
         }
         if !line.contains('|') {
             return Err(HandshakeError::StdoutNoise {
-                line: quote(line),
+                line: quote_line(line),
                 following: None,
             });
         }
         let parts: Vec<&str> = line.split('|').collect();
         if parts.len() < 4 {
             return Err(HandshakeError::TooFewFields {
-                line: quote(line),
+                line: quote_line(line),
                 fields: parts.len(),
             });
         }
         if parts.len() > 7 {
             return Err(HandshakeError::TooManyFields {
-                line: quote(line),
+                line: quote_line(line),
                 fields: parts.len(),
             });
         }
@@ -191,19 +201,19 @@ impl HandshakeLine {
             .parse()
             .map_err(|_| HandshakeError::InvalidCoreVersion {
                 value: quote(parts[0]),
-                line: quote(line),
+                line: quote_line(line),
             })?;
         if core != u64::from(CORE_PROTOCOL_VERSION) {
             return Err(HandshakeError::CoreVersionMismatch {
                 plugin: core,
-                line: quote(line),
+                line: quote_line(line),
             });
         }
         let app_version: u32 = parts[1]
             .parse()
             .map_err(|_| HandshakeError::InvalidAppVersion {
                 value: quote(parts[1]),
-                line: quote(line),
+                line: quote_line(line),
             })?;
 
         let address = parse_address(parts[2], parts[3], line)?;
@@ -216,7 +226,7 @@ impl HandshakeLine {
             Some(other) => {
                 return Err(HandshakeError::UnknownProtocol {
                     protocol: quote(other),
-                    line: quote(line),
+                    line: quote_line(line),
                 });
             }
         };
@@ -254,7 +264,7 @@ impl HandshakeLine {
             return Err(HandshakeError::AppVersionMismatch {
                 plugin: self.app_version,
                 host: offered_versions.to_vec(),
-                line: quote(&self.to_string()),
+                line: quote_line(&self.to_string()),
                 stderr: Default::default(),
             });
         }
@@ -262,15 +272,15 @@ impl HandshakeLine {
             return Err(HandshakeError::ProtocolNotAllowed {
                 protocol: self.protocol,
                 allowed: allowed_protocols.to_vec(),
-                line: quote(&self.to_string()),
+                line: quote_line(&self.to_string()),
             });
         }
         match (&self.server_cert, expects_cert) {
             (Some(_), false) => Err(HandshakeError::UnexpectedCertificate {
-                line: quote(&self.to_string()),
+                line: quote_line(&self.to_string()),
             }),
             (None, true) => Err(HandshakeError::MissingCertificate {
-                line: quote(&self.to_string()),
+                line: quote_line(&self.to_string()),
             }),
             _ => Ok(()),
         }
@@ -286,7 +296,7 @@ impl HandshakeLine {
     /// [`HandshakeError::MultiplexMissing`], [`HandshakeError::InvalidMultiplex`],
     /// [`HandshakeError::MultiplexRefused`], with go-plugin's texts.
     pub fn check_multiplex(&self) -> Result<(), HandshakeError> {
-        let line = || quote(&self.to_string());
+        let line = || quote_line(&self.to_string());
         let Some(field) = &self.multiplex else {
             return Err(HandshakeError::MultiplexMissing { line: line() });
         };
@@ -340,7 +350,7 @@ fn parse_address(
     let invalid = |reason| HandshakeError::InvalidAddress {
         address: quote(address),
         reason,
-        line: quote(line),
+        line: quote_line(line),
     };
     match network {
         "unix" => {
@@ -366,7 +376,7 @@ fn parse_address(
         }
         other => Err(HandshakeError::UnknownNetwork {
             network: quote(other),
-            line: quote(line),
+            line: quote_line(line),
         }),
     }
 }
@@ -615,6 +625,14 @@ mod tests {
                 matches!(e, E::UnknownProtocol { .. })
             }),
             ("1|1|unix|/s\0|grpc", |e| matches!(e, E::NotText { .. })),
+            // Coloured logs are logs, not "not printable UTF-8".
+            (
+                "\x1b[2m2026-12-02T18:08:17Z\x1b[0m \x1b[32m INFO\x1b[0m hi",
+                |e| matches!(e, E::StdoutLog { line, .. } if line == "2026-12-02T18:08:17Z  INFO hi"),
+            ),
+            ("[INFO]  plugin: starting", |e| {
+                matches!(e, E::StdoutLog { .. })
+            }),
         ];
         for (line, is_expected) in cases {
             let err = HandshakeLine::parse(line).expect_err(line);

@@ -3,19 +3,41 @@
 
 use std::fmt;
 
+use super::env;
 use super::handshake::Protocol;
 
 /// The longest excerpt of a peer's output quoted in an error.
 pub(crate) const QUOTE_LIMIT: usize = 256;
+/// A quoted handshake line keeps this much of a long certificate field.
+const CERT_QUOTE_PREFIX: usize = 12;
+/// Certificate fields longer than this are shortened in quotes.
+const CERT_QUOTE_LIMIT: usize = 32;
 
 /// The last lines a plugin wrote to stderr, kept for error messages.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct StderrTail(pub String);
 
+impl StderrTail {
+    /// Whether the plugin refused to start because the magic cookie it got
+    /// is not its own: go-plugin's "This binary is a plugin" text (which a
+    /// launched plugin prints only then) or goplug's cookie-mismatch text.
+    pub fn cookie_rejected(&self) -> bool {
+        let first_line = env::NOT_LAUNCHED_BY_HOST.lines().next().unwrap_or_default();
+        self.0.contains(first_line) || self.0.contains(env::COOKIE_MISMATCH_MARKER)
+    }
+}
+
 impl fmt::Display for StderrTail {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.0.trim().is_empty() {
             return Ok(());
+        }
+        if self.cookie_rejected() {
+            // The plugin's text speaks to someone who ran it by hand; the
+            // host knows better: it did launch it, with another cookie.
+            f.write_str(
+                "; the plugin rejected the magic cookie (host and plugin handshake configs differ: check magic_cookie_key/value)",
+            )?;
         }
         write!(f, "; plugin stderr:\n{}", self.0.trim_end())
     }
@@ -32,6 +54,17 @@ pub enum HandshakeError {
     #[error("Unrecognized remote plugin message: {line:?}\nThe plugin wrote to stdout before its handshake line{}", following_text(.following))]
     StdoutNoise {
         /// The first line.
+        line: String,
+        /// A line that looked like a handshake and followed shortly after, if any.
+        following: Option<String>,
+    },
+
+    /// The first stdout line looks like a log line (colour codes, a
+    /// timestamp, a level): the plugin's logger writes to stdout, which
+    /// carries the handshake.
+    #[error("Unrecognized remote plugin message: {line:?}\nThe plugin writes its logs to stdout, which carries the handshake: `tracing_subscriber::fmt()` writes to stdout by default; use `goplug::log::init()`, which writes to stderr (or give your subscriber `.with_writer(std::io::stderr)`){}", following_log_text(.following))]
+    StdoutLog {
+        /// The first line, without its ANSI escape codes.
         line: String,
         /// A line that looked like a handshake and followed shortly after, if any.
         following: Option<String>,
@@ -235,6 +268,32 @@ fn following_text(following: &Option<String>) -> String {
     }
 }
 
+fn following_log_text(following: &Option<String>) -> String {
+    match following {
+        Some(line) => format!("; a handshake line followed: {line:?}."),
+        None => ".".to_owned(),
+    }
+}
+
+#[cfg(feature = "host")]
+impl HandshakeError {
+    /// The error with the handshake line that followed stdout noise or a
+    /// log line; other errors are returned as they are.
+    pub(crate) fn with_following(self, next: Option<String>) -> Self {
+        match self {
+            Self::StdoutNoise { line, .. } => Self::StdoutNoise {
+                line,
+                following: next,
+            },
+            Self::StdoutLog { line, .. } => Self::StdoutLog {
+                line,
+                following: next,
+            },
+            other => other,
+        }
+    }
+}
+
 fn join(protocols: &[Protocol]) -> String {
     protocols
         .iter()
@@ -255,9 +314,113 @@ pub(crate) fn quote(text: &str) -> String {
     format!("{}…", &text[..end])
 }
 
+/// Quotes a handshake line for an error: a long certificate (field 6)
+/// shortened to its first characters and its length, then [`quote`]d.
+pub(crate) fn quote_line(line: &str) -> String {
+    let mut fields: Vec<&str> = line.split('|').collect();
+    let shortened;
+    match fields.get(5) {
+        Some(cert) if cert.len() > CERT_QUOTE_LIMIT && is_base64(cert) => {
+            shortened = format!("{}…({} chars)", &cert[..CERT_QUOTE_PREFIX], cert.len());
+            fields[5] = &shortened;
+        }
+        _ => return quote(line),
+    }
+    quote(&fields.join("|"))
+}
+
+fn is_base64(field: &str) -> bool {
+    field
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'-' | b'_'))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quoted_lines_shorten_a_certificate() {
+        let cert = format!("MIIByDCCAW2gAwIB{}", "A".repeat(668));
+        let cases: Vec<(String, String)> = vec![
+            (
+                format!("1|2|unix|/tmp/p.sock|grpc|{cert}"),
+                "1|2|unix|/tmp/p.sock|grpc|MIIByDCCAW2g…(684 chars)".to_owned(),
+            ),
+            (
+                format!("1|2|unix|/tmp/p.sock|grpc|{cert}|true"),
+                "1|2|unix|/tmp/p.sock|grpc|MIIByDCCAW2g…(684 chars)|true".to_owned(),
+            ),
+            // Short fields, and fields that are not base64, stay whole.
+            (
+                "1|1|unix|/s|grpc|e30".to_owned(),
+                "1|1|unix|/s|grpc|e30".to_owned(),
+            ),
+            (
+                "1|1|unix|/s|grpc|".to_owned(),
+                "1|1|unix|/s|grpc|".to_owned(),
+            ),
+            (
+                format!("1|1|unix|/s|grpc|{}", "!".repeat(40)),
+                format!("1|1|unix|/s|grpc|{}", "!".repeat(40)),
+            ),
+            ("hello".to_owned(), "hello".to_owned()),
+        ];
+        for (line, want) in cases {
+            assert_eq!(quote_line(&line), want, "{line:?}");
+        }
+        // The rest of a long line is still truncated.
+        let long = format!("1|1|unix|/{}|grpc|{cert}", "d".repeat(400));
+        assert!(quote_line(&long).ends_with('…'));
+    }
+
+    #[test]
+    fn a_stderr_tail_that_rejects_the_cookie_names_the_cause() {
+        let go = StderrTail(env::NOT_LAUNCHED_BY_HOST.to_owned());
+        let goplug = StderrTail(env::cookie_mismatch("BASIC_PLUGIN"));
+        let other = StderrTail("panicked at main.rs".to_owned());
+        for tail in [&go, &goplug] {
+            assert!(tail.cookie_rejected(), "{tail:?}");
+            let text = tail.to_string();
+            assert!(
+                text.starts_with("; the plugin rejected the magic cookie (host and plugin handshake configs differ: check magic_cookie_key/value); plugin stderr:\n"),
+                "{text}"
+            );
+        }
+        assert!(!other.cookie_rejected());
+        assert_eq!(other.to_string(), "; plugin stderr:\npanicked at main.rs");
+        assert_eq!(StderrTail::default().to_string(), "");
+    }
+
+    #[test]
+    fn a_log_line_on_stdout_names_the_fix() {
+        let e = HandshakeError::StdoutLog {
+            line: "2026-12-02T18:08:17Z  INFO starting".into(),
+            following: None,
+        };
+        let text = e.to_string();
+        assert!(
+            text.starts_with("Unrecognized remote plugin message: \"2026-12-02T18:08:17Z  INFO starting\"\nThe plugin writes its logs to stdout"),
+            "{text}"
+        );
+        assert!(text.contains("`tracing_subscriber::fmt()` writes to stdout by default"));
+        assert!(text.contains("use `goplug::log::init()`, which writes to stderr"));
+    }
+
+    #[cfg(feature = "host")]
+    #[test]
+    fn a_log_line_quotes_the_handshake_that_followed() {
+        let e = HandshakeError::StdoutLog {
+            line: "INFO starting".into(),
+            following: None,
+        };
+        let e = e.with_following(Some("1|1|unix|/s|grpc|".into()));
+        assert!(
+            e.to_string()
+                .ends_with("; a handshake line followed: \"1|1|unix|/s|grpc|\"."),
+            "{e}"
+        );
+    }
 
     #[test]
     fn quote_truncates_on_char_boundary() {

@@ -9,12 +9,13 @@ pub mod handshake;
 pub mod handshake_error;
 pub mod hclog;
 pub mod reattach;
+pub mod stdout_log;
 
 pub use checksum::{Checksum, ChecksumParseError};
 pub use handshake::{HandshakeConfig, HandshakeLine, PluginAddress, Protocol};
-#[cfg(feature = "host")]
-pub(crate) use handshake_error::quote;
 pub use handshake_error::{HandshakeError, StderrTail};
+#[cfg(feature = "host")]
+pub(crate) use handshake_error::{quote, quote_line};
 pub use reattach::{ReattachConfig, ReattachError};
 
 /// The health-check service name go-plugin hosts ping (`GRPCServiceName`).

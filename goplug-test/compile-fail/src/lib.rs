@@ -1,0 +1,1 @@
+//! Each program in src/bin must fail to compile.
