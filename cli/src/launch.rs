@@ -203,7 +203,7 @@ impl HostConfig {
         );
         let refused_cookie = goplug::StderrTail::cookie_rejected;
         match error {
-            Error::Spawn { source, .. } => {
+            Error::Spawn { error: source, .. } => {
                 let hint = match source.kind() {
                     std::io::ErrorKind::NotFound => {
                         "check the path: PLUGIN is an executable file, or a command on PATH"

@@ -5,6 +5,12 @@
 //! wrong in many distinct ways and each deserves its own message. Where
 //! go-plugin has an error text that tools grep for, the `Display` output
 //! starts with that text.
+//!
+//! As Go's wrapped errors do, a variant's message includes the error that
+//! caused it (the OS error of a spawn, for one), so printing an error with
+//! `{}` says everything; that typed cause is a field of the variant, and
+//! `source()` returns only causes the message does not already include, so
+//! a chain printer (anyhow's `{:#}`, eyre) never prints a cause twice.
 
 use std::path::PathBuf;
 use std::process::ExitStatus;
@@ -45,13 +51,13 @@ pub enum Error {
     },
 
     /// The plugin command could not be started at all.
-    #[error("failed to start plugin {program:?}: {source}{diagnosis}")]
+    #[error("failed to start plugin {program:?}: {error}{diagnosis}")]
     Spawn {
         /// The program that was to be run.
         program: PathBuf,
-        /// The operating system's error.
-        #[source]
-        source: std::io::Error,
+        /// The operating system's error (in the message, so not also a
+        /// `source()`).
+        error: std::io::Error,
         /// What the file is, when that explains the error (`; mode 0644,
         /// owner uid 1000: not executable`, `; an ELF binary for aarch64,
         /// this host is x86_64`), or empty.
@@ -70,13 +76,13 @@ pub enum Error {
     },
 
     /// The plugin binary could not be read for its checksum; it was not run.
-    #[error("error verifying checksum of {path:?}: {source}")]
+    #[error("error verifying checksum of {path:?}: {error}")]
     ChecksumFile {
         /// The binary.
         path: PathBuf,
-        /// Why it could not be read.
-        #[source]
-        source: std::io::Error,
+        /// Why it could not be read (in the message, so not also a
+        /// `source()`).
+        error: std::io::Error,
     },
 
     /// The host could not connect to the address the plugin announced.
@@ -265,16 +271,15 @@ pub enum Error {
 
     /// Plugin side: the gRPC server failed.
     #[error("gRPC server failed: {0}")]
-    Serve(#[source] tonic::transport::Error),
+    Serve(tonic::transport::Error),
 
     /// An I/O error, with what was being done.
-    #[error("{context}: {source}")]
+    #[error("{context}: {error}")]
     Io {
         /// What was being done.
         context: &'static str,
-        /// The underlying error.
-        #[source]
-        source: std::io::Error,
+        /// The underlying error (in the message, so not also a `source()`).
+        error: std::io::Error,
     },
 }
 
@@ -311,6 +316,50 @@ fn public_type_name(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// No message in a chain repeats the next one's text.
+    #[test]
+    fn no_cause_is_printed_twice_in_a_chain() {
+        let io = || std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        let errors = [
+            Error::Spawn {
+                program: PathBuf::from("./plugin"),
+                error: io(),
+                diagnosis: "; mode 0644: not executable (chmod +x)".to_owned(),
+            },
+            Error::ChecksumFile {
+                path: PathBuf::from("./plugin"),
+                error: io(),
+            },
+            Error::Io {
+                context: "creating the socket directory",
+                error: io(),
+            },
+            Error::from(HandshakeError::TooFewFields {
+                line: "1|3".to_owned(),
+                fields: 2,
+            }),
+            Error::from(ChecksumParseError {
+                text: "abc".to_owned(),
+            }),
+        ];
+        for error in errors {
+            let mut outer: &dyn std::error::Error = &error;
+            let message = outer.to_string();
+            assert!(
+                message.contains("denied") || !matches!(error, Error::Spawn { .. }),
+                "{message}"
+            );
+            while let Some(inner) = outer.source() {
+                let (outer_text, inner_text) = (outer.to_string(), inner.to_string());
+                assert!(
+                    !outer_text.contains(&inner_text),
+                    "{outer_text:?} repeats its source {inner_text:?}"
+                );
+                outer = inner;
+            }
+        }
+    }
 
     #[test]
     fn go_plugin_texts_are_kept() {

@@ -161,7 +161,7 @@ async fn a_bare_name_resolves_in_path_only_with_or_without_a_checksum() {
             builder = builder.checksum(checksum);
         }
         let err = builder.start().await.unwrap_err();
-        let Error::Spawn { source, .. } = &err else {
+        let Error::Spawn { error: source, .. } = &err else {
             panic!("checksum {checksum:?}: expected a spawn error, got {err:?}");
         };
         assert_eq!(source.kind(), std::io::ErrorKind::NotFound);

@@ -465,7 +465,7 @@ fn t09_a_plugin_that_fails_its_checksum_never_runs() {
         let missing = dir.join("missing");
         let error = start(&missing, right).await.expect_err("missing file");
         assert!(
-            matches!(&error, Error::ChecksumFile { path, source }
+            matches!(&error, Error::ChecksumFile { path, error: source }
             if path == &missing && source.kind() == std::io::ErrorKind::NotFound),
             "{error:?}"
         );

@@ -26,11 +26,11 @@ impl Checksum {
         let path = path.as_ref();
         let mut file = File::open(path).map_err(|source| Error::ChecksumFile {
             path: path.to_path_buf(),
-            source,
+            error: source,
         })?;
         hash(&mut file).map_err(|source| Error::ChecksumFile {
             path: path.to_path_buf(),
-            source,
+            error: source,
         })
     }
 }
@@ -68,7 +68,7 @@ pub(crate) fn verify(command: &std::process::Command, expected: &Checksum) -> Re
     let path = resolve_program(program).ok_or_else(|| not_in_path(Path::new(program)))?;
     let checksum_error = |source| Error::ChecksumFile {
         path: path.clone(),
-        source,
+        error: source,
     };
     // O_CLOEXEC (std's default): other children spawned meanwhile don't get it.
     let mut file = File::open(&path).map_err(checksum_error)?;

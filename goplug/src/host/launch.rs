@@ -163,7 +163,7 @@ pub(super) async fn launch(plan: LaunchPlan) -> Result<Client> {
         let diagnosis = process::spawn_diagnosis(&program, &source);
         return Err(Error::Spawn {
             program,
-            source,
+            error: source,
             diagnosis,
         });
     }
@@ -178,7 +178,7 @@ pub(super) async fn launch(plan: LaunchPlan) -> Result<Client> {
             let diagnosis = process::spawn_diagnosis(&program, &source);
             return Err(Error::Spawn {
                 program,
-                source,
+                error: source,
                 diagnosis,
             });
         }
@@ -381,7 +381,7 @@ async fn read_handshake(
         .map_err(|_| timed_out())?
         .map_err(|source| Error::Io {
             context: "reading the plugin's stdout",
-            source,
+            error: source,
         })?;
     let raw = match first {
         Line::Complete(raw) => raw,

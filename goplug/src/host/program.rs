@@ -51,7 +51,7 @@ fn search_path() -> OsString {
 pub(crate) fn not_in_path(program: &Path) -> Error {
     Error::Spawn {
         program: program.to_path_buf(),
-        source: std::io::Error::new(
+        error: std::io::Error::new(
             std::io::ErrorKind::NotFound,
             "executable file not found in $PATH",
         ),

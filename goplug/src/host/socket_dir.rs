@@ -18,7 +18,7 @@ impl SocketDir {
             .tempdir_in(&base)
             .map_err(|source| Error::Io {
                 context: "creating the plugin's socket directory",
-                source,
+                error: source,
             })?;
         if let Some(group) = group {
             share_with_group(dir.path(), group)?;
@@ -55,7 +55,7 @@ fn share_with_group(dir: &std::path::Path, group: &str) -> Result<()> {
         }
         GroupShareError::Chmod(source) => Error::Io {
             context: "making the socket directory group-accessible",
-            source,
+            error: source,
         },
     })
 }

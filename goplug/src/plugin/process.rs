@@ -19,7 +19,7 @@ pub(super) fn write_stdout_line(line: &str) -> Result<()> {
         .and_then(|()| stdout.flush())
         .map_err(|source| Error::Io {
             context: "writing the handshake line to stdout",
-            source,
+            error: source,
         })
 }
 
@@ -39,7 +39,7 @@ pub(super) fn watch_signals(
     let install = |kind: SignalKind| {
         signal(kind).map_err(|source| Error::Io {
             context: "installing a signal handler",
-            source,
+            error: source,
         })
     };
     let mut sigint = install(SignalKind::interrupt())?;

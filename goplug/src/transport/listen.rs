@@ -69,7 +69,7 @@ impl BoundListener {
                     .map(PluginAddress::Tcp)
                     .map_err(|source| Error::Io {
                         context: "reading the listener's address",
-                        source,
+                        error: source,
                     })
             }
         }
