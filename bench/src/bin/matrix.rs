@@ -5,7 +5,7 @@
 //! trivial binary). Writes a Markdown section with ratios to Go/Go.
 //!
 //! Run through `scripts/bench.sh`:
-//! `matrix --go-bin-dir DIR --rust-bin-dir target/release [--quick] [--startup FILE] --out FILE`
+//! `matrix --go-bin-dir DIR --rust-bin-dir target/release [--quick] [--only LABEL]... [--startup FILE] --out FILE`
 #![allow(clippy::print_stdout)] // a command-line tool's report
 
 use std::collections::BTreeMap;
@@ -27,12 +27,16 @@ struct Args {
     quick: bool,
     startup: Option<PathBuf>,
     out: PathBuf,
+    /// Only the workloads with these labels (`--only "concurrent 64"`,
+    /// repeatable), to compare builds on a few rows; empty: all.
+    only: Vec<String>,
 }
 
 fn parse_args() -> Result<Args, String> {
     let mut args = std::env::args().skip(1);
     let (mut go, mut rust, mut quick, mut startup, mut out) = (None, None, false, None, None);
     let mut rust_plugins = None;
+    let mut only = Vec::new();
     while let Some(flag) = args.next() {
         let mut value = || args.next().ok_or(format!("{flag} needs a value"));
         match flag.as_str() {
@@ -42,6 +46,7 @@ fn parse_args() -> Result<Args, String> {
             "--quick" => quick = true,
             "--startup" => startup = Some(PathBuf::from(value()?)),
             "--out" => out = Some(PathBuf::from(value()?)),
+            "--only" => only.push(value()?),
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -52,6 +57,7 @@ fn parse_args() -> Result<Args, String> {
         quick,
         startup,
         out: out.ok_or("--out is required")?,
+        only,
     })
 }
 
@@ -425,7 +431,10 @@ fn main() -> ExitCode {
     let repeats = if args.quick { 1 } else { 5 };
     let mut results: Results = BTreeMap::new();
     let mut errors = Vec::new();
-    let all_workloads = workloads(args.quick);
+    let all_workloads: Vec<_> = workloads(args.quick)
+        .into_iter()
+        .filter(|workload| args.only.is_empty() || args.only.iter().any(|l| l == workload.label))
+        .collect();
     // The floor is measured three times through the run and its median
     // reported: one measurement can land in a burst of the machine's noise.
     let floor_trips = if args.quick { 2_000 } else { 20_000 };
