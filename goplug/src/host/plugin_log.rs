@@ -7,8 +7,8 @@ use crate::protocol::hclog::{LogLevel, LogRecord};
 
 /// Re-emits a parsed plugin log line as a `tracing` event (target
 /// `goplug::plugin`): the plugin's name, its hclog `@module` as `module`
-/// (so `EnvFilter` can select it: `goplug::plugin[{module=kv}]=debug`),
-/// and the other key/values as hclog prints them in `fields`. `tracing`
+/// (a field of its own in a JSON subscriber's output), and the other
+/// key/values as hclog prints them in `fields`. `tracing`
 /// needs field names at compile time, so a plugin's own keys cannot be
 /// fields of their own.
 pub(crate) fn emit(plugin: &str, record: &LogRecord) {
