@@ -42,7 +42,11 @@ pub enum Error {
     },
 
     /// The plugin exited (or closed its stdout) before printing a handshake line.
-    #[error("plugin exited before we could connect ({}){stderr}", exit_text(.status))]
+    #[error(
+        "plugin exited before we could connect ({}){stderr}{}",
+        exit_text(.status),
+        silent_exit_hint(.status, stderr)
+    )]
     ExitedBeforeHandshake {
         /// Its exit status, if it exited (it is killed if it only closed stdout).
         status: Option<ExitStatus>,
@@ -304,6 +308,18 @@ fn exit_text(status: &Option<ExitStatus>) -> String {
     }
 }
 
+/// A program that exits at once, successfully and without a word, is most
+/// likely not a plugin at all (`/bin/true`, a wrapper script that forgot
+/// to exec it).
+fn silent_exit_hint(status: &Option<ExitStatus>, stderr: &StderrTail) -> &'static str {
+    let silent = stderr.to_string().is_empty();
+    if silent && status.is_some_and(|status| status.success()) {
+        "; it printed no handshake line and nothing on stderr: is the command a go-plugin plugin (does it call plugin.Serve or goplug::plugin::run)?"
+    } else {
+        ""
+    }
+}
+
 /// `type_name` spells goplug's channel by its private module; errors name
 /// it as users import it.
 fn public_type_name(name: &str) -> String {
@@ -316,6 +332,33 @@ fn public_type_name(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_silent_successful_exit_asks_whether_the_command_is_a_plugin() {
+        use std::os::unix::process::ExitStatusExt as _;
+        let hint = "is the command a go-plugin plugin";
+        let cases = [
+            (ExitStatus::from_raw(0), StderrTail::default(), true),
+            (ExitStatus::from_raw(1 << 8), StderrTail::default(), false),
+            (
+                ExitStatus::from_raw(0),
+                StderrTail("usage: x".to_owned()),
+                false,
+            ),
+        ];
+        for (status, stderr, hinted) in cases {
+            let text = Error::ExitedBeforeHandshake {
+                status: Some(status),
+                stderr,
+            }
+            .to_string();
+            assert!(
+                text.starts_with("plugin exited before we could connect"),
+                "{text}"
+            );
+            assert_eq!(text.contains(hint), hinted, "{text}");
+        }
+    }
 
     /// No message in a chain repeats the next one's text.
     #[test]

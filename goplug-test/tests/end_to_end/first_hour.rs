@@ -236,3 +236,26 @@ fn a_checksum_on_a_shell_command_warns_that_the_shell_is_checked() {
         "{warnings:#?}"
     );
 }
+
+/// M2h: a command that is no plugin (`true`) exits at once, silently and
+/// successfully: the error asks whether it is a plugin at all.
+#[tokio::test]
+async fn a_command_that_is_no_plugin_is_asked_about() {
+    let s = Harness::shared();
+    let handshake = HandshakeConfig::new(1, "BASIC_PLUGIN", "hello");
+    let err = host(&s, handshake, Command::new("true"))
+        .start()
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        matches!(err, Error::ExitedBeforeHandshake { .. }),
+        "{err:?}"
+    );
+    assert!(
+        text.starts_with("plugin exited before we could connect (exit status: 0)")
+            && text.contains("is the command a go-plugin plugin"),
+        "{text}"
+    );
+    s.assert_clean().await;
+}
