@@ -287,6 +287,21 @@ pub enum Error {
     },
 }
 
+impl Error {
+    /// The operating system's error behind this one, if there is one (a
+    /// spawn, a checksum read, a socket or file operation): to tell, say,
+    /// `EMFILE` or `ENOENT` apart. It is part of the message, so it is not
+    /// also returned by `source()`.
+    pub fn io_error(&self) -> Option<&std::io::Error> {
+        match self {
+            Self::Spawn { error, .. }
+            | Self::ChecksumFile { error, .. }
+            | Self::Io { error, .. } => Some(error),
+            _ => None,
+        }
+    }
+}
+
 impl From<ReattachError> for Error {
     fn from(error: ReattachError) -> Self {
         Self::Reattach {
@@ -389,6 +404,9 @@ mod tests {
         for error in errors {
             let mut outer: &dyn std::error::Error = &error;
             let message = outer.to_string();
+            if let Some(io) = error.io_error() {
+                assert!(message.contains(&io.to_string()), "{message}");
+            }
             assert!(
                 message.contains("denied") || !matches!(error, Error::Spawn { .. }),
                 "{message}"

@@ -146,6 +146,22 @@ async fn round_trip(stream: Stream, data: &[u8]) -> Vec<u8> {
     received
 }
 
+/// How `echoed` differs from `sent`, if it does: lengths and the first
+/// differing offset, so a failure says whether bytes were lost, added or
+/// changed.
+fn difference(sent: &[u8], echoed: &[u8]) -> Option<String> {
+    if sent == echoed {
+        return None;
+    }
+    let first = sent.iter().zip(echoed).position(|(a, b)| a != b);
+    Some(format!(
+        "sent {} bytes, echoed {}; first difference at {:?}",
+        sent.len(),
+        echoed.len(),
+        first
+    ))
+}
+
 fn pattern(seed: u32, len: usize) -> Vec<u8> {
     let mut x = seed.wrapping_mul(2_654_435_761).max(1);
     (0..len)
@@ -168,8 +184,10 @@ async fn go_echoes_streams_rust_opens() {
             let session = session.clone();
             tasks.spawn(async move {
                 let stream = session.open().await.expect("open");
+                let id = stream.id();
                 let data = pattern(i, 1000 + 997 * i as usize);
-                round_trip(stream, &data).await == data
+                let echoed = round_trip(stream, &data).await;
+                difference(&data, &echoed).map(|d| format!("stream {id} (message {i}): {d}"))
             });
         }
         // And 4 MiB each way on one stream, through Go's flow control.
@@ -178,7 +196,9 @@ async fn go_echoes_streams_rust_opens() {
         let echoed = within(&what, round_trip(stream, &big)).await;
         assert!(echoed == big, "{what}: 4 MiB echo differs");
         while let Some(result) = within(&what, tasks.join_next()).await {
-            assert!(result.unwrap(), "{what}: an echo differs");
+            if let Some(difference) = result.unwrap() {
+                panic!("{what}: an echo differs: {difference}");
+            }
         }
         session.close();
         within(&what, session.closed()).await;

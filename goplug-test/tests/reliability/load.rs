@@ -187,8 +187,11 @@ impl Drop for FdLimit {
 }
 
 /// Whether `error`, or an error below it, is EMFILE.
-fn is_emfile(error: &(dyn std::error::Error + 'static)) -> bool {
-    let mut cause = Some(error);
+fn is_emfile(error: &goplug::Error) -> bool {
+    if error.io_error().and_then(std::io::Error::raw_os_error) == Some(nix::libc::EMFILE) {
+        return true;
+    }
+    let mut cause = std::error::Error::source(error);
     while let Some(error) = cause {
         let io = error.downcast_ref::<std::io::Error>();
         if io.and_then(std::io::Error::raw_os_error) == Some(nix::libc::EMFILE) {

@@ -149,6 +149,11 @@ impl StreamState {
     /// Moves what is due on the wire into `frames`: SYN/ACK first (always
     /// as a window update of its own), then data, FIN, credit. Returns
     /// whether data or FIN went out (the caller tracks the flush).
+    ///
+    /// FIN always travels in a window update of its own, after the data, as
+    /// hashicorp/yamux sends it: its receiver applies a data frame's flags
+    /// before it buffers the frame's bytes, so a reader woken in between
+    /// sees the stream closed and empty, returns EOF, and the data is lost.
     pub(super) fn take_frames(&mut self, id: u32, window: u32, frames: &mut Vec<OutFrame>) -> bool {
         if self.rst_pending {
             self.rst_pending = false;
@@ -166,17 +171,13 @@ impl StreamState {
         let mut wrote = false;
         if !self.out.is_empty() {
             let data = self.out.split().freeze();
-            let mut flags = Flags::NONE;
-            if self.fin_requested && !self.fin_sent {
-                flags = Flags::FIN;
-                self.fin_sent = true;
-            }
             // `out` never holds more than one frame (max_frame_size: u32).
             let len = u32::try_from(data.len()).unwrap_or(u32::MAX);
-            frames.push((Header::data(id, flags, len), Some(data)));
+            frames.push((Header::data(id, Flags::NONE, len), Some(data)));
             self.wake_write();
             wrote = true;
-        } else if self.fin_requested && !self.fin_sent {
+        }
+        if self.fin_requested && !self.fin_sent && self.out.is_empty() {
             self.fin_sent = true;
             let delta = if self.window_update_due(window) {
                 self.take_delta(window)
@@ -362,5 +363,48 @@ impl AsyncWrite for Stream {
 impl Drop for Stream {
     fn drop(&mut self) {
         self.shared.drop_stream(self.id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::yamux::frame::FrameType;
+
+    /// (kind, flags, payload length) of each frame `take_frames` emits.
+    fn emitted(st: &mut StreamState) -> Vec<(FrameType, Flags, usize)> {
+        let mut frames = Vec::new();
+        st.take_frames(1, INITIAL_WINDOW, &mut frames);
+        frames
+            .into_iter()
+            .map(|(header, data)| (header.kind, header.flags, data.map_or(0, |d| d.len())))
+            .collect()
+    }
+
+    #[test]
+    fn fin_never_rides_on_a_data_frame() {
+        // Data written, then shutdown, both before the writer runs: the
+        // data goes first without FIN, the FIN in a window update after it.
+        let mut st = StreamState::new(true, None);
+        st.out.extend_from_slice(b"hello");
+        st.fin_requested = true;
+        assert_eq!(
+            emitted(&mut st),
+            [
+                (FrameType::WindowUpdate, Flags::SYN, 0),
+                (FrameType::Data, Flags::NONE, 5),
+                (FrameType::WindowUpdate, Flags::FIN, 0),
+            ]
+        );
+        assert!(st.fin_sent);
+        // Nothing more is due.
+        assert_eq!(emitted(&mut st), []);
+    }
+
+    #[test]
+    fn a_shutdown_without_data_sends_fin_alone() {
+        let mut st = StreamState::new(false, None);
+        st.fin_requested = true;
+        assert_eq!(emitted(&mut st), [(FrameType::WindowUpdate, Flags::FIN, 0)]);
     }
 }
