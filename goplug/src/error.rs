@@ -21,6 +21,10 @@ use crate::protocol::{
     StderrTail,
 };
 
+/// A typed cause, kept in a variant whose message already includes its
+/// text.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 /// Short alias for results of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -94,8 +98,11 @@ pub enum Error {
     Connect {
         /// The announced address (`unix:/path` or `tcp:127.0.0.1:port`).
         address: String,
-        /// What failed.
+        /// What failed, the cause's text included.
         reason: String,
+        /// The typed cause, when there is one (an I/O error, a gRPC status,
+        /// a yamux error); see [`Error::cause`].
+        error: Option<BoxError>,
     },
 
     /// A TLS step failed: certificate generation, configuration, or the
@@ -104,8 +111,11 @@ pub enum Error {
     Tls {
         /// What was being done.
         context: &'static str,
-        /// What went wrong.
+        /// What went wrong, the cause's text included.
         reason: String,
+        /// The typed cause, when there is one (a rustls, certificate or I/O
+        /// error); see [`Error::cause`].
+        error: Option<BoxError>,
     },
 
     /// The negotiated protocol is known but not implemented by this version of goplug.
@@ -288,17 +298,39 @@ pub enum Error {
 }
 
 impl Error {
-    /// The operating system's error behind this one, if there is one (a
-    /// spawn, a checksum read, a socket or file operation): to tell, say,
-    /// `EMFILE` or `ENOENT` apart. It is part of the message, so it is not
-    /// also returned by `source()`.
-    pub fn io_error(&self) -> Option<&std::io::Error> {
+    /// The typed error that caused this one, if there is one: the OS error
+    /// of a spawn or a socket operation, the rustls or certificate error of
+    /// a TLS step, the gRPC status or I/O error of a failed connection. Its
+    /// text is part of this error's message, so it is not also returned by
+    /// `source()`.
+    pub fn cause(&self) -> Option<&(dyn std::error::Error + Send + Sync + 'static)> {
         match self {
             Self::Spawn { error, .. }
             | Self::ChecksumFile { error, .. }
             | Self::Io { error, .. } => Some(error),
+            Self::Connect { error, .. } | Self::Tls { error, .. } => error.as_deref(),
+            Self::Serve(error) => Some(error),
             _ => None,
         }
+    }
+
+    /// The operating system's error behind this one, if there is one (a
+    /// spawn, a checksum read, a socket, a connection): to tell, say,
+    /// `EMFILE`, `ENOENT` or `ECONNREFUSED` apart. Found in [`cause`]
+    /// and the errors below it.
+    ///
+    /// [`cause`]: Self::cause
+    pub fn io_error(&self) -> Option<&std::io::Error> {
+        let mut current: Option<&(dyn std::error::Error + 'static)> = self
+            .cause()
+            .map(|cause| cause as &(dyn std::error::Error + 'static));
+        while let Some(error) = current {
+            if let Some(io) = error.downcast_ref::<std::io::Error>() {
+                return Some(io);
+            }
+            current = error.source();
+        }
+        None
     }
 }
 

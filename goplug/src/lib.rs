@@ -227,7 +227,7 @@ pub mod testing;
 mod transport;
 pub mod yamux;
 
-pub use error::{Error, Result};
+pub use error::{BoxError, Error, Result};
 pub use grpc::broker;
 #[cfg(feature = "host")]
 pub use host::discover;

@@ -64,6 +64,9 @@ async fn an_unreachable_netrpc_plugin_is_a_connect_error() {
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Connect { .. }), "{err:?}");
+    // The OS error is typed, not only text: no socket at that path.
+    let os = err.io_error().and_then(std::io::Error::raw_os_error);
+    assert_eq!(os, Some(nix::libc::ENOENT), "{err:?}");
     s.assert_clean().await;
 }
 
@@ -76,6 +79,8 @@ async fn unreachable_address_is_a_connect_error() {
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Connect { .. }), "{err:?}");
+    let os = err.io_error().and_then(std::io::Error::raw_os_error);
+    assert_eq!(os, Some(nix::libc::ENOENT), "{err:?}");
     s.assert_clean().await;
 }
 

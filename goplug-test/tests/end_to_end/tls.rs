@@ -189,6 +189,8 @@ async fn a_certificate_that_is_not_the_peers_is_refused() {
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Tls { .. }), "{err:?}");
+    // The TLS failure is kept typed, not only as text.
+    assert!(err.cause().is_some(), "{err:?}");
     assert!(started.elapsed() < BOUND);
     server.abort();
     s.assert_clean().await;

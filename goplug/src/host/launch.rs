@@ -290,12 +290,14 @@ async fn connect_multiplexed(
             return Err(Error::Connect {
                 address: address.to_string(),
                 reason: e.to_string(),
+                error: Some(Box::new(e)),
             });
         }
         Err(_) => {
             return Err(Error::Connect {
                 address: address.to_string(),
                 reason: format!("no connection within {timeout:?}"),
+                error: None,
             });
         }
     };
@@ -326,6 +328,7 @@ fn auto_mtls_connect(
     let server_name = ServerName::try_from(tls::SERVER_NAME).map_err(|e| Error::Tls {
         context: "naming the plugin",
         reason: e.to_string(),
+        error: Some(Box::new(e)),
     })?;
     let connect = connect::TlsConnect {
         config: mutual.client,

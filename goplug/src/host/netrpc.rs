@@ -33,24 +33,26 @@ pub(crate) async fn connect(
     tls: Option<TlsConnect>,
     (sync_stdout, sync_stderr): (Option<SyncSink>, Option<SyncSink>),
 ) -> Result<NetRpcConnection> {
-    let failed = |reason: String| Error::Connect {
+    let failed = |reason: String, error: Option<crate::error::BoxError>| Error::Connect {
         address: address.to_string(),
         reason,
+        error,
     };
     let raw = tokio::time::timeout(timeout, connect::dial_socket(address))
         .await
-        .map_err(|_| failed(format!("no connection within {timeout:?}")))?
-        .map_err(|e| failed(e.to_string()))?;
+        .map_err(|_| failed(format!("no connection within {timeout:?}"), None))?
+        .map_err(|e| failed(e.to_string(), Some(Box::new(e))))?;
     let (session, incoming) = match tls {
         None => yamux_client(raw),
         Some(tls) => {
             let connector = tokio_rustls::TlsConnector::from(tls.config);
             let stream = tokio::time::timeout(timeout, connector.connect(tls.server_name, raw))
                 .await
-                .map_err(|_| failed(format!("no TLS handshake within {timeout:?}")))?
+                .map_err(|_| failed(format!("no TLS handshake within {timeout:?}"), None))?
                 .map_err(|e| Error::Tls {
                     context: "connecting to the plugin",
                     reason: format!("TLS handshake with {address} failed: {e}"),
+                    error: Some(Box::new(e)),
                 })?;
             if let (Ok(mut negotiated), Some(version)) =
                 (tls.negotiated.lock(), stream.get_ref().1.protocol_version())
@@ -68,6 +70,7 @@ pub(crate) async fn connect(
             session.open().await.map_err(|e| Error::Connect {
                 address: address.to_string(),
                 reason: format!("opening the {what} stream: {e}"),
+                error: Some(Box::new(e)),
             })
         }
     };
@@ -89,8 +92,8 @@ pub(crate) async fn connect(
     // Like the gRPC connect: fail `start`, not the first call.
     tokio::time::timeout(timeout.max(Duration::from_secs(1)), connection.ping())
         .await
-        .map_err(|_| failed("the plugin did not answer Control.Ping".to_owned()))?
-        .map_err(|e| failed(e.to_string()))?;
+        .map_err(|_| failed("the plugin did not answer Control.Ping".to_owned(), None))?
+        .map_err(|e| failed(e.to_string(), Some(Box::new(e))))?;
     Ok(connection)
 }
 

@@ -53,6 +53,7 @@ pub(super) fn tls_setup(
                 |e| Error::Tls {
                     context: "naming the host",
                     reason: e.to_string(),
+                    error: Some(Box::new(e)),
                 },
             )?,
             negotiated: Arc::default(),

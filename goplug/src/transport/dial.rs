@@ -87,9 +87,10 @@ pub(crate) async fn connect_with(
     tls: Option<TlsConnect>,
 ) -> Result<Channel> {
     let timeout = timeout.max(MIN_CONNECT_TIMEOUT);
-    let failed = |reason: String| Error::Connect {
+    let failed = |reason: String, error: Option<crate::error::BoxError>| Error::Connect {
         address: address.to_string(),
         reason,
+        error,
     };
     let started = tokio::time::Instant::now();
     let stream = match tokio::time::timeout(timeout, open(&dialer, tls)).await {
@@ -99,17 +100,23 @@ pub(crate) async fn connect_with(
                 Some(reason) => Error::Tls {
                     context: "connecting to the plugin",
                     reason: format!("TLS handshake with {address} failed: {reason}"),
+                    error: Some(Box::new(e)),
                 },
-                None => failed(error_chain(&e)),
+                None => failed(error_chain(&e), Some(Box::new(e))),
             });
         }
-        Err(_) => return Err(failed(format!("no connection within {timeout:?}"))),
+        Err(_) => return Err(failed(format!("no connection within {timeout:?}"), None)),
     };
     let handshake = super::channel::handshake(CoalescedWrites::new(stream), address.to_string());
     let channel = match tokio::time::timeout(timeout, handshake).await {
         Ok(Ok(channel)) => channel,
-        Ok(Err(e)) => return Err(failed(error_chain(&e))),
-        Err(_) => return Err(failed(format!("no HTTP/2 connection within {timeout:?}"))),
+        Ok(Err(e)) => return Err(failed(error_chain(&e), Some(Box::new(e)))),
+        Err(_) => {
+            return Err(failed(
+                format!("no HTTP/2 connection within {timeout:?}"),
+                None,
+            ));
+        }
     };
     let remaining = timeout
         .saturating_sub(started.elapsed())
@@ -150,6 +157,7 @@ async fn probe(channel: &Channel, address: &PluginAddress, timeout: Duration) ->
         Err(_) => Err(Error::Connect {
             address: address.to_string(),
             reason: format!("the plugin did not answer a first request within {timeout:?}"),
+            error: None,
         }),
         Ok(Ok(_)) => Ok(()),
         // A status the plugin sent (Unimplemented from a plugin without
@@ -171,11 +179,13 @@ async fn probe(channel: &Channel, address: &PluginAddress, timeout: Duration) ->
                 Error::Tls {
                     context: "connecting to the plugin",
                     reason: format!("TLS with {address} failed: {reason}"),
+                    error: Some(Box::new(status)),
                 }
             } else {
                 Error::Connect {
                     address: address.to_string(),
                     reason,
+                    error: Some(Box::new(status)),
                 }
             })
         }

@@ -108,6 +108,7 @@ impl AutoCert {
         let failed = |e: rcgen::Error| Error::Tls {
             context: "generating the AutoMTLS certificate",
             reason: e.to_string(),
+            error: Some(Box::new(e)),
         };
         let algorithm = match curve {
             CertCurve::P256 => &rcgen::PKCS_ECDSA_P256_SHA256,
@@ -140,6 +141,7 @@ impl AutoCert {
             .map_err(|_| Error::Tls {
                 context: "generating the AutoMTLS certificate",
                 reason: "no random serial number".to_owned(),
+                error: None,
             })?;
         serial[0] &= 0x7f; // a positive INTEGER
         params.serial_number = Some(SerialNumber::from_slice(&serial));
@@ -201,10 +203,12 @@ pub(crate) fn parse_pem_cert(pem: &str) -> Result<CertificateDer<'static>> {
     let cert = CertificateDer::from_pem_slice(pem.as_bytes()).map_err(|e| Error::Tls {
         context: "reading PLUGIN_CLIENT_CERT",
         reason: format!("not a PEM certificate ({e})"),
+        error: Some(Box::new(e)),
     })?;
     rustls::server::ParsedCertificate::try_from(&cert).map_err(|e| Error::Tls {
         context: "reading PLUGIN_CLIENT_CERT",
         reason: format!("not an X.509 certificate ({e})"),
+        error: Some(Box::new(e)),
     })?;
     Ok(cert)
 }
@@ -232,6 +236,7 @@ impl MutualTls {
         let config_error = |e: rustls::Error| Error::Tls {
             context: "building the TLS configuration",
             reason: e.to_string(),
+            error: Some(Box::new(e)),
         };
         let mut client = ClientConfig::builder_with_provider(provider.clone())
             .with_protocol_versions(max_version.versions())
