@@ -29,6 +29,19 @@ async fn wait_for(path: &Path) {
     }
 }
 
+/// Waits (10 s at most) until an event with `message` was recorded.
+async fn logged(logs: &PluginLogs, message: &str) {
+    let started = Instant::now();
+    while !logs.events().iter().any(|(_, m, _)| m == message) {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no event {message:?} in {:#?}",
+            logs.events()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// The recorded event with this message, as (level, fields).
 fn event(logs: &PluginLogs, message: &str) -> (Level, String) {
     logs.events()
@@ -77,15 +90,7 @@ fn plugin_logs_reach_the_rust_host_at_their_levels() {
         let logs_before = logs.events().len();
         let plugin = format!("PROBE_LOG=1 exec '{}'", go_bin("probe-plugin").display());
         let client = s.kv_host(in_dir(&plugin, work)).start().await.unwrap();
-        let started = Instant::now();
-        while !logs.events().iter().any(|(_, m, _)| m == "main.main()") {
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "{:#?}",
-                logs.events()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        logged(&logs, "main.main()").await;
         assert!(client.shutdown().await.graceful);
         let go_events: Vec<_> = logs.events().into_iter().skip(logs_before).collect();
         for (message, level) in levels {
@@ -120,15 +125,7 @@ fn a_host_only_rust_log_does_not_silence_the_plugin() {
         let plugin = format!("RUST_LOG=only_the_host=trace exec '{FAKE}' kv-logs");
         let client = s.kv_host(in_dir(&plugin, work)).start().await.unwrap();
         wait_for(&work.join("logs-done")).await;
-        let started = Instant::now();
-        while !logs.events().iter().any(|(_, m, _)| m == "error message") {
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "{:#?}",
-                logs.events()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        logged(&logs, "error message").await;
         assert!(client.shutdown().await.graceful);
         for (message, level) in [
             ("info message", Level::INFO),

@@ -3,7 +3,6 @@
 
 use std::fmt;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use rustls::pki_types::ServerName;
@@ -20,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::protocol::reattach::ReattachConfig;
 use crate::protocol::{Checksum, HandshakeConfig, Protocol, env};
 use crate::transport::dial::TlsConnect;
-use crate::transport::tls::{self, CertCurve, TlsVersion};
+use crate::transport::tls::{CertCurve, TlsVersion};
 
 /// See [`ClientBuilder::on_checksum_verified`].
 pub(super) type VerifiedHook = Box<dyn FnOnce(&std::path::Path) + Send>;
@@ -200,11 +199,7 @@ impl ClientBuilder {
     /// missing: grpc-go plugins require it. Exclusive with
     /// [`auto_mtls`](Self::auto_mtls).
     pub fn tls(mut self, config: rustls::ClientConfig, server_name: ServerName<'static>) -> Self {
-        self.tls = Some(TlsConnect {
-            config: Arc::new(tls::with_h2(config)),
-            server_name,
-            negotiated: Arc::default(),
-        });
+        self.tls = Some(TlsConnect::from_user(config, server_name));
         self
     }
 

@@ -161,9 +161,6 @@ pub trait PluginHandle: Copy + sealed::Sealed + 'static {
     /// of it for net/rpc.
     type Dispensed<'a>;
 
-    /// The plugin's name in the plugin set.
-    fn plugin_name(&self) -> &'static str;
-
     #[doc(hidden)]
     fn register(self, set: super::PluginSet) -> super::PluginSet;
 
@@ -180,10 +177,6 @@ mod sealed {
 impl<C: Send + 'static> PluginHandle for GrpcPlugin<C> {
     type Dispensed<'a> = Result<C>;
 
-    fn plugin_name(&self) -> &'static str {
-        self.name
-    }
-
     fn register(self, set: super::PluginSet) -> super::PluginSet {
         set.grpc_with_broker(self.name, move |channel, broker| self.make(channel, broker))
     }
@@ -198,10 +191,6 @@ pub type DispenseFuture<'a, C> = Pin<Box<dyn Future<Output = Result<C>> + Send +
 
 impl<C: Send + 'static> PluginHandle for NetRpcPlugin<C> {
     type Dispensed<'a> = DispenseFuture<'a, C>;
-
-    fn plugin_name(&self) -> &'static str {
-        self.name
-    }
 
     fn register(self, set: super::PluginSet) -> super::PluginSet {
         set.netrpc_with(self.name, move |client, broker| self.make(client, broker))

@@ -103,7 +103,7 @@ impl PluginSet {
 
     /// Adds a plugin declared as a typed handle ([`GrpcPlugin`] or
     /// [`NetRpcPlugin`]); dispense it with the same handle:
-    /// `client.dispense_named(KV)`.
+    /// `client.dispense(KV)`.
     ///
     /// [`GrpcPlugin`]: super::GrpcPlugin
     /// [`NetRpcPlugin`]: super::NetRpcPlugin

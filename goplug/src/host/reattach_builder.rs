@@ -4,7 +4,6 @@
 //! cannot be written after `reattach` at all.
 
 use std::fmt;
-use std::sync::Arc;
 use std::time::Duration;
 
 use rustls::pki_types::ServerName;
@@ -18,7 +17,6 @@ use crate::error::{Error, Result};
 use crate::protocol::HandshakeConfig;
 use crate::protocol::reattach::ReattachConfig;
 use crate::transport::dial::TlsConnect;
-use crate::transport::tls;
 
 /// Attaches to a running plugin: made by [`ClientBuilder::reattach`] or
 /// [`Client::reattach`].
@@ -69,11 +67,7 @@ impl ReattachBuilder {
     /// Connects over TLS (go-plugin's `TLSConfig`), verifying the plugin as
     /// `server_name`.
     pub fn tls(mut self, config: rustls::ClientConfig, server_name: ServerName<'static>) -> Self {
-        self.tls = Some(TlsConnect {
-            config: Arc::new(tls::with_h2(config)),
-            server_name,
-            negotiated: Arc::default(),
-        });
+        self.tls = Some(TlsConnect::from_user(config, server_name));
         self
     }
 

@@ -133,7 +133,7 @@ fn negotiate(config: &mut ServeConfig, mode: &Mode) -> Result<Agreed> {
         // Serving only goplug's own services is legal, but every call the
         // host makes would then fail with "unknown service".
         tracing::warn!(
-            "the plugin serves no plugin services: the plugin set of app protocol version {} is empty; add your services with PluginSet::grpc or PluginSet::netrpc",
+            "the plugin serves no plugin services: the plugin set of app protocol version {} is empty; add your services with Services::grpc or Services::netrpc",
             negotiated.version
         );
     }

@@ -113,8 +113,14 @@ impl LogRecord {
 
     /// The key/values as `k=v k2=v2`, as hclog's text output shows them.
     pub fn fields_text(&self) -> String {
+        self.fields_text_without("")
+    }
+
+    /// [`fields_text`](Self::fields_text) without the field `skip` (such
+    /// as `@module`, when it is shown apart).
+    pub fn fields_text_without(&self, skip: &str) -> String {
         let mut text = String::new();
-        for (key, value) in &self.fields {
+        for (key, value) in self.fields.iter().filter(|(key, _)| key != skip) {
             if !text.is_empty() {
                 text.push(' ');
             }
@@ -122,7 +128,37 @@ impl LogRecord {
         }
         text
     }
+
+    /// The entry's `@module`, if it had one.
+    pub fn module(&self) -> Option<&str> {
+        self.fields
+            .iter()
+            .find(|(key, _)| key == "@module")
+            .map(|(_, value)| value.as_str())
+    }
+
+    /// The message without the `[WARN]`-style prefix that gave a text
+    /// line its level (the level says it already).
+    pub fn message_without_level(&self) -> &str {
+        if self.structured {
+            return &self.message;
+        }
+        LEVEL_PREFIXES
+            .iter()
+            .find_map(|(prefix, _)| self.message.strip_prefix(prefix))
+            .map_or(&self.message, str::trim_start)
+    }
 }
+
+/// The prefixes that give a text line its level, as go-plugin's host reads
+/// them.
+const LEVEL_PREFIXES: [(&str, LogLevel); 5] = [
+    ("[TRACE]", LogLevel::Trace),
+    ("[DEBUG]", LogLevel::Debug),
+    ("[INFO]", LogLevel::Info),
+    ("[WARN]", LogLevel::Warn),
+    ("[ERROR]", LogLevel::Error),
+];
 
 /// Reads plugin stderr lines as go-plugin's host does (`logStderr`):
 /// hclog JSON entries at their level; other lines at debug, or at the
@@ -147,14 +183,10 @@ impl StderrParser {
         if let Some(record) = parse_json(line) {
             return record;
         }
-        const PREFIXES: [(&str, LogLevel); 5] = [
-            ("[TRACE]", LogLevel::Trace),
-            ("[DEBUG]", LogLevel::Debug),
-            ("[INFO]", LogLevel::Info),
-            ("[WARN]", LogLevel::Warn),
-            ("[ERROR]", LogLevel::Error),
-        ];
-        if let Some((_, level)) = PREFIXES.iter().find(|(prefix, _)| line.starts_with(prefix)) {
+        if let Some((_, level)) = LEVEL_PREFIXES
+            .iter()
+            .find(|(prefix, _)| line.starts_with(prefix))
+        {
             return LogRecord::text(*level, line);
         }
         if line.starts_with("panic: ") || line.starts_with("fatal error: ") || is_rust_panic(line) {
@@ -422,5 +454,36 @@ mod tests {
         let mut parser = StderrParser::new();
         let quoted = "thread safety: 'x' panicked at nothing";
         assert_eq!(parser.parse(quoted).level, LogLevel::Debug);
+    }
+
+    #[test]
+    fn module_apart_and_level_prefixes_dropped() {
+        let cases = [
+            (
+                r#"{"@level":"info","@message":"hello","@module":"greeter","name":"x","n":2}"#,
+                "hello",
+                "n=2 name=x",
+            ),
+            (
+                "[WARN]  plugin: no common version",
+                "plugin: no common version",
+                "",
+            ),
+            ("[INFO] ready", "ready", ""),
+            ("plain text", "plain text", ""),
+            (
+                "[WARNING] not a prefix go-plugin knows",
+                "[WARNING] not a prefix go-plugin knows",
+                "",
+            ),
+        ];
+        for (line, message, fields) in cases {
+            let record = StderrParser::default().parse(line);
+            assert_eq!(record.message_without_level(), message, "{line}");
+            assert_eq!(record.fields_text_without("@module"), fields, "{line}");
+        }
+        let record = StderrParser::default().parse(cases[0].0);
+        assert_eq!(record.module(), Some("greeter"));
+        assert_eq!(StderrParser::default().parse("[INFO] x").module(), None);
     }
 }

@@ -23,6 +23,22 @@ pub(crate) struct TlsConnect {
     pub(crate) negotiated: Arc<std::sync::Mutex<Option<crate::transport::tls::TlsVersion>>>,
 }
 
+impl TlsConnect {
+    /// A host's own TLS configuration (go-plugin's `TLSConfig`), with ALPN
+    /// `h2` added if missing: grpc-go plugins require it.
+    #[cfg(feature = "host")]
+    pub(crate) fn from_user(
+        config: rustls::ClientConfig,
+        server_name: ServerName<'static>,
+    ) -> Self {
+        Self {
+            config: Arc::new(crate::transport::tls::with_h2(config)),
+            server_name,
+            negotiated: Arc::default(),
+        }
+    }
+}
+
 /// Marks a TLS handshake failure inside the connector's `io::Error`, so
 /// that it can be told apart from a failed dial.
 #[derive(Debug)]
