@@ -458,8 +458,22 @@ impl Harness {
     /// [`run`](Self::run) with `logs` receiving the plugin log events of
     /// every thread of the runtime (and of this one while it runs).
     pub fn run_logged(self, logs: crate::PluginLogs, test: impl AsyncFnOnce(&Harness)) {
+        self.run_logged_filtered(logs, "trace", test);
+    }
+
+    /// [`run_logged`](Self::run_logged) with `logs` behind a host filter in
+    /// `RUST_LOG` syntax.
+    pub fn run_logged_filtered(
+        self,
+        logs: crate::PluginLogs,
+        filter: &str,
+        test: impl AsyncFnOnce(&Harness),
+    ) {
+        use tracing_subscriber::Layer as _;
         use tracing_subscriber::layer::SubscriberExt as _;
-        let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(logs));
+        let filter = tracing_subscriber::EnvFilter::new(filter);
+        let dispatch =
+            tracing::Dispatch::new(tracing_subscriber::registry().with(logs.with_filter(filter)));
         let on_start = dispatch.clone();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()

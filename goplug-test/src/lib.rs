@@ -253,13 +253,43 @@ pub fn run_with_input(
 }
 
 /// A `tracing` layer that records the plugin log events a goplug host
-/// re-emits (target `goplug::plugin`): level, message and key/values.
+/// re-emits (target `goplug::plugin` and below): level, message and
+/// key/values.
 #[derive(Clone, Debug)]
 pub struct PluginLogs {
-    events: std::sync::Arc<std::sync::Mutex<Vec<(tracing::Level, String, String)>>>,
-    /// (message, `module` field) of each event, in the same order.
-    modules: std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>,
+    events: std::sync::Arc<std::sync::Mutex<Vec<PluginEvent>>>,
     message_cap: usize,
+}
+
+/// One recorded plugin log event.
+#[derive(Clone, Debug)]
+pub struct PluginEvent {
+    /// The event's level.
+    pub level: tracing::Level,
+    /// Its target (`goplug::plugin` or `goplug::plugin::<module>`).
+    pub target: String,
+    /// The message.
+    pub message: String,
+    /// The `module` field (the plugin's hclog `@module`).
+    pub module: String,
+    /// Every other field but `plugin`, by name, values as text.
+    pub fields: Vec<(String, String)>,
+}
+
+impl PluginEvent {
+    /// The field `name`, if the event has it as a field of its own.
+    pub fn field(&self, name: &str) -> Option<&str> {
+        self.fields
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    }
+
+    /// The fields as `k=v k2=v2`.
+    pub fn fields_text(&self) -> String {
+        let pairs: Vec<String> = self.fields.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        pairs.join(" ")
+    }
 }
 
 impl Default for PluginLogs {
@@ -274,65 +304,83 @@ impl PluginLogs {
     pub fn keeping_message_bytes(cap: usize) -> Self {
         Self {
             events: std::sync::Arc::default(),
-            modules: std::sync::Arc::default(),
             message_cap: cap,
         }
     }
 
     /// The events so far: (level, message, `k=v` fields).
     pub fn events(&self) -> Vec<(tracing::Level, String, String)> {
+        self.records()
+            .into_iter()
+            .map(|event| (event.level, event.fields_text(), event.message))
+            .map(|(level, fields, message)| (level, message, fields))
+            .collect()
+    }
+
+    /// The events so far, with every field.
+    pub fn records(&self) -> Vec<PluginEvent> {
         self.events.lock().map(|e| e.clone()).unwrap_or_default()
+    }
+
+    /// The first event with `message`.
+    pub fn record(&self, message: &str) -> Option<PluginEvent> {
+        self.records().into_iter().find(|event| event.message == message)
     }
 
     /// The `module` field (the plugin's hclog `@module`) of the first
     /// event with `message`.
     pub fn module_of(&self, message: &str) -> Option<String> {
-        let modules = self.modules.lock().ok()?;
-        modules
-            .iter()
-            .find(|(m, _)| m == message)
-            .map(|(_, module)| module.clone())
+        self.record(message).map(|event| event.module)
     }
 }
 
 impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for PluginLogs {
     fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
-        if event.metadata().target() != "goplug::plugin" {
+        let target = event.metadata().target();
+        if target != "goplug::plugin" && !target.starts_with("goplug::plugin::") {
             return;
         }
         #[derive(Default)]
-        struct Fields(String, String, String);
+        struct Fields {
+            message: String,
+            module: String,
+            others: Vec<(String, String)>,
+        }
         impl tracing::field::Visit for Fields {
             fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
                 match field.name() {
-                    "message" => self.0 = format!("{value:?}"),
-                    "fields" => self.1 = format!("{value:?}"),
-                    _ => {}
+                    "message" => self.message = format!("{value:?}"),
+                    "plugin" => {}
+                    name => self.others.push((name.to_owned(), format!("{value:?}"))),
                 }
             }
             fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
-                if field.name() == "module" {
-                    value.clone_into(&mut self.2);
-                } else {
-                    self.record_debug(field, &value);
+                match field.name() {
+                    "module" => value.clone_into(&mut self.module),
+                    "message" => value.clone_into(&mut self.message),
+                    "plugin" => {}
+                    name => self.others.push((name.to_owned(), value.to_owned())),
                 }
             }
         }
         let mut fields = Fields::default();
         event.record(&mut fields);
-        if fields.0.len() > self.message_cap {
+        if fields.message.len() > self.message_cap {
             let mut end = self.message_cap;
-            while !fields.0.is_char_boundary(end) {
+            while !fields.message.is_char_boundary(end) {
                 end -= 1;
             }
-            fields.0.truncate(end);
-            fields.0.shrink_to_fit();
-        }
-        if let Ok(mut modules) = self.modules.lock() {
-            modules.push((fields.0.clone(), fields.2));
+            fields.message.truncate(end);
+            fields.message.shrink_to_fit();
         }
         if let Ok(mut events) = self.events.lock() {
-            events.push((*event.metadata().level(), fields.0, fields.1));
+            events.push(PluginEvent {
+                level: *event.metadata().level(),
+                target: target.to_owned(),
+                message: fields.message,
+                module: fields.module,
+                fields: fields.others,
+            });
         }
     }
 }

@@ -51,12 +51,15 @@ fn event(logs: &PluginLogs, message: &str) -> (Level, String) {
         .unwrap_or_else(|| panic!("no event {message:?} in {:#?}", logs.events()))
 }
 
-fn assert_kv(fields: &str, message: &str) {
-    let pairs: Vec<&str> = fields.split(' ').collect();
-    assert!(
-        pairs.contains(&"foo=bar") && pairs.contains(&"n=12"),
-        "{message}: {fields}"
-    );
+/// hclog's key/values arrive as fields of their own, not in one text.
+fn assert_kv(logs: &PluginLogs, message: &str) {
+    let event = logs
+        .record(message)
+        .unwrap_or_else(|| panic!("no event {message:?} in {:#?}", logs.records()));
+    assert_eq!(event.field("foo"), Some("bar"), "{message}: {event:?}");
+    assert_eq!(event.field("n"), Some("12"), "{message}: {event:?}");
+    assert_eq!(event.field("fields"), None, "{message}: {event:?}");
+    assert_eq!(event.field("@module"), None, "{message}: {event:?}");
 }
 
 #[test]
@@ -78,12 +81,14 @@ fn plugin_logs_reach_the_rust_host_at_their_levels() {
         wait_for(&work.join("logs-done")).await;
         assert!(client.shutdown().await.graceful);
         for (message, level) in levels {
-            let (got, fields) = event(&logs, message);
+            let (got, _) = event(&logs, message);
             assert_eq!(got, level, "rust plugin: {message}");
-            assert_kv(&fields, message);
-            // hclog's @module is a field of its own, not part of `fields`.
-            assert_eq!(logs.module_of(message).as_deref(), Some("fake_plugin"));
-            assert!(!fields.contains("@module"), "{fields}");
+            assert_kv(&logs, message);
+            // hclog's @module is a field of its own, and the target's last
+            // part, so `RUST_LOG=goplug::plugin::fake_plugin=..` selects it.
+            let record = logs.record(message).unwrap();
+            assert_eq!(record.module, "fake_plugin");
+            assert_eq!(record.target, "goplug::plugin::fake_plugin");
         }
 
         // A Go plugin, through hclog: the same, plus go-plugin's text rules.
@@ -92,15 +97,15 @@ fn plugin_logs_reach_the_rust_host_at_their_levels() {
         let client = s.kv_host(in_dir(&plugin, work)).start().await.unwrap();
         logged(&logs, "main.main()").await;
         assert!(client.shutdown().await.graceful);
-        let go_events: Vec<_> = logs.events().into_iter().skip(logs_before).collect();
+        let go_events: Vec<_> = logs.records().into_iter().skip(logs_before).collect();
         for (message, level) in levels {
-            let (got, fields) = go_events
+            let event = go_events
                 .iter()
-                .find(|(_, m, _)| m == message)
-                .map(|(l, _, f)| (*l, f.clone()))
+                .find(|event| event.message == message)
                 .unwrap_or_else(|| panic!("go plugin: no {message:?} in {go_events:#?}"));
-            assert_eq!(got, level, "go plugin: {message}");
-            assert_kv(&fields, message);
+            assert_eq!(event.level, level, "go plugin: {message}");
+            assert_eq!(event.field("foo"), Some("bar"), "go plugin: {event:?}");
+            assert_eq!(event.field("n"), Some("12"), "go plugin: {event:?}");
         }
         for (message, level) in [
             // The level prefix is the event's level, not part of its message.
@@ -138,6 +143,27 @@ fn a_host_only_rust_log_does_not_silence_the_plugin() {
             !logs.events().iter().any(|(_, m, _)| m == "debug message"),
             "the plugin's default filter is info"
         );
+    });
+}
+
+/// A host filter can pick plugin logs by the plugin's module: each
+/// event's target is `goplug::plugin::<module>`.
+#[test]
+fn a_host_filter_selects_plugin_logs_by_module() {
+    let logs = PluginLogs::default();
+    let filter = "goplug::plugin::fake_plugin=warn,goplug::plugin::another_module=trace";
+    Harness::shared().run_logged_filtered(logs.clone(), filter, async |s| {
+        let work = &s.work;
+        let plugin = format!("GOPLUG_LOG=trace exec '{FAKE}' kv-logs");
+        let client = s.kv_host(in_dir(&plugin, work)).start().await.unwrap();
+        wait_for(&work.join("logs-done")).await;
+        logged(&logs, "error message").await;
+        assert!(client.shutdown().await.graceful);
+        let messages: Vec<String> = logs.records().into_iter().map(|e| e.message).collect();
+        assert!(messages.iter().any(|m| m == "warn message"), "{messages:?}");
+        for quiet in ["trace message", "debug message", "info message"] {
+            assert!(!messages.iter().any(|m| m == quiet), "{quiet}: {messages:?}");
+        }
     });
 }
 

@@ -36,6 +36,7 @@ mod handle;
 mod in_process;
 mod launch;
 mod netrpc;
+mod log_callsites;
 mod plugin_log;
 mod plugin_set;
 mod process;
