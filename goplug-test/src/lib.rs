@@ -287,7 +287,11 @@ impl PluginEvent {
 
     /// The fields as `k=v k2=v2`.
     pub fn fields_text(&self) -> String {
-        let pairs: Vec<String> = self.fields.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let pairs: Vec<String> = self
+            .fields
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
         pairs.join(" ")
     }
 }
@@ -324,7 +328,9 @@ impl PluginLogs {
 
     /// The first event with `message`.
     pub fn record(&self, message: &str) -> Option<PluginEvent> {
-        self.records().into_iter().find(|event| event.message == message)
+        self.records()
+            .into_iter()
+            .find(|event| event.message == message)
     }
 
     /// The `module` field (the plugin's hclog `@module`) of the first

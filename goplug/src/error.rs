@@ -153,13 +153,23 @@ pub enum Error {
     Broker {
         /// The broker id.
         id: u32,
-        /// What went wrong.
+        /// What went wrong, the cause's text included.
         reason: String,
+        /// The typed cause, when there is one (the connection's error); see
+        /// [`Error::cause`].
+        error: Option<BoxError>,
     },
 
-    /// A health check (`ping`) failed.
-    #[error("plugin health check failed: {0}")]
-    Ping(String),
+    /// A health check (`ping`) failed: the call failed, or the plugin
+    /// answered that it is not serving.
+    #[error("plugin health check failed: {reason}")]
+    Ping {
+        /// What failed, the cause's text included.
+        reason: String,
+        /// The call's `tonic::Status`, when the call itself failed; see
+        /// [`Error::cause`].
+        error: Option<BoxError>,
+    },
 
     /// An operation on the plugin did not finish in time.
     #[error("{operation} did not finish within {timeout:?}")]
@@ -280,8 +290,14 @@ pub enum Error {
     },
 
     /// Plugin side: the listener could not be set up.
-    #[error("failed to listen for the host: {0}")]
-    Listen(String),
+    #[error("failed to listen for the host: {reason}")]
+    Listen {
+        /// What failed, the cause's text included.
+        reason: String,
+        /// The typed cause (an I/O error), when there is one; see
+        /// [`Error::cause`].
+        error: Option<BoxError>,
+    },
 
     /// Plugin side: the gRPC server failed.
     #[error("gRPC server failed: {0}")]
@@ -308,7 +324,11 @@ impl Error {
             Self::Spawn { error, .. }
             | Self::ChecksumFile { error, .. }
             | Self::Io { error, .. } => Some(error),
-            Self::Connect { error, .. } | Self::Tls { error, .. } => error.as_deref(),
+            Self::Connect { error, .. }
+            | Self::Tls { error, .. }
+            | Self::Broker { error, .. }
+            | Self::Ping { error, .. }
+            | Self::Listen { error, .. } => error.as_deref(),
             Self::Serve(error) => Some(error),
             _ => None,
         }
@@ -331,6 +351,27 @@ impl Error {
             current = error.source();
         }
         None
+    }
+}
+
+impl Error {
+    /// A broker failure with no typed cause.
+    pub(crate) fn broker(id: u32, reason: impl Into<String>) -> Self {
+        Self::Broker {
+            id,
+            reason: reason.into(),
+            error: None,
+        }
+    }
+
+    /// A listener failure: `doing` and, when there is one, the cause.
+    pub(crate) fn listen(doing: impl Into<String>, error: Option<BoxError>) -> Self {
+        let doing = doing.into();
+        let reason = match &error {
+            Some(error) => format!("{doing}: {error}"),
+            None => doing,
+        };
+        Self::Listen { reason, error }
     }
 }
 
@@ -432,12 +473,22 @@ mod tests {
             Error::from(ChecksumParseError {
                 text: "abc".to_owned(),
             }),
+            Error::listen("binding /run/plugin.sock", Some(io().into())),
+            Error::Broker {
+                id: 3,
+                reason: io().to_string(),
+                error: Some(io().into()),
+            },
         ];
         for error in errors {
             let mut outer: &dyn std::error::Error = &error;
             let message = outer.to_string();
             if let Some(io) = error.io_error() {
                 assert!(message.contains(&io.to_string()), "{message}");
+            }
+            if matches!(error, Error::Listen { .. } | Error::Broker { .. }) {
+                let kind = error.io_error().map(std::io::Error::kind);
+                assert_eq!(kind, Some(std::io::ErrorKind::PermissionDenied), "{message}");
             }
             assert!(
                 message.contains("denied") || !matches!(error, Error::Spawn { .. }),

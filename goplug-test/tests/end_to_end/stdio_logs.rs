@@ -162,7 +162,10 @@ fn a_host_filter_selects_plugin_logs_by_module() {
         let messages: Vec<String> = logs.records().into_iter().map(|e| e.message).collect();
         assert!(messages.iter().any(|m| m == "warn message"), "{messages:?}");
         for quiet in ["trace message", "debug message", "info message"] {
-            assert!(!messages.iter().any(|m| m == quiet), "{quiet}: {messages:?}");
+            assert!(
+                !messages.iter().any(|m| m == quiet),
+                "{quiet}: {messages:?}"
+            );
         }
     });
 }

@@ -152,11 +152,10 @@ impl GrpcBroker {
         let mut mux = mux.clone();
         match tokio::time::timeout(BROKER_TIMEOUT, mux.wait_for(Option::is_some)).await {
             Ok(Ok(muxer)) => Ok(muxer.clone()),
-            _ => Err(Error::Broker {
+            _ => Err(Error::broker(
                 id,
-                reason: "timed out waiting for the multiplexed connection to be established"
-                    .to_owned(),
-            }),
+                "timed out waiting for the multiplexed connection to be established".to_owned(),
+            )),
         }
     }
 
@@ -211,14 +210,12 @@ impl GrpcBroker {
             address: address.address_string(),
             knock: None,
         };
-        self.inner
-            .outgoing
-            .send(info)
-            .await
-            .map_err(|_| Error::Broker {
+        self.inner.outgoing.send(info).await.map_err(|_| {
+            Error::broker(
                 id,
-                reason: "the broker stream to the other side is closed".to_owned(),
-            })?;
+                "the broker stream to the other side is closed".to_owned(),
+            )
+        })?;
         Ok(BrokeredServer { id, stop })
     }
 
@@ -236,15 +233,11 @@ impl GrpcBroker {
         let info = self.wait_for(id).await?;
         let address = match info.network.as_str() {
             "unix" => PluginAddress::Unix(PathBuf::from(&info.address)),
-            "tcp" => PluginAddress::Tcp(info.address.parse().map_err(|_| Error::Broker {
-                id,
-                reason: format!("invalid tcp address {:?}", info.address),
+            "tcp" => PluginAddress::Tcp(info.address.parse().map_err(|_| {
+                Error::broker(id, format!("invalid tcp address {:?}", info.address))
             })?),
             other => {
-                return Err(Error::Broker {
-                    id,
-                    reason: format!("unknown network {other:?}"),
-                });
+                return Err(Error::broker(id, format!("unknown network {other:?}")));
             }
         };
         let address = match &self.inner.translator {
@@ -297,36 +290,37 @@ impl GrpcBroker {
             .map_err(|e| Error::Broker {
                 id,
                 reason: e.to_string(),
+                error: Some(Box::new(e)),
             })
     }
 
     /// Sends a knock for `id` and waits (5 s) for the other side's ack.
     async fn knock(&self, id: u32) -> Result<()> {
         let knock = knock_info(id, false, String::new());
-        self.inner
-            .outgoing
-            .send(knock)
-            .await
-            .map_err(|_| Error::Broker {
+        self.inner.outgoing.send(knock).await.map_err(|_| {
+            Error::broker(
                 id,
-                reason: "the broker stream to the other side is closed".to_owned(),
-            })?;
-        let ack = self.wait_for(id).await.map_err(|_| Error::Broker {
-            id,
-            reason: format!("timeout waiting for multiplexing knock handshake on id {id}"),
+                "the broker stream to the other side is closed".to_owned(),
+            )
+        })?;
+        let ack = self.wait_for(id).await.map_err(|_| {
+            Error::broker(
+                id,
+                format!("timeout waiting for multiplexing knock handshake on id {id}"),
+            )
         })?;
         match ack.knock {
             Some(knock) if knock.knock && knock.ack && knock.error.is_empty() => Ok(()),
-            Some(knock) if knock.knock && knock.ack => Err(Error::Broker {
+            Some(knock) if knock.knock && knock.ack => Err(Error::broker(
                 id,
-                reason: format!("failed to knock for id {id}: {}", knock.error),
-            }),
-            other => Err(Error::Broker {
+                format!("failed to knock for id {id}: {}", knock.error),
+            )),
+            other => Err(Error::broker(
                 id,
-                reason: format!(
+                format!(
                     "handshake failed for multiplexing on id {id}; expected knock and ack, but got {other:?}"
                 ),
-            }),
+            )),
         }
     }
 
@@ -358,10 +352,10 @@ impl GrpcBroker {
         lock(&self.inner.rendezvous).waiting.remove(&id);
         match outcome {
             Ok(Ok(info)) => Ok(info),
-            Ok(Err(_)) | Err(_) => Err(Error::Broker {
+            Ok(Err(_)) | Err(_) => Err(Error::broker(
                 id,
-                reason: "timeout waiting for connection info".to_owned(),
-            }),
+                "timeout waiting for connection info".to_owned(),
+            )),
         }
     }
 

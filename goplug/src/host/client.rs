@@ -291,12 +291,24 @@ impl Client {
                 operation: "plugin health check",
                 timeout: PING_TIMEOUT,
             })?
-            .map_err(|status| Error::Ping(format!("{}: {}", status.code(), status.message())))?;
-        let serving = tonic_health::pb::health_check_response::ServingStatus::Serving as i32;
-        if response.get_ref().status == serving {
-            Ok(())
-        } else {
-            Err(Error::Ping(format!("status {}", response.get_ref().status)))
+            .map_err(|status| Error::Ping {
+                reason: format!("{}: {}", status.code(), status.message()),
+                error: Some(Box::new(status)),
+            })?;
+        use tonic_health::pb::health_check_response::ServingStatus;
+        match ServingStatus::try_from(response.get_ref().status) {
+            Ok(ServingStatus::Serving) => Ok(()),
+            Ok(status) => Err(Error::Ping {
+                reason: format!("the plugin reports {}", status.as_str_name()),
+                error: None,
+            }),
+            Err(_) => Err(Error::Ping {
+                reason: format!(
+                    "the plugin reports unknown status {}",
+                    response.get_ref().status
+                ),
+                error: None,
+            }),
         }
     }
 

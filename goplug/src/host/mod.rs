@@ -35,8 +35,8 @@ mod handle;
 #[cfg(feature = "plugin")]
 mod in_process;
 mod launch;
-mod netrpc;
 mod log_callsites;
+mod netrpc;
 mod plugin_log;
 mod plugin_set;
 mod process;

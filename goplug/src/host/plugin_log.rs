@@ -58,8 +58,12 @@ pub(crate) fn emit(plugin: &str, record: &LogRecord) {
         return emit_flat(plugin, module, record, level);
     };
     let message = display(message);
-    let mut values: Vec<Option<&dyn tracing::Value>> = vec![Some(&message), Some(&plugin), Some(&module)];
-    values.extend(keys.iter().map(|(_, value)| Some(value as &dyn tracing::Value)));
+    let mut values: Vec<Option<&dyn tracing::Value>> =
+        vec![Some(&message), Some(&plugin), Some(&module)];
+    values.extend(
+        keys.iter()
+            .map(|(_, value)| Some(value as &dyn tracing::Value)),
+    );
     callsite.dispatch(&values);
 }
 

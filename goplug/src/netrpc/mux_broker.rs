@@ -170,7 +170,7 @@ impl MuxBroker {
 }
 
 fn broker_error(id: u32, reason: String) -> Error {
-    Error::Broker { id, reason }
+    Error::broker(id, reason)
 }
 
 #[cfg(test)]

@@ -89,7 +89,7 @@ pub(super) async fn serve_multiplexed(
         () = shutdown.cancelled() => return Ok(()),
     };
     let connection =
-        accepted.map_err(|e| Error::Listen(format!("accepting the host's connection: {e}")))?;
+        accepted.map_err(|e| Error::listen("accepting the host's connection", Some(e.into())))?;
     tracing::debug!("initial server connection accepted");
     let (mux, main) = Muxer::plugin(connection);
     muxer_slot.send_replace(Some(mux.clone()));

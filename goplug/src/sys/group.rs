@@ -16,11 +16,17 @@ pub(crate) fn resolve_group(group: &str) -> Result<Gid> {
     }
     match nix::unistd::Group::from_name(group) {
         Ok(Some(g)) => Ok(g.gid),
-        Ok(None) => Err(Error::Listen(format!(
-            "{} names group {group:?}, which does not exist",
-            env::PLUGIN_UNIX_SOCKET_GROUP
-        ))),
-        Err(e) => Err(Error::Listen(format!("looking up group {group:?}: {e}"))),
+        Ok(None) => Err(Error::listen(
+            format!(
+                "{} names group {group:?}, which does not exist",
+                env::PLUGIN_UNIX_SOCKET_GROUP
+            ),
+            None,
+        )),
+        Err(e) => Err(Error::listen(
+            format!("looking up group {group:?}"),
+            Some(std::io::Error::from(e).into()),
+        )),
     }
 }
 
@@ -49,7 +55,7 @@ mod tests {
         assert_eq!(resolve_group("root").unwrap().as_raw(), 0);
         assert!(matches!(
             resolve_group("no-such-group-goplug"),
-            Err(Error::Listen(_))
+            Err(Error::Listen { .. })
         ));
     }
 }

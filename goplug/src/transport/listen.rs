@@ -105,10 +105,10 @@ pub(crate) fn bind_unix_in(base: &Path, group: Option<Gid>) -> Result<BoundListe
         .permissions(std::fs::Permissions::from_mode(0o700))
         .tempdir_in(base)
         .map_err(|e| {
-            Error::Listen(format!(
-                "creating a socket directory in {}: {e}",
-                base.display()
-            ))
+            Error::listen(
+                format!("creating a socket directory in {}", base.display()),
+                Some(e.into()),
+            )
         })?;
     let path = dir.path().join("plugin.sock");
     let len = path.as_os_str().len();
@@ -120,7 +120,7 @@ pub(crate) fn bind_unix_in(base: &Path, group: Option<Gid>) -> Result<BoundListe
         });
     }
     let listener = UnixListener::bind(&path)
-        .map_err(|e| Error::Listen(format!("binding {}: {e}", path.display())))?;
+        .map_err(|e| Error::listen(format!("binding {}", path.display()), Some(e.into())))?;
     if let Some(gid) = group {
         share(dir.path(), 0o770, gid)?;
         share(&path, 0o660, gid)?;
@@ -139,9 +139,12 @@ fn port_from_env(name: &str) -> Result<u16> {
     match std::env::var(name) {
         Err(_) => Ok(0),
         Ok(v) if v.is_empty() => Ok(0),
-        Ok(v) => v
-            .parse::<u16>()
-            .map_err(|e| Error::Listen(format!("couldn't get value from {name}: {v:?}: {e}"))),
+        Ok(v) => v.parse::<u16>().map_err(|e| {
+            Error::listen(
+                format!("couldn't get value from {name}: {v:?}"),
+                Some(e.into()),
+            )
+        }),
     }
 }
 
@@ -150,11 +153,14 @@ async fn bind_tcp() -> Result<BoundListener> {
     let min = port_from_env(env::PLUGIN_MIN_PORT)?;
     let max = port_from_env(env::PLUGIN_MAX_PORT)?;
     if min > max {
-        return Err(Error::Listen(format!(
-            "{} ({min}) must be less than or equal to {} ({max})",
-            env::PLUGIN_MIN_PORT,
-            env::PLUGIN_MAX_PORT
-        )));
+        return Err(Error::listen(
+            format!(
+                "{} ({min}) must be less than or equal to {} ({max})",
+                env::PLUGIN_MIN_PORT,
+                env::PLUGIN_MAX_PORT
+            ),
+            None,
+        ));
     }
     for port in min..=max {
         let addr = SocketAddr::new(Ipv4Addr::LOCALHOST.into(), port);
@@ -162,17 +168,22 @@ async fn bind_tcp() -> Result<BoundListener> {
             return Ok(BoundListener::Tcp(listener));
         }
     }
-    Err(Error::Listen(format!(
-        "couldn't bind plugin TCP listener on 127.0.0.1 in ports {min}..={max}"
-    )))
+    Err(Error::listen(
+        format!("couldn't bind plugin TCP listener on 127.0.0.1 in ports {min}..={max}"),
+        None,
+    ))
 }
 
 /// Opens `path` to the socket group, with go-plugin's messages.
 fn share(path: &Path, mode: u32, gid: Gid) -> Result<()> {
     share_with_group(path, mode, gid).map_err(|e| {
-        Error::Listen(match e {
-            GroupShareError::Chown(e) => format!("chown {} to gid {gid}: {e}", path.display()),
-            GroupShareError::Chmod(e) => format!("chmod {} {mode:o}: {e}", path.display()),
-        })
+        let (doing, error) = match e {
+            GroupShareError::Chown(e) => (
+                format!("chown {} to gid {gid}", path.display()),
+                std::io::Error::from(e),
+            ),
+            GroupShareError::Chmod(e) => (format!("chmod {} {mode:o}", path.display()), e),
+        };
+        Error::listen(doing, Some(error.into()))
     })
 }
