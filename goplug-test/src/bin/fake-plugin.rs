@@ -21,6 +21,9 @@
 //!   it to stop, it was not killed) it creates `served-to-the-end`.
 //! - `kv-log-stdout`: the KV plugin after a coloured log line on stdout,
 //!   the mistake of a plugin that logs with `tracing_subscriber::fmt()`.
+//! - `kv-log-stdout-later`: the KV plugin writing that coloured log line
+//!   to stdout after the handshake, where a host without `sync_stdout`
+//!   drops it.
 //! - `kv-in-runtime`: the KV plugin, calling `run` inside a tokio runtime,
 //!   the mistake of an async `main`.
 //! - `empty`: an empty plugin set, logging through `goplug::log::init()`.
@@ -85,6 +88,15 @@ fn main() -> ExitCode {
             println!(
                 "\x1b[2m2026-12-02T18:08:17.541481Z\x1b[0m \x1b[32m INFO\x1b[0m \x1b[2mfake_plugin\x1b[0m\x1b[2m:\x1b[0m plugin starting"
             );
+            goplug::plugin::run(kv_config())
+        }
+        Some("kv-log-stdout-later") => {
+            std::thread::spawn(|| {
+                std::thread::sleep(std::time::Duration::from_millis(200));
+                println!(
+                    "\x1b[2m2026-12-02T18:08:17.541481Z\x1b[0m \x1b[32m INFO\x1b[0m \x1b[2mfake_plugin\x1b[0m\x1b[2m:\x1b[0m handling a call"
+                );
+            });
             goplug::plugin::run(kv_config())
         }
         Some("kv-in-runtime") => match tokio::runtime::Runtime::new() {

@@ -5,6 +5,7 @@
 use std::path::Path;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use goplug::host::{Channel, Checksum, Client, PluginSet};
 use goplug::{Error, HandshakeConfig, HandshakeError};
@@ -206,6 +207,52 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Warnings {
             warnings.push(message.0);
         }
     }
+}
+
+/// A plugin whose logger writes to stdout after the handshake loses its
+/// logs (the host drops stdout without `sync_stdout`): the host says so.
+#[tokio::test]
+async fn log_lines_on_a_plugins_stdout_after_the_handshake_are_warned_about() {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    let warnings = Warnings::default();
+    // The stdio copy runs on this thread (a current-thread runtime).
+    let _default =
+        tracing::subscriber::set_default(tracing_subscriber::registry().with(warnings.clone()));
+    let s = Harness::shared();
+    let client = s
+        .kv_host(s.fake("kv-log-stdout-later"))
+        .start()
+        .await
+        .unwrap();
+    let expected = "the plugin writes log lines to stdout, where they are dropped";
+    let started = std::time::Instant::now();
+    loop {
+        let found = warnings
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|w| w.starts_with(expected));
+        if found {
+            break;
+        }
+        let seen = warnings.0.lock().unwrap().clone();
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no warning in {seen:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(client.shutdown().await.graceful);
+    let count = warnings
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|w| w.starts_with(expected))
+        .count();
+    assert_eq!(count, 1, "warned once per plugin");
+    s.assert_clean().await;
 }
 
 #[test]

@@ -38,6 +38,7 @@ pub(crate) async fn copy(
             return;
         }
     };
+    let mut warned_of_logs = false;
     loop {
         let data = match stream.message().await {
             Ok(Some(data)) => data,
@@ -59,6 +60,12 @@ pub(crate) async fn copy(
                 continue;
             }
         };
+        if sink.is_none()
+            && !warned_of_logs
+            && data.channel == pb::stdio_data::Channel::Stdout as i32
+        {
+            warned_of_logs = warn_if_logs(&plugin, &data.data);
+        }
         if let Some(writer) = sink.as_mut() {
             let written = async {
                 writer.write_all(&data.data).await?;
@@ -73,4 +80,26 @@ pub(crate) async fn copy(
             }
         }
     }
+}
+
+/// Warns, once per plugin, when what it writes to stdout after the
+/// handshake (dropped: the host set no `sync_stdout`) looks like log lines:
+/// its logger writes to stdout, so its logs never reach the host. Returns
+/// whether it warned.
+fn warn_if_logs(plugin: &str, data: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(data);
+    let Some(line) = text
+        .lines()
+        .find(|line| crate::protocol::stdout_log::looks_like_log(line))
+    else {
+        return false;
+    };
+    tracing::warn!(
+        plugin,
+        line = %line.chars().take(200).collect::<String>(),
+        "the plugin writes log lines to stdout, where they are dropped (the host sets no \
+         `sync_stdout`): log to stderr with `goplug::log::init()` in the plugin \
+         (`tracing_subscriber::fmt()` writes to stdout unless given `.with_writer(std::io::stderr)`)"
+    );
+    true
 }

@@ -7,12 +7,34 @@
 //! ```
 #![allow(clippy::print_stdout)] // a command-line program's output
 
+use std::process::ExitCode;
+
 use goplug::host::{Client, PluginSet};
 use goplug_example_quickstart::pb::{ShoutRequest, WordsRequest};
 use goplug_example_quickstart::{HANDSHAKE, TEXT};
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> ExitCode {
+    // Shows the plugin's logs (target `goplug::plugin::<module>`) and goplug's
+    // on stderr; without a subscriber they go nowhere. RUST_LOG filters them.
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,h2=warn,hyper=warn,tonic=warn,tower=warn".into()),
+        )
+        .init();
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        // Display, not Debug: goplug's error messages name the fix.
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let plugin = args.next().ok_or("usage: quickstart-host PLUGIN [TEXT]")?;
     let text = args
