@@ -343,6 +343,32 @@ impl Harness {
             .start_timeout(step())
     }
 
+    /// A recipe for [`kv_host`](Self::kv_host) with `program` and `args`,
+    /// made anew at each call (a supervisor's restarts), tagged as this
+    /// test's.
+    pub fn kv_host_recipe(
+        &self,
+        program: impl Into<std::ffi::OsString>,
+        args: &[&str],
+    ) -> impl Fn() -> ClientBuilder + Send + Sync + 'static {
+        let program = program.into();
+        let args: Vec<String> = args.iter().map(|arg| (*arg).to_owned()).collect();
+        let (id, work, sockets) = (self.id.clone(), self.work.clone(), self.sockets.clone());
+        move || {
+            let mut command = Command::new(&program);
+            command
+                .args(&args)
+                .env("TMPDIR", &sockets)
+                .env(TEST_ID, &id)
+                .current_dir(&work);
+            Client::builder(HANDSHAKE)
+                .plugins(PluginSet::new().grpc::<KvClient<Channel>>("kv"))
+                .command(command)
+                .unix_socket_dir(&sockets)
+                .start_timeout(step())
+        }
+    }
+
     /// A plugin the test started (or the host library did): at the end it
     /// must be gone, not even a zombie.
     pub fn track(&self, pid: u32) {

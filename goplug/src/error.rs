@@ -160,6 +160,16 @@ pub enum Error {
         error: Option<BoxError>,
     },
 
+    /// A supervised plugin is not serving: its circuit is open, or its
+    /// supervisor has stopped it.
+    #[error("plugin {name:?} is not serving: {reason}")]
+    PluginDown {
+        /// The plugin's name in its supervisor.
+        name: String,
+        /// Its state and its last failure.
+        reason: String,
+    },
+
     /// A health check (`ping`) failed: the call failed, or the plugin
     /// answered that it is not serving.
     #[error("plugin health check failed: {reason}")]
@@ -488,7 +498,11 @@ mod tests {
             }
             if matches!(error, Error::Listen { .. } | Error::Broker { .. }) {
                 let kind = error.io_error().map(std::io::Error::kind);
-                assert_eq!(kind, Some(std::io::ErrorKind::PermissionDenied), "{message}");
+                assert_eq!(
+                    kind,
+                    Some(std::io::ErrorKind::PermissionDenied),
+                    "{message}"
+                );
             }
             assert!(
                 message.contains("denied") || !matches!(error, Error::Spawn { .. }),

@@ -12,4 +12,5 @@ mod launch;
 mod lifecycle;
 mod load;
 mod stdio;
+mod supervision;
 mod transport;

@@ -77,6 +77,14 @@ impl<C> GrpcPlugin<C> {
         self.name
     }
 
+    /// The client on `channel` alone; `None` for a handle that needs a broker.
+    pub(super) fn make_on_channel(&self, channel: Channel) -> Option<C> {
+        match self.make {
+            MakeGrpc::Channel(make) => Some(make(channel)),
+            MakeGrpc::Broker(_) => None,
+        }
+    }
+
     pub(super) fn make(&self, channel: Channel, broker: &GrpcBroker) -> C {
         match self.make {
             MakeGrpc::Channel(make) => make(channel),

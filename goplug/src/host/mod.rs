@@ -46,6 +46,7 @@ pub mod runner;
 mod shutdown;
 mod socket_dir;
 mod stdio;
+pub mod supervisor;
 
 use std::ffi::OsString;
 use std::time::Duration;

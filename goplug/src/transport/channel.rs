@@ -80,6 +80,26 @@ enum Sender {
     /// A channel whose every call fails with `Unavailable` and this reason.
     #[cfg_attr(not(feature = "host"), expect(dead_code, reason = "the host side"))]
     Unavailable(&'static str),
+    /// A channel that asks its route for the connection of each call.
+    #[cfg_attr(not(feature = "host"), expect(dead_code, reason = "the host side"))]
+    Routed(std::sync::Arc<dyn Route>),
+}
+
+/// The boxed future a [`Route`] answers with.
+pub(crate) type RouteFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<Channel, tonic::Status>> + Send + 'a>>;
+
+/// Where a routed channel finds the connection for each call: the host
+/// side's supervisor, whose plugin process changes across restarts while
+/// the clients built on its channel stay.
+pub(crate) trait Route: Send + Sync + 'static {
+    /// The current connection; may wait (at most `deadline`, when the call
+    /// has one) while the plugin restarts. An error fails the call.
+    fn current(&self, deadline: Option<Duration>) -> RouteFuture<'_>;
+
+    /// Called with each call's outcome: whether it got a response without
+    /// a `grpc-status` error in its headers.
+    fn finished(&self, ok: bool, elapsed: Duration);
 }
 
 impl std::fmt::Debug for Channel {
@@ -87,6 +107,7 @@ impl std::fmt::Debug for Channel {
         let state = match &self.sender {
             Sender::Connected(_) => "connected",
             Sender::Unavailable(reason) => reason,
+            Sender::Routed(_) => "routed",
         };
         f.debug_struct("Channel").field("state", &state).finish()
     }
@@ -97,6 +118,14 @@ impl Channel {
     pub(crate) fn unavailable(reason: &'static str) -> Self {
         Self {
             sender: Sender::Unavailable(reason),
+        }
+    }
+
+    /// A channel whose calls go where `route` says at the time of each call.
+    #[cfg(feature = "host")]
+    pub(crate) fn routed(route: std::sync::Arc<dyn Route>) -> Self {
+        Self {
+            sender: Sender::Routed(route),
         }
     }
 }
@@ -125,6 +154,7 @@ impl tower::Service<http::Request<Body>> for Channel {
                 let status = tonic::Status::unavailable(*reason);
                 return Box::pin(async move { Err(Box::new(status) as BoxError) });
             }
+            Sender::Routed(route) => return routed_call(route.clone(), request),
         };
         if let Err(e) = add_origin(request.uri_mut()) {
             return Box::pin(async move { Err(e) });
@@ -147,6 +177,38 @@ impl tower::Service<http::Request<Body>> for Channel {
             }
         })
     }
+}
+
+/// A call through a [`Route`]: the connection it names now, the call on
+/// it, and the outcome reported back.
+fn routed_call(
+    route: std::sync::Arc<dyn Route>,
+    request: http::Request<Body>,
+) -> Pin<Box<dyn Future<Output = Result<http::Response<Body>, BoxError>> + Send>> {
+    let deadline = request
+        .headers()
+        .get("grpc-timeout")
+        .and_then(|value| value.to_str().ok())
+        .and_then(parse_grpc_timeout);
+    Box::pin(async move {
+        let started = std::time::Instant::now();
+        let outcome = async {
+            let mut channel = route
+                .current(deadline)
+                .await
+                .map_err(|status| Box::new(status) as BoxError)?;
+            tower::Service::call(&mut channel, request).await
+        }
+        .await;
+        let ok = outcome.as_ref().is_ok_and(|response| {
+            response
+                .headers()
+                .get("grpc-status")
+                .is_none_or(|status| status.as_bytes() == b"0")
+        });
+        route.finished(ok, started.elapsed());
+        outcome
+    })
 }
 
 /// One request and its response. Dropping the future resets the stream.

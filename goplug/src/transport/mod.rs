@@ -13,6 +13,8 @@ pub(crate) mod serve;
 pub mod tls;
 
 pub use channel::Channel;
+#[cfg(feature = "host")]
+pub(crate) use channel::{Route, RouteFuture};
 #[cfg(feature = "plugin")]
 pub use listen::Transport;
 

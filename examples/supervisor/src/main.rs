@@ -1,0 +1,250 @@
+//! `supervisor-demo`: go-plugin's KV example plugin kept serving by
+//! goplug's `Supervisor`, whatever happens to it.
+//!
+//! Takes the plugin as go-plugin's example hosts do (`KV_PLUGIN`, run
+//! through `sh -c`; `KV_PROTO=grpc`), then puts and gets a value every
+//! 50 ms for `--duration` (default 12s), restarting the plugin after a
+//! first delay of `--backoff` (default 100ms). Kill the plugin from another
+//! shell and watch it come back:
+//!
+//! ```sh
+//! KV_PROTO=grpc KV_PLUGIN=./kv-go-grpc ./supervisor-demo --duration 12s
+//! ```
+//!
+//! Prints one compact JSON object per line on stdout for each event
+//! (`started`, `resumed` on the first good call after a start, `exited`,
+//! `restarting`, `start_failed`, `circuit_open`) and a `summary` at the
+//! end; exits 0 when it ran to the end (or was stopped by SIGINT or
+//! SIGTERM), whatever the plugin did.
+#![allow(clippy::print_stdout)] // the demo's report is its stdout
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use goplug::host::supervisor::{RestartPolicy, Supervisor, SupervisorEvent, WhenDown};
+use goplug::host::{Channel, Client, GrpcPlugin, PluginSet, shell_command};
+use goplug_example_kv::pb::kv_client::KvClient;
+use goplug_example_kv::pb::{GetRequest, PutRequest};
+use goplug_example_kv::{HANDSHAKE, PLUGIN_GRPC};
+use serde_json::json;
+
+const KV: GrpcPlugin<KvClient<Channel>> = GrpcPlugin::new(PLUGIN_GRPC);
+
+/// Each call's deadline: a call waits this long for a restarting plugin.
+const CALL_DEADLINE: Duration = Duration::from_secs(5);
+
+struct Options {
+    duration: Duration,
+    backoff: Duration,
+}
+
+fn parse_duration(text: &str) -> Option<Duration> {
+    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit() && c != '.')?);
+    let number: f64 = number.parse().ok()?;
+    let seconds = match unit {
+        "ms" => number / 1000.0,
+        "s" => number,
+        "m" => number * 60.0,
+        _ => return None,
+    };
+    Duration::try_from_secs_f64(seconds).ok()
+}
+
+fn options() -> Result<Options, String> {
+    let mut options = Options {
+        duration: Duration::from_secs(12),
+        backoff: Duration::from_millis(100),
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        let value = args.next().ok_or(format!("{flag} needs a value"))?;
+        let parsed = parse_duration(&value)
+            .ok_or(format!("{flag}: {value:?} is not a duration like 12s"))?;
+        match flag.as_str() {
+            "--duration" => options.duration = parsed,
+            "--backoff" => options.backoff = parsed,
+            other => return Err(format!("unknown flag {other} (use --duration, --backoff)")),
+        }
+    }
+    Ok(options)
+}
+
+/// One event line: `{"event":"<name>"` first, then the fields in order,
+/// compact (serde_json's maps would sort the keys).
+fn emit(name: &str, fields: &[(&str, serde_json::Value)]) {
+    let mut line = format!("{{\"event\":{}", json!(name));
+    for (key, value) in fields {
+        line.push_str(&format!(",{}:{value}", json!(key)));
+    }
+    line.push('}');
+    println!("{line}");
+}
+
+fn emit_event(event: &SupervisorEvent) {
+    match event {
+        SupervisorEvent::Started { pid, restarts, .. } => {
+            emit(
+                "started",
+                &[("pid", json!(pid)), ("restarts", json!(restarts))],
+            );
+        }
+        SupervisorEvent::Exited { status, reason, .. } => emit(
+            "exited",
+            &[
+                ("status", json!(status.map(|status| status.to_string()))),
+                ("reason", json!(reason)),
+            ],
+        ),
+        SupervisorEvent::StartFailed { error, .. } => {
+            emit("start_failed", &[("error", json!(error))])
+        }
+        SupervisorEvent::Restarting {
+            backoff, attempt, ..
+        } => emit(
+            "restarting",
+            &[
+                ("backoff_ms", json!(backoff.as_millis() as u64)),
+                ("attempt", json!(attempt)),
+            ],
+        ),
+        SupervisorEvent::CircuitOpen { failures, .. } => {
+            emit("circuit_open", &[("failures", json!(failures))]);
+        }
+        SupervisorEvent::Stopped { .. } => emit("stopped", &[]),
+        other => emit(&format!("{other:?}"), &[]),
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let options = match options() {
+        Ok(options) => options,
+        Err(e) => {
+            eprintln!("supervisor-demo: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if std::env::var("KV_PROTO").as_deref() != Ok("grpc") {
+        eprintln!("supervisor-demo: set KV_PROTO=grpc (net/rpc plugins are not supervised yet)");
+        return ExitCode::from(2);
+    }
+    let plugin_line = std::env::var_os("KV_PLUGIN").unwrap_or_default();
+    let policy = RestartPolicy::default()
+        .initial_backoff(options.backoff)
+        .multiplier(2)
+        .max_backoff(Duration::from_secs(5))
+        .health_checks(Some(Duration::from_millis(500)), Duration::from_secs(2))
+        .circuit(10, Duration::from_secs(60))
+        .when_down(WhenDown::Wait(CALL_DEADLINE));
+    let supervisor = Supervisor::new();
+    let kv = supervisor.supervise("kv", policy, move || {
+        Client::builder(HANDSHAKE)
+            .plugins(PluginSet::new().plugin(KV))
+            .command(shell_command(&plugin_line))
+            .start_timeout(Duration::from_secs(10))
+    });
+    let mut events = kv.events();
+    let Ok(mut client) = kv.dispense(KV) else {
+        eprintln!("supervisor-demo: the KV plugin cannot be supervised");
+        return ExitCode::FAILURE;
+    };
+
+    let end = Instant::now() + options.duration;
+    let (mut calls_ok, mut calls_failed) = (0u64, 0u64);
+    let mut resumed = false;
+    let mut ticks = tokio::time::interval(Duration::from_millis(50));
+    let mut round = 0u64;
+    let mut interrupted = std::pin::pin!(interrupted());
+    while Instant::now() < end {
+        tokio::select! {
+            () = &mut interrupted => break,
+            event = events.recv() => {
+                if let Ok(event) = event {
+                    if matches!(event, SupervisorEvent::Started { .. }) {
+                        resumed = false;
+                    }
+                    emit_event(&event);
+                }
+            }
+            _ = ticks.tick() => {
+                round += 1;
+                let value = format!("round {round}");
+                match put_then_get(&mut client, value.as_bytes()).await {
+                    Ok(()) => {
+                        calls_ok += 1;
+                        // The start this call reached is reported first.
+                        while let Ok(event) = events.try_recv() {
+                            if matches!(event, SupervisorEvent::Started { .. }) {
+                                resumed = false;
+                            }
+                            emit_event(&event);
+                        }
+                        if !resumed {
+                            resumed = true;
+                            emit("resumed", &[("pid", json!(kv.status().pid))]);
+                        }
+                    }
+                    Err(status) => {
+                        calls_failed += 1;
+                        eprintln!("supervisor-demo: call failed: {}", status.message());
+                    }
+                }
+            }
+        }
+    }
+    let stopped_in_time = supervisor.shutdown(Duration::from_secs(10)).await;
+    while let Ok(event) = events.try_recv() {
+        emit_event(&event);
+    }
+    let status = kv.status();
+    emit(
+        "summary",
+        &[
+            ("calls_ok", json!(calls_ok)),
+            ("calls_failed", json!(calls_failed)),
+            ("restarts", json!(status.restarts)),
+            ("stopped_in_time", json!(stopped_in_time)),
+        ],
+    );
+    ExitCode::SUCCESS
+}
+
+/// SIGINT or SIGTERM: the demo ends early, still with its summary.
+async fn interrupted() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
+        (Ok(mut int), Ok(mut term)) => {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+        }
+        _ => std::future::pending().await,
+    }
+}
+
+/// One put and the get that must read it back.
+async fn put_then_get(client: &mut KvClient<Channel>, value: &[u8]) -> Result<(), tonic::Status> {
+    let mut put = tonic::Request::new(PutRequest {
+        key: "supervised".to_owned(),
+        value: value.to_vec(),
+    });
+    put.set_timeout(CALL_DEADLINE);
+    client.put(put).await?;
+    let mut get = tonic::Request::new(GetRequest {
+        key: "supervised".to_owned(),
+    });
+    get.set_timeout(CALL_DEADLINE);
+    let got = client.get(get).await?.into_inner().value;
+    if got.starts_with(value) {
+        Ok(())
+    } else {
+        Err(tonic::Status::data_loss(format!(
+            "read back {:?}",
+            String::from_utf8_lossy(&got)
+        )))
+    }
+}
