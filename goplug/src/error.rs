@@ -170,6 +170,19 @@ pub enum Error {
         reason: String,
     },
 
+    /// A supervised plugin's reload was refused: the new plugin did not
+    /// start or did not pass its health check. The old one keeps serving.
+    #[error("reloading plugin {name:?} failed, the running plugin keeps serving: {reason}")]
+    Reload {
+        /// The plugin's name in its supervisor.
+        name: String,
+        /// Why, the cause's text included.
+        reason: String,
+        /// The typed cause (the start's or the health check's error); see
+        /// [`Error::cause`].
+        error: Option<BoxError>,
+    },
+
     /// A health check (`ping`) failed: the call failed, or the plugin
     /// answered that it is not serving.
     #[error("plugin health check failed: {reason}")]
@@ -338,7 +351,8 @@ impl Error {
             | Self::Tls { error, .. }
             | Self::Broker { error, .. }
             | Self::Ping { error, .. }
-            | Self::Listen { error, .. } => error.as_deref(),
+            | Self::Listen { error, .. }
+            | Self::Reload { error, .. } => error.as_deref(),
             Self::Serve(error) => Some(error),
             _ => None,
         }

@@ -13,8 +13,9 @@
 //!
 //! Prints one compact JSON object per line on stdout for each event
 //! (`started`, `resumed` on the first good call after a start, `exited`,
-//! `restarting`, `start_failed`, `circuit_open`) and a `summary` at the
-//! end; exits 0 when it ran to the end (or was stopped by SIGINT or
+//! `restarting`, `start_failed`, `circuit_open`, and `reloaded` or
+//! `reload_failed` after a SIGHUP, which reloads `KV_PLUGIN` without
+//! downtime) and a `summary` at the end; exits 0 when it ran to the end (or was stopped by SIGINT or
 //! SIGTERM), whatever the plugin did.
 #![allow(clippy::print_stdout)] // the demo's report is its stdout
 
@@ -110,6 +111,12 @@ fn emit_event(event: &SupervisorEvent) {
         SupervisorEvent::CircuitOpen { failures, .. } => {
             emit("circuit_open", &[("failures", json!(failures))]);
         }
+        SupervisorEvent::Reloaded {
+            pid, previous_pid, ..
+        } => emit(
+            "reloaded",
+            &[("pid", json!(pid)), ("previous_pid", json!(previous_pid))],
+        ),
         SupervisorEvent::Stopped { .. } => emit("stopped", &[]),
         other => emit(&format!("{other:?}"), &[]),
     }
@@ -129,6 +136,12 @@ async fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     let plugin_line = std::env::var_os("KV_PLUGIN").unwrap_or_default();
+    let recipe = move || {
+        Client::builder(HANDSHAKE)
+            .plugins(PluginSet::new().plugin(KV))
+            .command(shell_command(&plugin_line))
+            .start_timeout(Duration::from_secs(10))
+    };
     let policy = RestartPolicy::default()
         .initial_backoff(options.backoff)
         .multiplier(2)
@@ -137,12 +150,7 @@ async fn main() -> ExitCode {
         .circuit(10, Duration::from_secs(60))
         .when_down(WhenDown::Wait(CALL_DEADLINE));
     let supervisor = Supervisor::new();
-    let kv = supervisor.supervise("kv", policy, move || {
-        Client::builder(HANDSHAKE)
-            .plugins(PluginSet::new().plugin(KV))
-            .command(shell_command(&plugin_line))
-            .start_timeout(Duration::from_secs(10))
-    });
+    let kv = supervisor.supervise("kv", policy, recipe.clone());
     let mut events = kv.events();
     let Ok(mut client) = kv.dispense(KV) else {
         eprintln!("supervisor-demo: the KV plugin cannot be supervised");
@@ -155,9 +163,16 @@ async fn main() -> ExitCode {
     let mut ticks = tokio::time::interval(Duration::from_millis(50));
     let mut round = 0u64;
     let mut interrupted = std::pin::pin!(interrupted());
+    let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     while Instant::now() < end {
         tokio::select! {
             () = &mut interrupted => break,
+            Some(()) = async { hangups.as_mut()?.recv().await } => {
+                // SIGHUP: a zero-downtime reload (of KV_PLUGIN, perhaps rebuilt).
+                if let Err(e) = kv.reload(recipe.clone(), Duration::from_secs(5)).await {
+                    emit("reload_failed", &[("error", json!(e.to_string()))]);
+                }
+            }
             event = events.recv() => {
                 if let Ok(event) = event {
                     if matches!(event, SupervisorEvent::Started { .. }) {

@@ -238,3 +238,97 @@ fn calls_made_while_the_plugin_is_down_wait_for_its_restart() {
         assert!(supervisor.shutdown(step()).await, "stopped in time");
     });
 }
+
+/// A reload starts the new plugin, moves calls to it and stops the old one
+/// once its calls are done: a caller calling all along sees no failure.
+#[test]
+fn a_reload_replaces_the_plugin_without_failing_a_call() {
+    Harness::exclusive().run(async |h| {
+        let supervisor = Supervisor::new();
+        let kv = supervisor.supervise("kv", quick(), h.kv_host_recipe(FAKE.path(), &["kv"]));
+        let mut events = kv.events();
+        kv.wait_serving(step()).await.unwrap();
+        let old = pid_of(&kv);
+        h.track(old);
+        let calling = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let caller = tokio::spawn({
+            let (mut client, calling) = (kv.dispense(KV).unwrap(), calling.clone());
+            async move {
+                let mut calls = 0u32;
+                while calling.load(std::sync::atomic::Ordering::Relaxed) {
+                    put_get(&mut client, &format!("call {calls}")).await?;
+                    calls += 1;
+                }
+                Ok::<u32, tonic::Status>(calls)
+            }
+        });
+        // Some calls on the old process first.
+        eventually_calls(&kv, 5).await;
+        kv.reload(h.kv_host_recipe(FAKE.path(), &["kv"]), step())
+            .await
+            .unwrap();
+        let reloaded = next_event(&mut events, "reloaded", |e| {
+            matches!(e, SupervisorEvent::Reloaded { .. })
+        })
+        .await;
+        let new = pid_of(&kv);
+        assert!(
+            matches!(reloaded, SupervisorEvent::Reloaded { pid: Some(p), previous_pid: Some(q), .. } if p == new && q == old),
+            "{reloaded:?}"
+        );
+        h.track(new);
+        let before = kv.status().calls_ok;
+        eventually_calls(&kv, before + 5).await;
+        calling.store(false, std::sync::atomic::Ordering::Relaxed);
+        let calls = caller.await.unwrap().expect("no call failed across the reload");
+        let status = kv.status();
+        // Each round is a put and a get: every one of them answered.
+        assert!(calls >= 5, "{calls} rounds");
+        assert_eq!(status.calls_ok, 2 * u64::from(calls), "{status:?}");
+        assert_eq!(status.calls_failed, 0, "{status:?}");
+        assert_eq!(status.restarts, 0, "a reload is no restart");
+        assert!(supervisor.shutdown(step()).await, "stopped in time");
+    });
+}
+
+/// A reload to a plugin that cannot start is refused, saying why, and the
+/// running plugin keeps serving.
+#[test]
+fn a_reload_to_a_broken_plugin_keeps_the_old_one() {
+    Harness::exclusive().run(async |h| {
+        let supervisor = Supervisor::new();
+        let kv = supervisor.supervise("kv", quick(), h.kv_host_recipe(FAKE.path(), &["kv"]));
+        kv.wait_serving(step()).await.unwrap();
+        let serving = pid_of(&kv);
+        h.track(serving);
+        let broken = h.kv_host_recipe("/bin/sh", &["-c", "echo cannot start >&2; exit 3"]);
+        let refused = kv.reload(broken, step()).await.unwrap_err();
+        let Error::Reload { reason, .. } = &refused else {
+            panic!("expected a refused reload, got {refused:?}");
+        };
+        assert!(
+            reason.starts_with("the new plugin did not start"),
+            "{refused}"
+        );
+        assert!(reason.contains("exit status: 3"), "{refused}");
+        assert!(
+            refused
+                .to_string()
+                .contains("the running plugin keeps serving"),
+            "{refused}"
+        );
+        assert_eq!(pid_of(&kv), serving);
+        let mut client = kv.dispense(KV).unwrap();
+        put_get(&mut client, "still here").await.unwrap();
+        assert!(supervisor.shutdown(step()).await, "stopped in time");
+    });
+}
+
+/// Waits (a step at most) until the plugin has answered `calls` calls.
+async fn eventually_calls(kv: &SupervisedPlugin, calls: u64) {
+    let deadline = tokio::time::Instant::now() + step();
+    while kv.status().calls_ok < calls {
+        assert!(tokio::time::Instant::now() < deadline, "{:?}", kv.status());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}

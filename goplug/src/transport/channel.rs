@@ -85,9 +85,10 @@ enum Sender {
     Routed(std::sync::Arc<dyn Route>),
 }
 
-/// The boxed future a [`Route`] answers with.
+/// The boxed future a [`Route`] answers with: the connection, and a
+/// ticket the route gets back in [`Route::finished`].
 pub(crate) type RouteFuture<'a> =
-    Pin<Box<dyn Future<Output = Result<Channel, tonic::Status>> + Send + 'a>>;
+    Pin<Box<dyn Future<Output = Result<(Channel, u64), tonic::Status>> + Send + 'a>>;
 
 /// Where a routed channel finds the connection for each call: the host
 /// side's supervisor, whose plugin process changes across restarts while
@@ -97,9 +98,10 @@ pub(crate) trait Route: Send + Sync + 'static {
     /// has one) while the plugin restarts. An error fails the call.
     fn current(&self, deadline: Option<Duration>) -> RouteFuture<'_>;
 
-    /// Called with each call's outcome: whether it got a response without
-    /// a `grpc-status` error in its headers.
-    fn finished(&self, ok: bool, elapsed: Duration);
+    /// Called once per call with the ticket `current` gave (`None` when it
+    /// failed) and the outcome: whether it got a response without a
+    /// `grpc-status` error in its headers.
+    fn finished(&self, ticket: Option<u64>, ok: bool, elapsed: Duration);
 }
 
 impl std::fmt::Debug for Channel {
@@ -192,21 +194,20 @@ fn routed_call(
         .and_then(parse_grpc_timeout);
     Box::pin(async move {
         let started = std::time::Instant::now();
-        let outcome = async {
-            let mut channel = route
-                .current(deadline)
-                .await
-                .map_err(|status| Box::new(status) as BoxError)?;
-            tower::Service::call(&mut channel, request).await
-        }
-        .await;
+        let (ticket, outcome) = match route.current(deadline).await {
+            Ok((mut channel, ticket)) => (
+                Some(ticket),
+                tower::Service::call(&mut channel, request).await,
+            ),
+            Err(status) => (None, Err(Box::new(status) as BoxError)),
+        };
         let ok = outcome.as_ref().is_ok_and(|response| {
             response
                 .headers()
                 .get("grpc-status")
                 .is_none_or(|status| status.as_bytes() == b"0")
         });
-        route.finished(ok, started.elapsed());
+        route.finished(ticket, ok, started.elapsed());
         outcome
     })
 }

@@ -100,16 +100,22 @@ impl Supervisor {
         recipe: impl Fn() -> ClientBuilder + Send + Sync + 'static,
     ) -> SupervisedPlugin {
         let shared = Shared::new(name.into(), policy);
+        let (reloads, reload_requests) = tokio::sync::mpsc::channel(4);
         self.plugins
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .push(shared.clone());
-        let worker = worker::run(shared.clone(), Arc::new(recipe), self.cancel.child_token());
+        let worker = worker::run(
+            shared.clone(),
+            Arc::new(recipe),
+            reload_requests,
+            self.cancel.child_token(),
+        );
         self.workers
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .spawn(worker);
-        SupervisedPlugin { shared }
+        SupervisedPlugin { shared, reloads }
     }
 
     /// A snapshot of every supervised plugin.
@@ -149,6 +155,7 @@ impl Drop for Supervisor {
 #[derive(Clone, Debug)]
 pub struct SupervisedPlugin {
     shared: Arc<Shared>,
+    reloads: tokio::sync::mpsc::Sender<worker::Reload>,
 }
 
 impl SupervisedPlugin {
@@ -210,7 +217,7 @@ impl SupervisedPlugin {
         )
         .await;
         match up {
-            Ok(Ok(now)) if matches!(*now, Current::Up(_)) => Ok(()),
+            Ok(Ok(now)) if matches!(*now, Current::Up(..)) => Ok(()),
             Ok(_) => {
                 let status = self.status();
                 let last = status.last_error.unwrap_or_default();
@@ -224,6 +231,36 @@ impl SupervisedPlugin {
                 timeout,
             }),
         }
+    }
+
+    /// Replaces the plugin without downtime: starts what `recipe` makes (a
+    /// new binary or version), health-checks it, sends new calls to it, lets
+    /// the calls in flight on the old process finish (at most `drain`), then
+    /// stops the old process. Later restarts use `recipe`. A plugin that is
+    /// down starts with `recipe` next (at once when its circuit is open).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Reload`] when the new plugin does not start or fails its
+    /// health check: the old one keeps serving, and the error says why.
+    /// [`Error::PluginDown`] when the supervisor has stopped.
+    pub async fn reload(
+        &self,
+        recipe: impl Fn() -> ClientBuilder + Send + Sync + 'static,
+        drain: Duration,
+    ) -> Result<()> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let request = worker::Reload {
+            recipe: Arc::new(recipe),
+            drain,
+            reply,
+        };
+        let stopped = || Error::PluginDown {
+            name: self.shared.name.clone(),
+            reason: "its supervisor has stopped".to_owned(),
+        };
+        self.reloads.send(request).await.map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
     }
 
     /// Closes an open circuit: the plugin is started again at once, its

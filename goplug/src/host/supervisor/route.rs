@@ -1,6 +1,7 @@
 //! The supervised plugin's shared state, and the route its channel takes:
 //! calls go to the current process, wait while it restarts, or fail fast.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -13,7 +14,9 @@ use crate::transport::{Channel, Route, RouteFuture};
 /// Where calls go now.
 #[derive(Clone, Debug)]
 pub(super) enum Current {
-    Up(Channel),
+    /// Serving: the process's channel and its generation (one per start or
+    /// reload), so a reload knows when the old process's calls are done.
+    Up(Channel, u64),
     Down,
     CircuitOpen,
     Stopped,
@@ -28,6 +31,10 @@ pub(super) struct Shared {
     pub(super) current: watch::Sender<Current>,
     pub(super) events: broadcast::Sender<SupervisorEvent>,
     pub(super) reset: Notify,
+    /// Calls in flight per generation.
+    in_flight: Mutex<BTreeMap<u64, u64>>,
+    /// Notified when a call finishes.
+    call_finished: Notify,
 }
 
 impl Shared {
@@ -39,7 +46,30 @@ impl Shared {
             current: watch::Sender::new(Current::Down),
             events: broadcast::Sender::new(256),
             reset: Notify::new(),
+            in_flight: Mutex::new(BTreeMap::new()),
+            call_finished: Notify::new(),
         })
+    }
+
+    /// Waits until no call is in flight on `generation`, at most `bound`;
+    /// returns whether none is.
+    pub(super) async fn drained(&self, generation: u64, bound: std::time::Duration) -> bool {
+        let drained = async {
+            loop {
+                let finished = self.call_finished.notified();
+                let busy = self
+                    .in_flight
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .get(&generation)
+                    .is_some_and(|calls| *calls > 0);
+                if !busy {
+                    return;
+                }
+                finished.await;
+            }
+        };
+        tokio::time::timeout(bound, drained).await.is_ok()
     }
 
     /// The record; a panic elsewhere while it was held leaves it usable.
@@ -61,7 +91,7 @@ impl Shared {
                 record.recent_failures
             ),
             Current::Stopped => "its supervisor has shut it down".to_owned(),
-            Current::Down | Current::Up(_) => match record.state {
+            Current::Down | Current::Up(..) => match record.state {
                 super::PluginState::Restarting { backoff } => {
                     format!("it is restarting (next start in {backoff:?})")
                 }
@@ -83,8 +113,17 @@ impl Route for Shared {
         Box::pin(async move {
             let mut current = self.current.subscribe();
             let now = current.borrow_and_update().clone();
+            let routed = |channel: Channel, generation: u64| {
+                *self
+                    .in_flight
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .entry(generation)
+                    .or_default() += 1;
+                (channel, generation)
+            };
             match (now, self.policy.when_down) {
-                (Current::Up(channel), _) => Ok(channel),
+                (Current::Up(channel, generation), _) => Ok(routed(channel, generation)),
                 (down @ (Current::CircuitOpen | Current::Stopped), _)
                 | (down, WhenDown::FailFast) => Err(self.unavailable(&down)),
                 (Current::Down, WhenDown::Wait(bound)) => {
@@ -106,7 +145,7 @@ impl Route for Shared {
                         }
                     };
                     match now {
-                        Current::Up(channel) => Ok(channel),
+                        Current::Up(channel, generation) => Ok(routed(channel, generation)),
                         other => Err(self.unavailable(&other)),
                     }
                 }
@@ -114,7 +153,21 @@ impl Route for Shared {
         })
     }
 
-    fn finished(&self, ok: bool, _elapsed: Duration) {
+    fn finished(&self, ticket: Option<u64>, ok: bool, _elapsed: Duration) {
+        if let Some(generation) = ticket {
+            let mut in_flight = self
+                .in_flight
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if let Some(calls) = in_flight.get_mut(&generation) {
+                *calls = calls.saturating_sub(1);
+                if *calls == 0 {
+                    in_flight.remove(&generation);
+                }
+            }
+            drop(in_flight);
+            self.call_finished.notify_waiters();
+        }
         let mut record = self.record();
         record.calls_in_flight = record.calls_in_flight.saturating_sub(1);
         if ok {

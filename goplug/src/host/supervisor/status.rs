@@ -66,6 +66,16 @@ pub enum SupervisorEvent {
         /// Restarts so far.
         restarts: u64,
     },
+    /// The plugin was replaced by a reload: calls go to the new process,
+    /// the old one was stopped after its calls finished.
+    Reloaded {
+        /// The plugin's name.
+        name: String,
+        /// The new process's id.
+        pid: Option<u32>,
+        /// The replaced process's id.
+        previous_pid: Option<u32>,
+    },
     /// The process ended or was taken for hung.
     Exited {
         /// The plugin's name.

@@ -1,19 +1,30 @@
 //! One supervised plugin's life: start, watch (exit through the process
 //! handle, hangs through health checks), stop, back off, restart, or open
-//! the circuit; and on cancellation, a graceful shutdown.
+//! the circuit; reloads to a new recipe without downtime; and on
+//! cancellation, a graceful shutdown.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::Recipe;
 use super::route::{Current, Shared};
 use super::status::{PluginState, SupervisorEvent};
+use crate::error::{Error, Result};
 use crate::host::Client;
 
 /// The longest single wait for an exit; waits repeat while the plugin runs.
 const EXIT_WAIT: Duration = Duration::from_secs(3600);
+
+/// A request to replace the plugin with what `recipe` starts.
+pub(super) struct Reload {
+    pub(super) recipe: Recipe,
+    /// How long the old process's calls may take to finish.
+    pub(super) drain: Duration,
+    pub(super) reply: oneshot::Sender<Result<()>>,
+}
 
 /// Why a serving process is no longer served.
 enum Down {
@@ -22,71 +33,30 @@ enum Down {
     Cancelled,
 }
 
-pub(super) async fn run(shared: Arc<Shared>, recipe: Recipe, cancel: CancellationToken) {
-    let origin = Instant::now();
-    let mut window = super::policy::FailureWindow::default();
-    let mut attempt: u32 = 0;
-    let mut rng = fastrand::Rng::new();
-    loop {
-        shared.record().state = PluginState::Starting;
-        let started = tokio::select! {
-            started = recipe().start() => started,
-            () = cancel.cancelled() => break,
-        };
-        let served_for = match started {
-            Ok(client) => match serve(&shared, client, &cancel).await {
-                Some(served_for) => served_for,
-                None => break,
-            },
-            Err(error) => {
-                let error = error.to_string();
-                shared.record().last_error = Some(error.clone());
-                shared.report(SupervisorEvent::StartFailed {
-                    name: shared.name.clone(),
-                    error,
-                });
-                Duration::ZERO
-            }
-        };
-        if served_for >= shared.policy.reset_after {
-            attempt = 0;
-        }
-        let circuit_opens = window.record(origin.elapsed(), &shared.policy);
-        shared.record().recent_failures = window.len();
-        if circuit_opens {
-            shared.record().state = PluginState::CircuitOpen;
-            shared.current.send_replace(Current::CircuitOpen);
-            shared.report(SupervisorEvent::CircuitOpen {
-                name: shared.name.clone(),
-                failures: window.len(),
-            });
-            tokio::select! {
-                () = shared.reset.notified() => {}
-                () = cancel.cancelled() => break,
-            }
-            window.clear();
-            attempt = 0;
-            shared.record().recent_failures = 0;
-            continue;
-        }
-        let backoff = shared.policy.backoff_with_jitter(attempt, rng.f64());
-        attempt = attempt.saturating_add(1);
-        let restart = {
-            let mut record = shared.record();
-            record.state = PluginState::Restarting { backoff };
-            record.restarts + 1
-        };
-        shared.report(SupervisorEvent::Restarting {
-            name: shared.name.clone(),
-            backoff,
-            attempt: restart,
-        });
-        tokio::select! {
-            () = tokio::time::sleep(backoff) => {}
-            () = cancel.cancelled() => break,
-        }
-        shared.record().restarts = restart;
-    }
+/// The worker's state across starts.
+struct Worker {
+    shared: Arc<Shared>,
+    recipe: Recipe,
+    reloads: mpsc::Receiver<Reload>,
+    cancel: CancellationToken,
+    generation: u64,
+}
+
+pub(super) async fn run(
+    shared: Arc<Shared>,
+    recipe: Recipe,
+    reloads: mpsc::Receiver<Reload>,
+    cancel: CancellationToken,
+) {
+    let mut worker = Worker {
+        shared,
+        recipe,
+        reloads,
+        cancel,
+        generation: 0,
+    };
+    worker.supervise().await;
+    let shared = &worker.shared;
     shared.current.send_replace(Current::Stopped);
     shared.record().state = PluginState::Stopped;
     shared.report(SupervisorEvent::Stopped {
@@ -94,59 +64,227 @@ pub(super) async fn run(shared: Arc<Shared>, recipe: Recipe, cancel: Cancellatio
     });
 }
 
-/// Serves one started process until it exits, hangs or the supervisor is
-/// cancelled; then stops it. How long it served, or `None` when cancelled.
-async fn serve(shared: &Shared, client: Client, cancel: &CancellationToken) -> Option<Duration> {
-    let since = Instant::now();
-    let pid = client.pid();
-    let restarts = {
-        let mut record = shared.record();
-        record.state = PluginState::Serving;
-        record.pid = pid;
-        record.serving_since = Some(since);
-        record.restarts
-    };
-    // Reported before calls reach it, so the event precedes their results.
-    shared.report(SupervisorEvent::Started {
-        name: shared.name.clone(),
-        pid,
-        restarts,
-    });
-    shared.current.send_replace(Current::Up(client.channel()));
-    let down = watch(shared, &client, cancel).await;
-    // New calls wait (or fail fast) from here; calls in flight on the old
-    // process finish or fail with it.
-    shared
-        .current
-        .send_replace(if matches!(down, Down::Cancelled) {
-            Current::Stopped
-        } else {
-            Current::Down
-        });
-    let report = client.shutdown().await;
-    let reason = match &down {
-        Down::Exited => "the plugin process exited".to_owned(),
-        Down::Hung(why) => why.clone(),
-        Down::Cancelled => return None,
-    };
-    {
-        let mut record = shared.record();
-        record.pid = None;
-        record.serving_since = None;
-        record.last_exit = Some(report.status);
-        record.last_error = Some(reason.clone());
+impl Worker {
+    async fn supervise(&mut self) {
+        let origin = Instant::now();
+        let mut window = super::policy::FailureWindow::default();
+        let mut attempt: u32 = 0;
+        let mut rng = fastrand::Rng::new();
+        let shared = self.shared.clone();
+        loop {
+            shared.record().state = PluginState::Starting;
+            let started = tokio::select! {
+                started = (self.recipe)().start() => started,
+                () = self.cancel.cancelled() => return,
+            };
+            let served_for = match started {
+                Ok(client) => match self.serve(client).await {
+                    Some(served_for) => served_for,
+                    None => return,
+                },
+                Err(error) => {
+                    let error = error.to_string();
+                    shared.record().last_error = Some(error.clone());
+                    shared.report(SupervisorEvent::StartFailed {
+                        name: shared.name.clone(),
+                        error,
+                    });
+                    Duration::ZERO
+                }
+            };
+            if served_for >= shared.policy.reset_after {
+                attempt = 0;
+            }
+            let circuit_opens = window.record(origin.elapsed(), &shared.policy);
+            shared.record().recent_failures = window.len();
+            if circuit_opens {
+                shared.record().state = PluginState::CircuitOpen;
+                shared.current.send_replace(Current::CircuitOpen);
+                shared.report(SupervisorEvent::CircuitOpen {
+                    name: shared.name.clone(),
+                    failures: window.len(),
+                });
+                tokio::select! {
+                    () = shared.reset.notified() => {}
+                    // A new recipe is a fix: start it now.
+                    Some(reload) = self.reloads.recv() => {
+                        self.take_recipe(reload);
+                        shared.current.send_replace(Current::Down);
+                    }
+                    () = self.cancel.cancelled() => return,
+                }
+                window.clear();
+                attempt = 0;
+                shared.record().recent_failures = 0;
+                continue;
+            }
+            let backoff = shared.policy.backoff_with_jitter(attempt, rng.f64());
+            attempt = attempt.saturating_add(1);
+            let restart = {
+                let mut record = shared.record();
+                record.state = PluginState::Restarting { backoff };
+                record.restarts + 1
+            };
+            shared.report(SupervisorEvent::Restarting {
+                name: shared.name.clone(),
+                backoff,
+                attempt: restart,
+            });
+            let wake = tokio::time::Instant::now() + backoff;
+            loop {
+                tokio::select! {
+                    () = tokio::time::sleep_until(wake) => break,
+                    Some(reload) = self.reloads.recv() => self.take_recipe(reload),
+                    () = self.cancel.cancelled() => return,
+                }
+            }
+            shared.record().restarts = restart;
+        }
     }
-    shared.report(SupervisorEvent::Exited {
-        name: shared.name.clone(),
-        status: report.status,
-        reason,
-    });
-    Some(since.elapsed())
+
+    /// A reload while the plugin is down: its next start uses the recipe.
+    fn take_recipe(&mut self, reload: Reload) {
+        self.recipe = reload.recipe;
+        let _ = reload.reply.send(Ok(()));
+    }
+
+    /// Serves started processes (one, or more through reloads) until one
+    /// exits, hangs or the supervisor is cancelled; then stops it. How long
+    /// it served, or `None` when cancelled.
+    async fn serve(&mut self, mut client: Client) -> Option<Duration> {
+        let shared = self.shared.clone();
+        let mut since = Instant::now();
+        self.open(&client, since, None);
+        let down = loop {
+            tokio::select! {
+                down = watch(&shared, &client) => break down,
+                () = self.cancel.cancelled() => break Down::Cancelled,
+                Some(reload) = self.reloads.recv() => {
+                    let previous = client.pid();
+                    client = self.reload(client, reload).await;
+                    if client.pid() != previous {
+                        since = Instant::now();
+                    }
+                }
+            }
+        };
+        // New calls wait (or fail fast) from here; calls in flight on the
+        // old process finish or fail with it.
+        shared
+            .current
+            .send_replace(if matches!(down, Down::Cancelled) {
+                Current::Stopped
+            } else {
+                Current::Down
+            });
+        let report = client.shutdown().await;
+        let reason = match &down {
+            Down::Exited => "the plugin process exited".to_owned(),
+            Down::Hung(why) => why.clone(),
+            Down::Cancelled => return None,
+        };
+        {
+            let mut record = shared.record();
+            record.pid = None;
+            record.serving_since = None;
+            record.last_exit = Some(report.status);
+            record.last_error = Some(reason.clone());
+        }
+        shared.report(SupervisorEvent::Exited {
+            name: shared.name.clone(),
+            status: report.status,
+            reason,
+        });
+        Some(since.elapsed())
+    }
+
+    /// Sends calls to `client` from now on, as a new generation.
+    fn open(&mut self, client: &Client, since: Instant, previous_pid: Option<u32>) {
+        let shared = &self.shared;
+        let pid = client.pid();
+        let restarts = {
+            let mut record = shared.record();
+            record.state = PluginState::Serving;
+            record.pid = pid;
+            record.serving_since = Some(since);
+            record.restarts
+        };
+        // Reported before calls reach it, so the event precedes their results.
+        shared.report(match previous_pid {
+            None => SupervisorEvent::Started {
+                name: shared.name.clone(),
+                pid,
+                restarts,
+            },
+            Some(previous) => SupervisorEvent::Reloaded {
+                name: shared.name.clone(),
+                pid,
+                previous_pid: Some(previous),
+            },
+        });
+        self.generation += 1;
+        shared
+            .current
+            .send_replace(Current::Up(client.channel(), self.generation));
+    }
+
+    /// Starts and health-checks the reload's plugin while `old` serves; on
+    /// success sends calls to it, lets the old calls finish (bounded) and
+    /// stops the old process. Returns the client that serves now: the new
+    /// one, or `old` when the new one failed (the reply says why).
+    async fn reload(&mut self, old: Client, reload: Reload) -> Client {
+        let Reload {
+            recipe,
+            drain,
+            reply,
+        } = reload;
+        let name = self.shared.name.clone();
+        let refused = |reason: String, error: Option<Error>| Error::Reload {
+            name: name.clone(),
+            reason,
+            error: error.map(|error| Box::new(error) as crate::BoxError),
+        };
+        let new = match recipe().start().await {
+            Ok(new) => new,
+            Err(error) => {
+                let reason = format!("the new plugin did not start: {error}");
+                let _ = reply.send(Err(refused(reason, Some(error))));
+                return old;
+            }
+        };
+        let timeout = self.shared.policy.health_timeout;
+        let healthy = match tokio::time::timeout(timeout, new.ping()).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => Err((
+                format!("the new plugin failed its health check: {error}"),
+                Some(error),
+            )),
+            Err(_) => Err((
+                format!("the new plugin did not answer its health check within {timeout:?}"),
+                None,
+            )),
+        };
+        if let Err((reason, error)) = healthy {
+            new.shutdown().await;
+            let _ = reply.send(Err(refused(reason, error)));
+            return old;
+        }
+        let old_generation = self.generation;
+        self.open(&new, Instant::now(), old.pid());
+        self.recipe = recipe;
+        let drained = self.shared.drained(old_generation, drain).await;
+        if !drained {
+            tracing::warn!(plugin = %name, ?drain, "calls on the replaced plugin did not finish in time; stopping it");
+        }
+        let report = old.shutdown().await;
+        self.shared.record().last_exit = Some(report.status);
+        let _ = reply.send(Ok(()));
+        new
+    }
 }
 
-/// Waits for the process to exit, to fail its health checks, or for the
-/// supervisor to be cancelled.
-async fn watch(shared: &Shared, client: &Client, cancel: &CancellationToken) -> Down {
+/// Waits for the process to exit or to fail its health checks.
+async fn watch(shared: &Shared, client: &Client) -> Down {
     let policy = &shared.policy;
     let exited = async { while !client.wait_exit(EXIT_WAIT).await {} };
     let hung = async {
@@ -176,6 +314,5 @@ async fn watch(shared: &Shared, client: &Client, cancel: &CancellationToken) -> 
     tokio::select! {
         () = exited => Down::Exited,
         why = hung => Down::Hung(why),
-        () = cancel.cancelled() => Down::Cancelled,
     }
 }
