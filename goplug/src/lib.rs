@@ -240,6 +240,10 @@ pub use transport::tls;
 /// version (`prost = "0.14"`), or they are not `prost::Message` to goplug.
 #[doc(no_inline)]
 pub use prost;
+/// The semver goplug is built with (`semver = "1"`): plugin versions are
+/// `semver::Version`s.
+#[doc(no_inline)]
+pub use semver;
 /// The tonic goplug is built with: generated clients and servers must use
 /// this version (`tonic = "0.14"`), or they fail to satisfy goplug's traits.
 #[doc(no_inline)]
