@@ -602,7 +602,11 @@ async fn a_reattached_plugin_is_held_to_the_version_requirement() {
         .await
         .unwrap();
     assert_eq!(
-        client.plugin_version().await.unwrap().map(ToString::to_string),
+        client
+            .plugin_version()
+            .await
+            .unwrap()
+            .map(ToString::to_string),
         Some("1.4.2".to_owned())
     );
     assert!(client.shutdown().await.left_running);
