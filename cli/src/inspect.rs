@@ -23,6 +23,8 @@ pub(crate) struct Report {
     pub(crate) pid: Option<u32>,
     pub(crate) tls: Option<TlsVersion>,
     pub(crate) health: Result<(), String>,
+    /// What the plugin reports through Vault's `logical.PluginVersion`.
+    pub(crate) plugin_version: Result<Option<goplug::semver::Version>, String>,
     pub(crate) startup: Duration,
     pub(crate) reflection: Result<Reflected, ReflectError>,
     pub(crate) shutdown: Option<ShutdownReport>,
@@ -31,6 +33,11 @@ pub(crate) struct Report {
 /// Asks the running plugin everything but the shutdown.
 pub(crate) async fn gather(client: &Client) -> Report {
     let health = client.ping().await.map_err(|e| e.to_string());
+    let plugin_version = client
+        .plugin_version()
+        .await
+        .map(|version| version.cloned())
+        .map_err(|e| e.to_string());
     let reflection = if client.protocol() == Protocol::Grpc {
         crate::reflect::reflect(client.channel()).await
     } else {
@@ -44,6 +51,7 @@ pub(crate) async fn gather(client: &Client) -> Report {
         pid: client.pid(),
         tls: client.tls_version(),
         health,
+        plugin_version,
         startup: client.start_duration(),
         reflection,
         shutdown: None,
@@ -61,9 +69,11 @@ fn millis(duration: Duration) -> f64 {
     (duration.as_secs_f64() * 1000.0 * 10.0).round() / 10.0
 }
 
-/// Services go-plugin and goplug add to every plugin.
+/// Services go-plugin and goplug add to every plugin, and the version
+/// service (shown as the Version row).
 fn is_internal(service: &str) -> bool {
     service.starts_with("plugin.GRPC")
+        || service == "logical.PluginVersion"
         || service.starts_with("grpc.health.v1.")
         || service.starts_with("grpc.reflection.")
 }
@@ -221,6 +231,8 @@ impl Report {
             },
             "protocol": self.protocol.as_str(),
             "version": self.version,
+            "plugin_version": self.plugin_version.as_ref().ok().and_then(Option::as_ref).map(ToString::to_string),
+            "plugin_version_error": self.plugin_version.as_ref().err(),
             "transport": { "network": self.network, "address": self.address },
             "tls": {
                 "enabled": self.tls.is_some(),
@@ -253,6 +265,17 @@ impl Report {
         row(
             "Protocol",
             format!("{}, app protocol version {}", self.protocol, self.version),
+        );
+        row(
+            "Version",
+            match &self.plugin_version {
+                Ok(Some(version)) => version.to_string(),
+                Ok(None) if self.protocol == Protocol::NetRpc => {
+                    style.yellow("none (net/rpc has no version service)")
+                }
+                Ok(None) => style.yellow("none reported (no logical.PluginVersion service)"),
+                Err(error) => style.red(error),
+            },
         );
         row("Transport", format!("{} {}", self.network, self.address));
         row(
@@ -378,6 +401,7 @@ mod tests {
         assert_eq!(types, ["string", "bytes"]);
         assert!(is_internal("plugin.GRPCBroker"));
         assert!(is_internal("grpc.health.v1.Health"));
+        assert!(is_internal("logical.PluginVersion"));
         assert!(!is_internal("proto.KV"));
     }
 }

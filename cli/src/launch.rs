@@ -34,6 +34,8 @@ pub(crate) struct HostConfig {
     pub(crate) current_dir: Option<std::path::PathBuf>,
     /// Copy the plugin's output to stderr, labelled.
     pub(crate) show_output: bool,
+    /// `inspect --require-version`: the plugin's version must meet it.
+    pub(crate) require_version: Option<goplug::host::VersionConstraint>,
 }
 
 /// The flags that shape the handshake, before the preset is applied.
@@ -131,6 +133,7 @@ impl HandshakeFlags {
             env,
             current_dir: None,
             show_output: true,
+            require_version: None,
         })
     }
 }
@@ -174,6 +177,9 @@ impl HostConfig {
             .start_timeout(self.start_timeout);
         for version in &self.versions {
             builder = builder.version(*version, PluginSet::new());
+        }
+        if let Some(constraint) = &self.require_version {
+            builder = builder.require_version_constraint(constraint.clone());
         }
         if self.show_output {
             let label = self.label();
@@ -245,6 +251,15 @@ impl HostConfig {
                 first_line(&error.to_string())
             )),
             Error::Config(message) => CliError::usage(message),
+            Error::PluginVersionUnmet {
+                constraint,
+                version,
+            } => CliError::plugin(format!(
+                "{program} is version {version}, which does not meet --require-version '{constraint}'"
+            )),
+            Error::PluginVersionMissing { constraint, reason } => CliError::plugin(format!(
+                "{program} reports no version ({reason}), so it cannot meet --require-version '{constraint}'"
+            )),
             other => CliError::plugin(first_line(&other.to_string())),
         }
     }

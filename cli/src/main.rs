@@ -42,6 +42,9 @@ Examples:
   # go-plugin's KV example, its own cookie, as JSON for a script
   goplug inspect --json --cookie-key BASIC_PLUGIN --cookie-value hello ./kv-plugin | jq .services
 
+  # Exit 3 unless the plugin reports a version that meets the constraint
+  goplug inspect --require-version '>=1.2, <2' --cookie-key BASIC_PLUGIN --cookie-value hello ./kv-plugin
+
   # Arguments after PLUGIN go to the plugin; goplug's options come before it,
   # and -- keeps an argument that looks like one of goplug's for the plugin
   goplug inspect --cookie-key BASIC_PLUGIN --cookie-value hello python3 plugin.py --port 0
@@ -186,6 +189,11 @@ impl HostArgs {
 struct InspectArgs {
     #[command(flatten)]
     host: HostArgs,
+    /// Refuse (exit 3) a plugin whose version (Vault's logical.PluginVersion)
+    /// does not meet CONSTRAINT, or that reports none: Cargo or go-version
+    /// syntax, e.g. '>=1.2, <2' or '~> 1.2'
+    #[arg(long, value_name = "CONSTRAINT", value_parser = parse_constraint)]
+    require_version: Option<goplug::host::VersionConstraint>,
     /// The plugin executable
     #[arg(value_name = "PLUGIN")]
     plugin: String,
@@ -378,8 +386,15 @@ async fn with_plugin<T>(
     (result, report)
 }
 
+/// A `--require-version` value; a usage error (exit 2) when it does not parse.
+fn parse_constraint(text: &str) -> Result<goplug::host::VersionConstraint, String> {
+    text.parse()
+        .map_err(|e: goplug::protocol::VersionConstraintError| e.reason)
+}
+
 async fn inspect(args: InspectArgs) -> Result<(), Failure> {
-    let host = args.host.resolve(args.plugin, args.args)?;
+    let mut host = args.host.resolve(args.plugin, args.args)?;
+    host.require_version = args.require_version;
     let client = host.start().await?;
     let (report, shutdown) =
         with_plugin(client, async |client| inspect::gather(client).await).await;
@@ -515,6 +530,7 @@ async fn demo(args: DemoArgs) -> Result<(), Failure> {
         env: Vec::new(),
         current_dir: Some(scratch.path().to_path_buf()),
         show_output: args.verbose,
+        require_version: None,
     };
     let client = host.start().await?;
     let key = args.key.clone();

@@ -159,7 +159,9 @@ fn check_kv_report(report: &Value) {
     assert_eq!(report["shutdown"]["exit_status"], 0);
 }
 
-fn inspect_kv(plugin: &[String]) {
+/// `plugin_version`: what the plugin reports (`null` for the Go plugin,
+/// which serves no `logical.PluginVersion`).
+fn inspect_kv(plugin: &[String], plugin_version: Option<&str>) {
     let dir = tempfile::tempdir().unwrap();
     let pidfile = dir.path().join("pid");
     let mut args = vec!["inspect", "--json", "--auto-mtls"];
@@ -170,6 +172,12 @@ fn inspect_kv(plugin: &[String]) {
     assert_exit(&output, 0);
     let report = stdout_json(&output);
     check_kv_report(&report);
+    assert_eq!(
+        report["plugin_version"].as_str(),
+        plugin_version,
+        "{report}"
+    );
+    assert_eq!(report["plugin_version_error"], Value::Null, "{report}");
     let pid = read_pid(&pidfile);
     assert_eq!(report["plugin"]["pid"], pid);
     assert_process_gone(pid, Duration::from_secs(5));
@@ -177,12 +185,69 @@ fn inspect_kv(plugin: &[String]) {
 
 #[test]
 fn inspect_reports_the_go_kv_plugin_over_auto_mtls() {
-    inspect_kv(&go_plugin());
+    inspect_kv(&go_plugin(), None);
 }
 
 #[test]
 fn inspect_reports_the_rust_kv_plugin_over_auto_mtls() {
-    inspect_kv(&rust_plugin());
+    // The KV example declares its crate version, the workspace's.
+    inspect_kv(&rust_plugin(), Some(env!("CARGO_PKG_VERSION")));
+}
+
+#[test]
+fn require_version_exits_3_naming_the_constraint_and_the_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let version = env!("CARGO_PKG_VERSION");
+    let cases = [
+        (
+            rust_plugin(),
+            ">=99.0.0",
+            3,
+            Some(format!("is version {version}")),
+        ),
+        (rust_plugin(), "~> 0.1", 0, None),
+        (
+            go_plugin(),
+            ">=1.0.0",
+            3,
+            Some("reports no version (it serves no logical.PluginVersion service)".to_owned()),
+        ),
+    ];
+    for (plugin, constraint, code, words) in cases {
+        for json in [false, true] {
+            let pidfile = dir.path().join("pid");
+            let mut args = vec!["inspect", "--require-version", constraint];
+            if json {
+                args.push("--json");
+            }
+            args.extend(KV_COOKIE);
+            let command = with_pidfile(&pidfile, &plugin);
+            args.extend(strs(&command));
+            let output = run(dir.path(), &args);
+            assert_exit(&output, code);
+            if let Some(words) = &words {
+                let line = error_line(&output);
+                assert!(
+                    line.contains(words) && line.contains(&format!("'{constraint}'")),
+                    "{line}"
+                );
+                if json {
+                    let error = &stdout_json(&output)["error"];
+                    assert_eq!(error["exit_code"], 3, "{error}");
+                    assert_eq!(error["kind"], "plugin", "{error}");
+                }
+            }
+            assert_process_gone(read_pid(&pidfile), Duration::from_secs(5));
+        }
+    }
+    // A constraint that go-version and Cargo read differently is a usage
+    // error, before any plugin runs.
+    let mut args = vec!["inspect", "--require-version", "1.2"];
+    args.extend(KV_COOKIE);
+    args.push("./no-such-plugin");
+    let output = run(dir.path(), &args);
+    assert_exit(&output, 2);
+    assert!(stderr(&output).contains("\"^1.2\""), "{}", stderr(&output));
 }
 
 #[test]
@@ -259,6 +324,8 @@ fn inspect_reports_a_net_rpc_plugin_without_reflection() {
     let report = stdout_json(&output);
     assert_eq!(report["protocol"], "netrpc");
     assert_eq!(report["health"]["serving"], true);
+    // net/rpc has no version service.
+    assert_eq!(report["plugin_version"], Value::Null, "{report}");
     assert_eq!(report["reflection"]["available"], false);
     assert!(
         report["reflection"]["error"]

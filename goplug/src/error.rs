@@ -17,8 +17,8 @@ use std::process::ExitStatus;
 use std::time::Duration;
 
 use crate::protocol::{
-    Checksum, ChecksumParseError, HandshakeError, PluginAddress, Protocol, ReattachError,
-    StderrTail,
+    Checksum, ChecksumParseError, HandshakeError, PluginAddress, PluginVersionError, Protocol,
+    ReattachError, StderrTail, VersionConstraint, VersionConstraintError,
 };
 
 /// A typed cause, kept in a variant whose message already includes its
@@ -262,6 +262,60 @@ pub enum Error {
         reason: String,
     },
 
+    /// A version constraint that does not parse, or that go-version and
+    /// Cargo read differently ([`VersionConstraint`] has the syntax).
+    #[error("invalid version constraint {constraint:?}: {reason}")]
+    VersionConstraint {
+        /// The constraint as given.
+        constraint: String,
+        /// What is wrong with it, and how to write it.
+        reason: String,
+    },
+
+    /// A plugin version that is not a semantic version: the one a plugin
+    /// declares (refused before it serves) or the one it reports.
+    #[error("plugin version {version:?} is not a semantic version: {reason}")]
+    InvalidPluginVersion {
+        /// The version as written.
+        version: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// The plugin's version does not meet the host's constraint; the
+    /// plugin was shut down.
+    #[error(
+        "plugin version {version} does not meet the required version {constraint}: use a plugin that meets it, or change the host's require_version"
+    )]
+    PluginVersionUnmet {
+        /// The host's constraint.
+        constraint: VersionConstraint,
+        /// The version the plugin reported.
+        version: semver::Version,
+    },
+
+    /// The host requires a version and the plugin reports none (a Go or
+    /// older plugin, a net/rpc plugin); the plugin was shut down.
+    #[error(
+        "the host requires plugin version {constraint}, but the plugin reports no version ({reason}); to accept unversioned plugins, set missing_version(MissingVersion::Allow)"
+    )]
+    PluginVersionMissing {
+        /// The host's constraint.
+        constraint: VersionConstraint,
+        /// Why there is no version.
+        reason: &'static str,
+    },
+
+    /// Asking the plugin's version (`logical.PluginVersion/Version`)
+    /// failed other than with `Unimplemented`.
+    #[error("asking the plugin's version (logical.PluginVersion/Version) failed: {reason}")]
+    PluginVersionCall {
+        /// What failed, the cause's text included.
+        reason: String,
+        /// The gRPC status; see [`Error::cause`].
+        error: Option<BoxError>,
+    },
+
     /// Plugin side: the magic cookie's variable is not set, so the binary
     /// was not started by a host. go-plugin's message was printed on stderr.
     #[error(
@@ -352,7 +406,8 @@ impl Error {
             | Self::Broker { error, .. }
             | Self::Ping { error, .. }
             | Self::Listen { error, .. }
-            | Self::Reload { error, .. } => error.as_deref(),
+            | Self::Reload { error, .. }
+            | Self::PluginVersionCall { error, .. } => error.as_deref(),
             Self::Serve(error) => Some(error),
             _ => None,
         }
@@ -402,6 +457,24 @@ impl Error {
 impl From<ReattachError> for Error {
     fn from(error: ReattachError) -> Self {
         Self::Reattach {
+            reason: error.reason,
+        }
+    }
+}
+
+impl From<VersionConstraintError> for Error {
+    fn from(error: VersionConstraintError) -> Self {
+        Self::VersionConstraint {
+            constraint: error.constraint,
+            reason: error.reason,
+        }
+    }
+}
+
+impl From<PluginVersionError> for Error {
+    fn from(error: PluginVersionError) -> Self {
+        Self::InvalidPluginVersion {
+            version: error.version,
             reason: error.reason,
         }
     }

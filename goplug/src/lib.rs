@@ -88,7 +88,7 @@
 //!   transport                dial, listen, serve, TLS, mux, the host's HTTP/2 channel
 //!   sys  yamux               pidfds, process tree, launcher  |  hashicorp/yamux
 //!   error                    the crate's error type
-//!   protocol                 pure: handshake line, env names, reattach, checksum, hclog format
+//!   protocol                 pure: handshake line, env names, reattach, checksum, hclog format, versions
 //! ```
 //!
 //! The [`protocol`] module is the pure core both sides share: parsing and
@@ -169,6 +169,7 @@
 //! | reattach ([`reattach`]), debug mode ([`plugin::run_debug`]), runners ([`host::runner`]), discovery ([`discover`]), in-process tests ([`testing`]) | yes |
 //! | multiplexed broker (`PLUGIN_MULTIPLEX_GRPC`) over goplug's own yamux | yes, both sides |
 //! | net/rpc ([`netrpc`]: gob, `Control`, `Dispenser`, `MuxBroker`) over goplug's [`yamux`] | yes, both sides |
+//! | semantic version constraints (on go-plugin's roadmap, never built) | goplug's addition: a plugin's version served as Vault's `logical.PluginVersion` ([`plugin::ServeConfig::plugin_version`]), required by hosts ([`host::ClientBuilder::require_version`], [`protocol::VersionConstraint`]) |
 //!
 //! Where goplug differs from go-plugin on purpose (each is a place where
 //! go-plugin hangs, panics, leaks or says less):
@@ -240,6 +241,10 @@ pub use transport::tls;
 /// version (`prost = "0.14"`), or they are not `prost::Message` to goplug.
 #[doc(no_inline)]
 pub use prost;
+/// The semver goplug is built with (`semver = "1"`): plugin versions are
+/// `semver::Version`s.
+#[doc(no_inline)]
+pub use semver;
 /// The tonic goplug is built with: generated clients and servers must use
 /// this version (`tonic = "0.14"`), or they fail to satisfy goplug's traits.
 #[doc(no_inline)]

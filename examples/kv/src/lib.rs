@@ -129,6 +129,8 @@ pub fn serve_config() -> goplug::plugin::ServeConfig {
             pb::kv_server::KvServer::new(FileKv::new("plugin-rust-grpc")),
         ))
         .file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        // Served as Vault's logical.PluginVersion: `goplug inspect` shows it.
+        .plugin_version(env!("CARGO_PKG_VERSION"))
 }
 
 /// What the example hosts are asked to do: `get KEY` or `put KEY VALUE`.

@@ -314,3 +314,21 @@ fn netrpc_put_then_get_in_every_pairing() {
         }
     }
 }
+
+/// The example plugin declares its crate version, and go-plugin's host
+/// reads it through Vault's `logical.PluginVersion` service.
+#[test]
+fn the_rust_plugin_reports_its_crate_version_to_the_go_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = goplug_test::probe_host(
+        &format!("exec '{RUST_PLUGIN}'"),
+        &["-plugin-version"],
+        dir.path(),
+    );
+    assert_eq!(report["ok"], true, "{report}");
+    assert_eq!(
+        report["plugin_version"],
+        env!("CARGO_PKG_VERSION"),
+        "{report}"
+    );
+}

@@ -124,9 +124,13 @@ fn main() -> ExitCode {
 /// `FAKE_RUNTIME=current` runs on tokio's current-thread runtime.
 /// `FAKE_TLS_CERT`/`FAKE_TLS_KEY` (PEM files) serve manual TLS, with
 /// `FAKE_TLS_CLIENT_CA` requiring client certificates signed by that CA.
+/// `FAKE_PLUGIN_VERSION` declares the plugin's semantic version.
 fn kv_config() -> ServeConfig {
     let versions = std::env::var("FAKE_VERSIONS").unwrap_or_else(|_| "1".to_owned());
     let mut config = ServeConfig::new(HANDSHAKE).file_descriptor_set(pb::FILE_DESCRIPTOR_SET);
+    if let Ok(version) = std::env::var("FAKE_PLUGIN_VERSION") {
+        config = config.plugin_version(version);
+    }
     if std::env::var("FAKE_RUNTIME").as_deref() == Ok("current") {
         config = config.runtime(goplug::plugin::Runtime::CurrentThread);
     }

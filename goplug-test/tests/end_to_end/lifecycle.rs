@@ -571,3 +571,45 @@ async fn a_net_rpc_debug_plugin_is_reattached_too() {
     assert!(plugin.alive());
     assert!(plugin.terminate().success());
 }
+
+/// A version requirement applies to an attached plugin too: one that does
+/// not meet it is let go (in test mode, only disconnected), and one that
+/// does is kept.
+#[tokio::test]
+async fn a_reattached_plugin_is_held_to_the_version_requirement() {
+    let s = Harness::shared();
+    let mut command = rust_debug_plugin(&s);
+    command.env("FAKE_PLUGIN_VERSION", "1.4.2");
+    let mut plugin = DebugPlugin::start(command, &s.sockets);
+
+    let err = host(&s)
+        .reattach(plugin.config.clone())
+        .require_version(">=99.0.0")
+        .start()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::PluginVersionUnmet { version, .. } if version.to_string() == "1.4.2"),
+        "{err:?}"
+    );
+    assert!(plugin.alive(), "the host stopped a test-mode plugin");
+
+    // Given before `reattach`, it carries over.
+    let client = host(&s)
+        .require_version("~> 1.4")
+        .reattach(plugin.config.clone())
+        .start()
+        .await
+        .unwrap();
+    assert_eq!(
+        client
+            .plugin_version()
+            .await
+            .unwrap()
+            .map(ToString::to_string),
+        Some("1.4.2".to_owned())
+    );
+    assert!(client.shutdown().await.left_running);
+    let status = plugin.terminate();
+    assert!(status.success(), "{status}");
+}

@@ -1,5 +1,6 @@
-//! go-plugin's internal gRPC services (proto package `plugin`) and the
-//! pieces of the gRPC transport shared by both sides.
+//! go-plugin's internal gRPC services (proto package `plugin`), Vault's
+//! plugin version service (package `logical`) and the pieces of the gRPC
+//! transport shared by both sides.
 
 /// Generated messages, clients and servers of proto package `plugin`:
 /// `GRPCController`, `GRPCStdio` and `GRPCBroker`.
@@ -15,6 +16,7 @@ pub mod pb {
 }
 
 pub mod broker;
+pub mod version;
 
 pub use crate::protocol::{HEALTH_SERVICE_NAME, HOST_MAX_MESSAGE_SIZE};
 

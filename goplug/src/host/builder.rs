@@ -14,6 +14,7 @@ use super::process;
 use super::reattach_builder::ReattachBuilder;
 use super::runner::{LocalRunner, Runner};
 use super::stdio::SyncSink;
+use super::version::VersionCheck;
 use super::{Client, DEFAULT_SHUTDOWN_GRACE, DEFAULT_START_TIMEOUT, PluginSet};
 use crate::error::{Error, Result};
 use crate::protocol::reattach::ReattachConfig;
@@ -50,6 +51,7 @@ pub struct ClientBuilder {
     runner: Option<Box<dyn Runner>>,
     keep_running: bool,
     multiplex: bool,
+    pub(super) version_check: VersionCheck,
 }
 
 impl fmt::Debug for ClientBuilder {
@@ -62,6 +64,7 @@ impl fmt::Debug for ClientBuilder {
             .field("start_timeout", &self.start_timeout)
             .field("checksum", &self.checksum)
             .field("keep_running", &self.keep_running)
+            .field("version_check", &self.version_check)
             .finish_non_exhaustive()
     }
 }
@@ -274,6 +277,7 @@ impl ClientBuilder {
             shutdown_grace: self.shutdown_grace,
             sync_stdout: self.sync_stdout,
             sync_stderr: self.sync_stderr,
+            version_check: self.version_check,
             conflict,
         }
     }
@@ -298,14 +302,22 @@ impl ClientBuilder {
     /// each other; [`Error::Spawn`]; [`Error::StartTimeout`];
     /// [`Error::ExitedBeforeHandshake`]; [`Error::Handshake`] for every
     /// malformed or incompatible line; [`Error::ProtocolNotImplemented`];
-    /// [`Error::Connect`]. In every error case the plugin process has been
-    /// killed and reaped.
+    /// [`Error::Connect`]; with [`require_version`](Self::require_version),
+    /// [`Error::VersionConstraint`], [`Error::PluginVersionUnmet`] and
+    /// [`Error::PluginVersionMissing`]. In every error case the plugin
+    /// process has been killed and reaped.
     ///
     /// # Cancel safety
     ///
     /// Dropping the future kills the plugin.
-    pub async fn start(self) -> Result<Client> {
-        launch(self.plan()?).await
+    pub async fn start(mut self) -> Result<Client> {
+        let requirement = std::mem::take(&mut self.version_check).requirement()?;
+        let deadline = tokio::time::Instant::now() + self.start_timeout;
+        let client = launch(self.plan()?).await?;
+        match requirement {
+            Some(requirement) => requirement.enforce(client, deadline).await,
+            None => Ok(client),
+        }
     }
 
     /// Starts the plugin, runs `body` with it, then shuts it down
@@ -358,6 +370,7 @@ impl ClientBuilder {
             runner,
             keep_running,
             multiplex,
+            version_check: _,
         } = self;
         let command =
             command.ok_or_else(|| Error::Config("no plugin command was given".to_owned()))?;
@@ -436,6 +449,7 @@ impl Client {
             runner: None,
             keep_running: false,
             multiplex: false,
+            version_check: VersionCheck::default(),
         }
     }
 }

@@ -11,6 +11,7 @@ use super::netrpc;
 use super::plugin_set::{ClientFactory, PluginSet, downcast};
 use super::process::{PluginProcess, ProcessState};
 use super::socket_dir::SocketDir;
+use super::version::VersionCell;
 use crate::error::{Error, Result};
 use crate::grpc::broker::GrpcBroker;
 use crate::netrpc::mux_broker::MuxBroker;
@@ -37,6 +38,8 @@ pub struct Client {
     pub(super) mode: Mode,
     pub(super) shutdown_grace: Duration,
     pub(super) start_duration: Duration,
+    /// What the plugin reported as its version, once asked.
+    pub(super) plugin_version: VersionCell,
 }
 
 impl fmt::Debug for Client {

@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use super::process::PluginProcess;
 use super::socket_dir::SocketDir;
 use super::stdio::{self, SyncSink};
+use super::version::VersionCell;
 use super::{Client, PluginSet, netrpc, runner};
 use crate::grpc::broker::{BrokerTls, GrpcBroker};
 use crate::grpc::pb;
@@ -141,6 +142,7 @@ impl Connected {
             mode,
             shutdown_grace,
             start_duration: started.elapsed(),
+            plugin_version: VersionCell::new(),
         }
     }
 }

@@ -47,11 +47,13 @@ mod shutdown;
 mod socket_dir;
 mod stdio;
 pub mod supervisor;
+mod version;
 
 use std::ffi::OsString;
 use std::time::Duration;
 
 pub use crate::protocol::Checksum;
+pub use crate::protocol::VersionConstraint;
 pub use crate::transport::Channel;
 pub use builder::ClientBuilder;
 pub use client::Client;
@@ -60,6 +62,7 @@ pub use plugin_set::{GrpcClient, PluginSet};
 pub use reattach_builder::ReattachBuilder;
 pub use runner::{LocalRunner, Runner, RunningPlugin};
 pub use shutdown::ShutdownReport;
+pub use version::MissingVersion;
 
 #[cfg(feature = "plugin")]
 pub(crate) use in_process::attach_in_process;

@@ -12,6 +12,7 @@ use tokio::io::AsyncWrite;
 use super::attach::{AttachPlan, attach};
 use super::plugin_set::VersionedSets;
 use super::stdio::SyncSink;
+use super::version::VersionCheck;
 use super::{Client, PluginSet};
 use crate::error::{Error, Result};
 use crate::protocol::HandshakeConfig;
@@ -32,6 +33,7 @@ pub struct ReattachBuilder {
     pub(super) shutdown_grace: Duration,
     pub(super) sync_stdout: Option<SyncSink>,
     pub(super) sync_stderr: Option<SyncSink>,
+    pub(super) version_check: VersionCheck,
     /// A launch-only setting given before `reattach`, refused at start.
     pub(super) conflict: Option<Error>,
 }
@@ -101,7 +103,8 @@ impl ReattachBuilder {
     ///
     /// [`Error::ChecksumAndReattach`] or [`Error::Config`] for a launch-only
     /// setting given before `reattach`, or a version given twice;
-    /// [`Error::Reattach`] and connection errors otherwise.
+    /// [`Error::Reattach`] and connection errors otherwise; the version
+    /// errors of [`require_version`](Self::require_version).
     pub async fn start(self) -> Result<Client> {
         let Self {
             config,
@@ -112,12 +115,15 @@ impl ReattachBuilder {
             shutdown_grace,
             sync_stdout,
             sync_stderr,
+            version_check,
             conflict,
         } = self;
         if let Some(conflict) = conflict {
             return Err(conflict);
         }
-        attach(AttachPlan {
+        let requirement = version_check.requirement()?;
+        let deadline = tokio::time::Instant::now() + start_timeout;
+        let client = attach(AttachPlan {
             config,
             versions: versions.into_sets()?,
             default_version: handshake.protocol_version,
@@ -126,7 +132,11 @@ impl ReattachBuilder {
             shutdown_grace,
             sync: (sync_stdout, sync_stderr),
         })
-        .await
+        .await?;
+        match requirement {
+            Some(requirement) => requirement.enforce(client, deadline).await,
+            None => Ok(client),
+        }
     }
 
     /// Attaches, runs `body`, then shuts the plugin down whatever `body`

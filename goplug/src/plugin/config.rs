@@ -26,6 +26,8 @@ pub struct ServeConfig {
     pub(super) cert_curve: CertCurve,
     pub(super) exit_with_host: bool,
     pub(super) runtime: Runtime,
+    /// See [`ServeConfig::plugin_version`].
+    pub(super) plugin_version: Option<String>,
 }
 
 /// The tokio runtime [`run`](super::run) and [`run_debug`](super::run_debug)
@@ -50,6 +52,7 @@ impl fmt::Debug for ServeConfig {
             .field("handshake", &self.handshake)
             .field("versions", &self.versions)
             .field("transport", &self.transport)
+            .field("plugin_version", &self.plugin_version)
             .finish_non_exhaustive()
     }
 }
@@ -68,6 +71,7 @@ impl ServeConfig {
             cert_curve: CertCurve::default(),
             exit_with_host: true,
             runtime: Runtime::default(),
+            plugin_version: None,
         }
     }
 

@@ -39,6 +39,7 @@ mod services;
 mod serving;
 mod tls;
 mod transports;
+mod version;
 
 pub use config::{Runtime, ServeConfig};
 #[cfg(feature = "host")]

@@ -10,9 +10,11 @@ use tonic::service::{Routes, RoutesBuilder};
 
 use super::process::write_stderr;
 use super::services::Services;
+use super::version::PluginVersion;
 use super::{builtin, reflection};
 use crate::error::{Error, Result};
 use crate::grpc::broker::GrpcBroker;
+use crate::grpc::version::{self, pb::plugin_version_server::PluginVersionServer};
 use crate::grpc::{HEALTH_SERVICE_NAME, PLUGIN_FILE_DESCRIPTOR_SET, pb};
 use crate::protocol::env;
 use crate::protocol::handshake::HandshakeConfig;
@@ -48,14 +50,15 @@ fn name_of<S: NamedService>(_service: &S) -> &'static str {
     S::NAME
 }
 
-/// The routes of a gRPC plugin: health, reflection, controller, broker and
-/// stdio, then the plugin set's services.
+/// The routes of a gRPC plugin: health, reflection, controller, broker,
+/// stdio and the version (when declared), then the plugin set's services.
 pub(super) async fn build_routes(
     plugins: Services,
     descriptor_sets: &[&'static [u8]],
     shutdown: &CancellationToken,
     stdout: Option<mpsc::Receiver<pb::StdioData>>,
     (broker, broker_outgoing): (GrpcBroker, mpsc::Receiver<pb::ConnInfo>),
+    version: Option<PluginVersionServer<PluginVersion>>,
 ) -> Result<Routes> {
     let mut routes = RoutesBuilder::default();
     // goplug's own services, by gRPC name.
@@ -75,6 +78,7 @@ pub(super) async fn build_routes(
         tonic_health::pb::FILE_DESCRIPTOR_SET,
     ]
     .into_iter()
+    .chain(version.is_some().then_some(version::FILE_DESCRIPTOR_SET))
     .chain(descriptor_sets.iter().copied())
     .collect();
     let reflection = move || {
@@ -109,6 +113,10 @@ pub(super) async fn build_routes(
     });
     taken.push(name_of(&stdio));
     routes.add_service(stdio);
+    if let Some(version) = version {
+        taken.push(name_of(&version));
+        routes.add_service(version);
+    }
 
     // tonic panics on a service registered twice; say which instead.
     for (name, service, _) in &plugins.plugins {

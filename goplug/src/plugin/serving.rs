@@ -170,7 +170,9 @@ async fn bind(
         cert_curve,
         exit_with_host,
         runtime: _,
+        plugin_version,
     } = config;
+    let version_service = super::version::service(plugin_version, protocol)?;
 
     let TlsSetup {
         server: tls,
@@ -217,6 +219,7 @@ async fn bind(
                 &shutdown,
                 stdout,
                 (broker, broker_rx),
+                version_service,
             )
             .await?,
         ),

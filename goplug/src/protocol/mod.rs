@@ -1,6 +1,7 @@
 //! The pure protocol core both sides share: the handshake line and why one
 //! is refused, plugin addresses, go-plugin's environment names, reattach
-//! configs, the checksum value and the hclog line format. No I/O here:
+//! configs, the checksum value, the hclog line format and plugin versions
+//! with the constraints hosts require of them. No I/O here:
 //! everything is a value, a parser or a printer, tested by tables.
 
 pub mod checksum;
@@ -8,6 +9,7 @@ pub mod env;
 pub mod handshake;
 pub mod handshake_error;
 pub mod hclog;
+pub mod plugin_version;
 pub mod reattach;
 pub mod stdout_log;
 
@@ -16,6 +18,7 @@ pub use handshake::{HandshakeConfig, HandshakeLine, PluginAddress, Protocol};
 pub use handshake_error::{HandshakeError, StderrTail};
 #[cfg(feature = "host")]
 pub(crate) use handshake_error::{quote, quote_line};
+pub use plugin_version::{PluginVersionError, VersionConstraint, VersionConstraintError};
 pub use reattach::{ReattachConfig, ReattachError};
 
 /// The health-check service name go-plugin hosts ping (`GRPCServiceName`).

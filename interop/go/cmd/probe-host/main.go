@@ -31,6 +31,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/peer"
+
+	"goplug.test/interop/proto/logical"
 )
 
 // result is the JSON object printed on stdout.
@@ -78,6 +80,11 @@ type result struct {
 	// Call: the -call reply, formatted with fmt's %v ("" if it was not
 	// reached); only with -call.
 	Call *string `json:"call,omitempty"`
+	// PluginVersion / PluginVersionError: what logical.PluginVersion/Version
+	// answered on go-plugin's connection (the error's text, "" when the
+	// call succeeded); only with -plugin-version.
+	PluginVersion      *string `json:"plugin_version,omitempty"`
+	PluginVersionError *string `json:"plugin_version_error,omitempty"`
 }
 
 // reattachJSON is one provider's value in Terraform's TF_REATTACH_PROVIDERS
@@ -619,6 +626,8 @@ func main() {
 	syncStderrPath := flag.String("sync-stderr", "", "ClientConfig.SyncStderr: write the plugin's GRPCStdio stderr to this file")
 	stderrPath := flag.String("stderr", "", "ClientConfig.Stderr: write the plugin's raw stderr to this file")
 	logAll := flag.Bool("log-all", false, `add "log": every host log entry`)
+	askVersion := flag.Bool("plugin-version", false,
+		`after start, call Vault's logical.PluginVersion/Version on go-plugin's connection; add "plugin_version" and "plugin_version_error"`)
 	wait := flag.Duration("wait", 0, "sleep this long after the last operation, before Kill")
 	waitStdoutBytes := flag.Int64("wait-stdout-bytes", 0,
 		"before -wait: wait until the -sync-stdout file has at least N bytes (at most -wait-stdout-timeout)")
@@ -855,6 +864,20 @@ func main() {
 		}
 		// Only after a successful start: Protocol() calls Start() again.
 		res.Protocol = string(client.Protocol())
+
+		if *askVersion {
+			version, verr := "", "net/rpc has no version service"
+			if c, ok := rpcClient.(*plugin.GRPCClient); ok {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				v, err := logical.Version(ctx, c.Conn)
+				cancel()
+				version, verr = v, ""
+				if err != nil {
+					verr = err.Error()
+				}
+			}
+			res.PluginVersion, res.PluginVersionError = &version, &verr
+		}
 
 		var raw interface{}
 		if err := guard(func() (err error) {

@@ -19,6 +19,9 @@
 //	PROBE_STDOUT_BYTES  N: then N bytes "0123456789abcdef..." to os.Stdout, 4 KiB writes
 //	PROBE_LOG           "1": hclog JSON entries (trace..error), a plain "[WARN] ..."
 //	                    line and a pretend panic on the real stderr once serving
+//	PROBE_PLUGIN_VERSION serve Vault's logical.PluginVersion with this version
+//	                    text (gRPC only; set but empty: an empty version); unset:
+//	                    not served, as by every go-plugin plugin
 //
 // "Once serving" is 100 ms after the first RPC the host makes (see
 // startOutput), when go-plugin has replaced os.Stdout/os.Stderr with its
@@ -54,6 +57,8 @@ import (
 	"github.com/hashicorp/go-plugin"
 	"github.com/hashicorp/go-plugin/examples/grpc/shared"
 	"google.golang.org/grpc"
+
+	"goplug.test/interop/proto/logical"
 )
 
 // generateCert is go-plugin's own AutoMTLS certificate generator (mtls.go),
@@ -360,6 +365,9 @@ func main() {
 	if out.any() {
 		trigger = startOutput(out)
 		grpcServer = grpcServerWithTrigger(trigger)
+	}
+	if v, ok := os.LookupEnv("PROBE_PLUGIN_VERSION"); ok {
+		grpcServer = logical.GRPCServer(grpcServer, v)
 	}
 	if netrpc {
 		// No GRPCServer: go-plugin serves net/rpc.
