@@ -45,6 +45,8 @@ pub mod runner;
 mod shutdown;
 mod socket_dir;
 mod stdio;
+#[cfg(feature = "otel")]
+mod trace;
 
 use std::ffi::OsString;
 use std::time::Duration;
