@@ -9,4 +9,5 @@
 mod gob;
 mod kv;
 mod tls;
+mod trace;
 mod yamux;

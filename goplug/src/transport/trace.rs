@@ -175,7 +175,10 @@ mod tests {
     fn go_plugin_services_are_not_traced() {
         let cases = [
             ("/proto.Counter/Put", Some("proto.Counter/Put")),
-            ("/greeter.v1.Greeter/Hello", Some("greeter.v1.Greeter/Hello")),
+            (
+                "/greeter.v1.Greeter/Hello",
+                Some("greeter.v1.Greeter/Hello"),
+            ),
             ("/a/b/c", Some("a/b/c")),
             ("/grpc.health.v1.Health/Check", None),
             ("/plugin.GRPCBroker/StartStream", None),
