@@ -64,6 +64,10 @@ else
     bench_args=(--warm-up-time 1 --measurement-time 3)
 fi
 cargo bench --locked -p goplug-bench --bench core -- "${bench_args[@]}" | tee "$scratch/criterion"
+# The per-call cost of goplug's `otel` feature: built without it, then with it.
+cargo bench --locked -p goplug-bench --bench trace -- "${bench_args[@]}" | tee -a "$scratch/criterion"
+cargo bench --locked -p goplug-bench --features otel --bench trace -- "${bench_args[@]}" |
+    tee -a "$scratch/criterion"
 "$root/target/release/startup" --rust-plugin "$rust_plugins/kv-rust-grpc" \
     --go-bin-dir "$go_bin" --iterations "$iterations" \
     --out "$scratch/startup.md" --summary "$scratch/startup.json"
@@ -153,7 +157,10 @@ status=0
   round trips on both sides.
 NOTES
     echo
-    echo "In-process costs (criterion, \`cargo bench -p goplug-bench\`; low, estimate, high):"
+    echo "In-process costs (criterion, \`cargo bench -p goplug-bench\`; low, estimate, high). \`grpc_unary\`:"
+    echo "one tiny unary call Rust/Rust in one process; \`otel_off\` built without goplug's \`otel\`"
+    echo "feature, \`otel_on\` with it and no subscriber, \`otel_traced\` with an OpenTelemetry layer"
+    echo "recording both sides' spans (no exporter):"
     echo
     grep -E '^[a-z0-9_/]+ +time:' "$scratch/criterion" | sed -E 's/^([^ ]+) +time: +(.*)$/- \`\1\`: \2/'
 } > "$root/BENCHMARKS.md"

@@ -6,6 +6,7 @@ mod harness;
 mod kv;
 pub mod pki;
 mod procfs;
+pub mod spanfile;
 
 pub use harness::{
     GRACE, Harness, TEST_ID, become_subreaper, eventually, eventually_async, prompt, scaled,

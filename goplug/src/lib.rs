@@ -101,6 +101,15 @@
 //! |---|---|---|
 //! | `host` | yes | [`host`]: launching, attaching to and calling plugins; [`discover`] |
 //! | `plugin` | yes | [`plugin`]: serving to a go-plugin host; reflection; [`log::init`] and the hclog `tracing` layer |
+//! | `otel` | no | one OpenTelemetry trace across the boundary: W3C `traceparent`/`tracestate` on every gRPC call both ways (broker callbacks included), client and server spans named as grpc-go's otelgrpc names them, and `TRACEPARENT` in a launched plugin's environment |
+//!
+//! With `otel`, spans are `tracing` spans (target `goplug::rpc`, level
+//! info): install `tracing-opentelemetry`'s layer to export them. Without
+//! the layer nothing is carried. go-plugin's own services (health, stdio,
+//! broker stream, controller) make no span; net/rpc calls carry nothing
+//! (net/rpc has no metadata), so a net/rpc plugin joins a trace only at
+//! start-up. The README's "Traces across the boundary" shows the Go side's
+//! otelgrpc setup next to this one.
 //!
 //! [`testing`] needs both. A plugin binary can build with
 //! `default-features = false, features = ["plugin"]`, a host with

@@ -9,5 +9,6 @@
 mod gob;
 mod kv;
 mod tls;
+mod trace;
 mod version;
 mod yamux;

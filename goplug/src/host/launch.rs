@@ -137,6 +137,8 @@ pub(super) async fn launch(plan: LaunchPlan) -> Result<Client> {
     if multiplex {
         plugin_vars.push(process::os_pair(env::PLUGIN_MULTIPLEX_GRPC, "true"));
     }
+    #[cfg(feature = "otel")]
+    plugin_vars.extend(super::trace::plugin_env());
     let environment = process::assemble_env(
         process::caller_env(&command),
         (!skip_host_env).then(std::env::vars_os),

@@ -47,6 +47,8 @@ mod shutdown;
 mod socket_dir;
 mod stdio;
 pub mod supervisor;
+#[cfg(feature = "otel")]
+mod trace;
 mod version;
 
 use std::ffi::OsString;

@@ -38,6 +38,8 @@ mod routes;
 mod services;
 mod serving;
 mod tls;
+#[cfg(feature = "otel")]
+mod trace;
 mod transports;
 mod version;
 

@@ -79,7 +79,15 @@ struct Bound {
 }
 
 /// Serves `config` as `mode` asks, one phase after the other.
-pub(super) async fn serve_with(mut config: ServeConfig, mode: Mode) -> Result<()> {
+pub(super) async fn serve_with(config: ServeConfig, mode: Mode) -> Result<()> {
+    let starting = start(config, mode);
+    #[cfg(feature = "otel")]
+    let starting = tracing::Instrument::instrument(starting, super::trace::start_span());
+    serve(starting.await?).await
+}
+
+/// Everything up to the handshake line: negotiate, bind, announce.
+async fn start(mut config: ServeConfig, mode: Mode) -> Result<Bound> {
     let agreed = negotiate(&mut config, &mode)?;
     // Flags, not `&mode`: the mode's callbacks are not `Sync`.
     let (launched, in_process) = (mode.launched(), mode.in_process());
@@ -92,7 +100,7 @@ pub(super) async fn serve_with(mut config: ServeConfig, mode: Mode) -> Result<()
     )
     .await?;
     announce(mode, &mut bound, agreed.version, agreed.protocol)?;
-    serve(bound).await
+    Ok(bound)
 }
 
 /// Checks the magic cookie (launched plugins only) and picks the plugin set

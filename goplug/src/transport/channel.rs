@@ -166,8 +166,10 @@ impl tower::Service<http::Request<Body>> for Channel {
             .get("grpc-timeout")
             .and_then(|value| value.to_str().ok())
             .and_then(parse_grpc_timeout);
+        #[cfg(feature = "otel")]
+        let span = super::trace::client_call(&mut request);
         let exchange = exchange(sender, request);
-        Box::pin(async move {
+        let call = async move {
             let Some(deadline) = deadline else {
                 return exchange.await;
             };
@@ -177,7 +179,10 @@ impl tower::Service<http::Request<Body>> for Channel {
                     "no response within the call's deadline of {deadline:?}"
                 ))) as BoxError),
             }
-        })
+        };
+        #[cfg(feature = "otel")]
+        let call = tracing::Instrument::instrument(call, span);
+        Box::pin(call)
     }
 }
 

@@ -1,7 +1,8 @@
 //! The I/O both sides share: dialing and listening on Unix sockets or
 //! loopback TCP, TLS (AutoMTLS and manual), serving gRPC on accepted
 //! connections, write coalescing, the yamux-backed multiplexer of the
-//! multiplexed broker, and the host's HTTP/2 channel.
+//! multiplexed broker, the host's HTTP/2 channel, and (feature `otel`) trace
+//! context on gRPC calls.
 
 pub(crate) mod channel;
 pub(crate) mod coalesce;
@@ -11,6 +12,8 @@ pub(crate) mod listen;
 pub(crate) mod mux;
 pub(crate) mod serve;
 pub mod tls;
+#[cfg(feature = "otel")]
+pub(crate) mod trace;
 
 pub use channel::Channel;
 #[cfg(feature = "host")]

@@ -37,9 +37,14 @@ pub(crate) const CONNECTION_WINDOW_BYTES: u32 = 5 * 1024 * 1024;
 /// The HTTP/2 server every goplug gRPC server (the plugin's, and each
 /// brokered one, plain or multiplexed) starts from: tonic turns hyper's
 /// HTTP/2 abuse guards off by default, and this restores them (stream,
-/// reset and header-list limits against floods and rapid reset).
+/// reset and header-list limits against floods and rapid reset), and with
+/// the `otel` feature runs each call in its server span.
 pub(crate) fn server_builder() -> tonic::transport::Server {
-    tonic::transport::Server::builder()
+    let builder = tonic::transport::Server::builder();
+    // A span per call, the child of the trace context the call carries.
+    #[cfg(feature = "otel")]
+    let builder = builder.trace_fn(super::trace::server_call);
+    builder
         .max_concurrent_streams(Some(MAX_CONCURRENT_STREAMS))
         .http2_max_local_error_reset_streams(Some(1024))
         .http2_max_pending_accept_reset_streams(Some(20))
