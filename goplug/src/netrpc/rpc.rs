@@ -426,13 +426,16 @@ where
         }
     }
     calls.close();
-    // In-flight calls finish (bounded by the caller's own lifetime: they
-    // fail to write once the stream is gone).
-    tokio::select! {
-        () = calls.wait() => {}
-        () = stop.cancelled() => {}
-    }
+    // Calls in flight get a bounded moment to finish and write their reply,
+    // even once stopping: the host's `Control.Quit` cancels `stop` from
+    // inside its own call, and its reply must still go out (a host that
+    // gets no reply takes the plugin for hung).
+    let _ = tokio::time::timeout(REPLY_DRAIN, calls.wait()).await;
 }
+
+/// How long a stopping server waits for the replies of calls in flight.
+#[cfg(feature = "plugin")]
+const REPLY_DRAIN: std::time::Duration = std::time::Duration::from_secs(2);
 
 #[cfg(feature = "plugin")]
 async fn respond<W: AsyncWrite + Unpin>(
