@@ -161,11 +161,7 @@ impl tower::Service<http::Request<Body>> for Channel {
         if let Err(e) = add_origin(request.uri_mut()) {
             return Box::pin(async move { Err(e) });
         }
-        let deadline = request
-            .headers()
-            .get("grpc-timeout")
-            .and_then(|value| value.to_str().ok())
-            .and_then(parse_grpc_timeout);
+        let deadline = call_deadline(&request);
         #[cfg(feature = "otel")]
         let span = super::trace::client_call(&mut request);
         let exchange = exchange(sender, request);
@@ -186,17 +182,22 @@ impl tower::Service<http::Request<Body>> for Channel {
     }
 }
 
+/// The call's deadline, from its `grpc-timeout` header.
+fn call_deadline(request: &http::Request<Body>) -> Option<Duration> {
+    request
+        .headers()
+        .get("grpc-timeout")
+        .and_then(|value| value.to_str().ok())
+        .and_then(parse_grpc_timeout)
+}
+
 /// A call through a [`Route`]: the connection it names now, the call on
 /// it, and the outcome reported back.
 fn routed_call(
     route: std::sync::Arc<dyn Route>,
     request: http::Request<Body>,
 ) -> Pin<Box<dyn Future<Output = Result<http::Response<Body>, BoxError>> + Send>> {
-    let deadline = request
-        .headers()
-        .get("grpc-timeout")
-        .and_then(|value| value.to_str().ok())
-        .and_then(parse_grpc_timeout);
+    let deadline = call_deadline(&request);
     Box::pin(async move {
         let started = std::time::Instant::now();
         let (ticket, outcome) = match route.current(deadline).await {
