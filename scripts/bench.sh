@@ -68,6 +68,14 @@ cargo bench --locked -p goplug-bench --bench core -- "${bench_args[@]}" | tee "$
 cargo bench --locked -p goplug-bench --bench trace -- "${bench_args[@]}" | tee -a "$scratch/criterion"
 cargo bench --locked -p goplug-bench --features otel --bench trace -- "${bench_args[@]}" |
     tee -a "$scratch/criterion"
+# The supervisor: its cost per call, and crash (SIGKILL) to the next
+# successful call for a Rust and a Go KV plugin.
+cargo bench --locked -p goplug-bench --bench supervisor -- "${bench_args[@]}" |
+    tee -a "$scratch/criterion"
+kills=$([[ ${#quick[@]} -gt 0 ]] && echo 5 || echo 20)
+for plugin in "$release/kv-rust-grpc" "$go_bin/kv-plugin-go-grpc"; do
+    "$release/recovery" --plugin "$plugin" --kills "$kills" | tee -a "$scratch/recovery"
+done
 "$root/target/release/startup" --rust-plugin "$rust_plugins/kv-rust-grpc" \
     --go-bin-dir "$go_bin" --iterations "$iterations" \
     --out "$scratch/startup.md" --summary "$scratch/startup.json"
@@ -163,6 +171,12 @@ NOTES
     echo "recording both sides' spans (no exporter):"
     echo
     grep -E '^[a-z0-9_/]+ +time:' "$scratch/criterion" | sed -E 's/^([^ ]+) +time: +(.*)$/- \`\1\`: \2/'
+    echo
+    echo "\`kv_unary\`: one unary KV call to a Rust KV plugin process through a bare client's"
+    echo "channel and through a supervised plugin's. Recovery (\`bench/src/bin/recovery.rs\`):"
+    echo "SIGKILL to the next successful call through the supervised channel, restart backoff 0:"
+    echo
+    sed -E 's/^(.*)$/- `\1`/' "$scratch/recovery"
 } > "$root/BENCHMARKS.md"
 echo "wrote $root/BENCHMARKS.md"
 exit "$status"

@@ -102,6 +102,7 @@
 //! | `host` | yes | [`host`]: launching, attaching to and calling plugins; [`discover`] |
 //! | `plugin` | yes | [`plugin`]: serving to a go-plugin host; reflection; [`log::init`] and the hclog `tracing` layer |
 //! | `otel` | no | one OpenTelemetry trace across the boundary: W3C `traceparent`/`tracestate` on every gRPC call both ways (broker callbacks included), client and server spans named as grpc-go's otelgrpc names them, and `TRACEPARENT` in a launched plugin's environment |
+//! | `metrics` | no | supervised plugins' calls, call latencies, restarts and resource usage (RSS, CPU time, fds) through the `metrics` crate facade, labelled `plugin`, for whatever exporter the program installs |
 //!
 //! With `otel`, spans are `tracing` spans (target `goplug::rpc`, level
 //! info): install `tracing-opentelemetry`'s layer to export them. Without

@@ -2,7 +2,9 @@
 //! its health checks and replaced; a crash loop opens the circuit until a
 //! reset; a plugin that never finishes its handshake is retried; calls
 //! made through the supervised channel wait or fail fast as the policy
-//! says; and the supervisor's shutdown is bounded and leaves nothing.
+//! says; the status and the `metrics` facade report a plugin's memory,
+//! CPU time, fds and call latencies (Rust and Go plugins); and the
+//! supervisor's shutdown is bounded and leaves nothing.
 
 use std::time::Duration;
 
@@ -331,4 +333,179 @@ async fn eventually_calls(kv: &SupervisedPlugin, calls: u64) {
         assert!(tokio::time::Instant::now() < deadline, "{:?}", kv.status());
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+/// Calls `put_get` until the plugin's status reports CPU time (the kernel
+/// counts it in ticks, so a fresh process may read zero), at most a step;
+/// returns the calls made (two each).
+async fn call_until_cpu_time(kv: &SupervisedPlugin) -> u64 {
+    let mut client = kv.dispense(KV).unwrap();
+    let deadline = tokio::time::Instant::now() + step();
+    let mut calls = 0;
+    loop {
+        put_get(&mut client, "costly").await.unwrap();
+        calls += 2;
+        let usage = kv.status().usage.expect("a serving plugin's usage");
+        if !usage.cpu_time.is_zero() {
+            return calls;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no CPU time: {usage:?}"
+        );
+    }
+}
+
+/// Waits (a step at most) until `calls` calls are in the latency histogram,
+/// then checks that it holds exactly those.
+async fn latency_counts(
+    kv: &SupervisedPlugin,
+    calls: u64,
+) -> goplug::host::supervisor::PluginStatus {
+    let deadline = tokio::time::Instant::now() + step();
+    while kv.status().latency.count < calls {
+        assert!(tokio::time::Instant::now() < deadline, "{:?}", kv.status());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let status = kv.status();
+    let latency = &status.latency;
+    assert_eq!(latency.count, calls, "{status:?}");
+    assert_eq!(status.calls_ok, calls, "{status:?}");
+    let bucketed: u64 = latency.buckets.iter().map(|(_, n)| n).sum();
+    assert_eq!(bucketed + latency.overflow, calls, "{latency:?}");
+    assert!(!latency.sum.is_zero(), "{latency:?}");
+    let (p50, p99) = (
+        latency.p50().expect("a median"),
+        latency.p99().expect("a p99"),
+    );
+    assert!(p50 <= p99, "{latency:?}");
+    status
+}
+
+/// The status reports what the plugin's process costs, read from its
+/// `/proc` entry, and the latency of exactly the calls made.
+#[test]
+fn the_status_reports_the_plugins_memory_cpu_fds_and_call_latencies() {
+    Harness::shared().run(async |h| {
+        let supervisor = Supervisor::new();
+        let kv = supervisor.supervise("kv", quick(), h.kv_host_recipe(FAKE.path(), &["kv"]));
+        kv.wait_serving(step()).await.unwrap();
+        let pid = pid_of(&kv);
+        h.track(pid);
+        let calls = call_until_cpu_time(&kv).await;
+        let status = latency_counts(&kv, calls).await;
+        let usage = status.usage.expect("a serving plugin's usage");
+        assert!(usage.rss_bytes > 0, "{usage:?}");
+        // stdin, stdout, stderr and the listening socket at least.
+        assert!(usage.open_fds >= 4, "{usage:?}");
+        // The same process's figures, read here independently.
+        let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .count() as u64;
+        assert!(usage.open_fds.abs_diff(fds) <= 2, "{usage:?} vs {fds} fds");
+        assert!(supervisor.shutdown(step()).await, "stopped in time");
+        // Down, no process: no usage.
+        assert_eq!(kv.status().usage, None);
+    });
+}
+
+/// The snapshotter of the test process's `metrics` recorder, installed
+/// once; tests tell their figures apart by the plugin's name.
+fn recorder() -> &'static metrics_util::debugging::Snapshotter {
+    static SNAPSHOTTER: std::sync::OnceLock<metrics_util::debugging::Snapshotter> =
+        std::sync::OnceLock::new();
+    SNAPSHOTTER.get_or_init(|| {
+        let recorder = metrics_util::debugging::DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        recorder.install().expect("the only metrics recorder here");
+        snapshotter
+    })
+}
+
+/// The recorder's figures now, as an exporter would see them (taking
+/// them drains the histograms' samples).
+type Figures = Vec<(
+    metrics_util::CompositeKey,
+    Option<metrics::Unit>,
+    Option<metrics::SharedString>,
+    metrics_util::debugging::DebugValue,
+)>;
+
+/// One of `plugin`'s figures in `figures`.
+fn figure<'f>(
+    figures: &'f Figures,
+    name: &str,
+    plugin: &str,
+    outcome: Option<&str>,
+) -> Option<&'f metrics_util::debugging::DebugValue> {
+    figures.iter().find_map(|(key, _, _, value)| {
+        let key = key.key();
+        let label = |wanted: &str| {
+            key.labels()
+                .find(|l| l.key() == wanted)
+                .map(|l| l.value().to_owned())
+        };
+        (key.name() == name
+            && label("plugin").as_deref() == Some(plugin)
+            && label("outcome").as_deref() == outcome)
+            .then_some(value)
+    })
+}
+
+/// A Go plugin gets the same figures, in its status and through the
+/// `metrics` facade (goplug's `metrics` feature).
+#[test]
+fn a_go_plugins_figures_reach_its_status_and_the_metrics_facade() {
+    use metrics_util::debugging::DebugValue;
+    let go_plugin = goplug_test::go_bin("kv-plugin-go-grpc");
+    recorder();
+    Harness::shared().run(async |h| {
+        let supervisor = Supervisor::new();
+        let name = "kv-go-metrics";
+        let kv = supervisor.supervise(name, quick(), h.kv_host_recipe(&go_plugin, &[]));
+        let mut events = kv.events();
+        kv.wait_serving(step()).await.unwrap();
+        let first = pid_of(&kv);
+        h.track(first);
+        let calls = call_until_cpu_time(&kv).await;
+        let status = latency_counts(&kv, calls).await;
+        let usage = status.usage.expect("a serving plugin's usage");
+        assert!(usage.rss_bytes > 0 && usage.open_fds >= 4, "{usage:?}");
+
+        let figures: Figures = recorder().snapshot().into_vec();
+        assert_eq!(
+            figure(&figures, "goplug_plugin_calls_total", name, Some("ok")),
+            Some(&DebugValue::Counter(calls))
+        );
+        match figure(&figures, "goplug_plugin_call_duration_seconds", name, None) {
+            Some(DebugValue::Histogram(seconds)) => assert_eq!(seconds.len() as u64, calls),
+            other => panic!("no call durations: {other:?}"),
+        }
+        match figure(&figures, "goplug_plugin_rss_bytes", name, None) {
+            Some(DebugValue::Gauge(rss)) => assert!(rss.into_inner() > 0.0, "{rss}"),
+            other => panic!("no RSS gauge: {other:?}"),
+        }
+
+        // A restart counts, and the new process serves.
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(first as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .unwrap();
+        next_event(&mut events, "restart", |e| {
+            matches!(e, SupervisorEvent::Started { restarts: 1, .. })
+        })
+        .await;
+        h.track(pid_of(&kv));
+        assert_eq!(
+            figure(
+                &recorder().snapshot().into_vec(),
+                "goplug_plugin_restarts_total",
+                name,
+                None
+            ),
+            Some(&DebugValue::Counter(1))
+        );
+        assert!(supervisor.shutdown(step()).await, "stopped in time");
+    });
 }

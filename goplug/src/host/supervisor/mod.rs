@@ -39,6 +39,7 @@
 //! # Ok(()) }
 //! ```
 
+mod metrics;
 mod policy;
 mod route;
 mod status;
@@ -56,6 +57,7 @@ use super::handle::GrpcPlugin;
 use crate::error::{Error, Result};
 use crate::transport::Channel;
 
+pub use metrics::{LatencyHistogram, ProcessUsage};
 pub use policy::{RestartPolicy, WhenDown};
 pub use status::{PluginState, PluginStatus, SupervisorEvent};
 
@@ -120,11 +122,13 @@ impl Supervisor {
 
     /// A snapshot of every supervised plugin.
     pub fn status(&self) -> Vec<PluginStatus> {
-        let plugins = self.plugins.lock().unwrap_or_else(PoisonError::into_inner);
-        plugins
-            .iter()
-            .map(|shared| shared.record().snapshot(&shared.name))
-            .collect()
+        // Copied out: reading `/proc` needs no lock held.
+        let plugins = self
+            .plugins
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        plugins.iter().map(|shared| shared.status()).collect()
     }
 
     /// Stops every plugin as [`Client::shutdown`](crate::host::Client::shutdown)
@@ -164,9 +168,10 @@ impl SupervisedPlugin {
         &self.shared.name
     }
 
-    /// A snapshot of its state and counters.
+    /// A snapshot of its state, counters, call latencies and its current
+    /// process's usage (read from `/proc` now).
     pub fn status(&self) -> PluginStatus {
-        self.shared.record().snapshot(&self.shared.name)
+        self.shared.status()
     }
 
     /// Its events from now on. A receiver that falls more than 256 events

@@ -7,8 +7,11 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, broadcast, watch};
 
+#[cfg(feature = "metrics")]
+use super::metrics::Facade;
+use super::metrics::ProcessUsage;
 use super::policy::{RestartPolicy, WhenDown};
-use super::status::{Record, SupervisorEvent};
+use super::status::{PluginStatus, Record, SupervisorEvent};
 use crate::transport::{Channel, Route, RouteFuture};
 
 /// Where calls go now.
@@ -35,11 +38,15 @@ pub(super) struct Shared {
     in_flight: Mutex<BTreeMap<u64, u64>>,
     /// Notified when a call finishes.
     call_finished: Notify,
+    #[cfg(feature = "metrics")]
+    pub(super) facade: Facade,
 }
 
 impl Shared {
     pub(super) fn new(name: String, policy: RestartPolicy) -> Arc<Self> {
         Arc::new(Self {
+            #[cfg(feature = "metrics")]
+            facade: Facade::new(&name),
             name,
             policy,
             record: Mutex::new(Record::new()),
@@ -77,6 +84,22 @@ impl Shared {
         self.record.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// A snapshot of the plugin, its process's usage read after the
+    /// record's lock is released.
+    pub(super) fn status(&self) -> PluginStatus {
+        let mut status = self.record().snapshot(&self.name);
+        status.usage = self.usage(status.pid);
+        status
+    }
+
+    /// `pid`'s usage now (published as gauges with the `metrics` feature).
+    pub(super) fn usage(&self, pid: Option<u32>) -> Option<ProcessUsage> {
+        let usage = pid.and_then(ProcessUsage::read);
+        #[cfg(feature = "metrics")]
+        self.facade.usage(usage.as_ref());
+        usage
+    }
+
     /// Sends an event to whoever listens (nobody is fine).
     pub(super) fn report(&self, event: SupervisorEvent) {
         tracing::debug!(plugin = %self.name, ?event, "supervisor");
@@ -110,6 +133,8 @@ impl Shared {
 impl Route for Shared {
     fn current(&self, deadline: Option<Duration>) -> RouteFuture<'_> {
         self.record().calls_in_flight += 1;
+        #[cfg(feature = "metrics")]
+        self.facade.call_started();
         Box::pin(async move {
             let mut current = self.current.subscribe();
             let now = current.borrow_and_update().clone();
@@ -153,7 +178,9 @@ impl Route for Shared {
         })
     }
 
-    fn finished(&self, ticket: Option<u64>, ok: bool, _elapsed: Duration) {
+    fn finished(&self, ticket: Option<u64>, ok: bool, elapsed: Duration) {
+        #[cfg(feature = "metrics")]
+        self.facade.call_finished(ok, elapsed);
         if let Some(generation) = ticket {
             let mut in_flight = self
                 .in_flight
@@ -175,5 +202,6 @@ impl Route for Shared {
         } else {
             record.calls_failed += 1;
         }
+        record.latencies.record(elapsed);
     }
 }

@@ -4,6 +4,8 @@
 use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
+use super::metrics::{Latencies, LatencyHistogram, ProcessUsage};
+
 /// Where a supervised plugin is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -51,6 +53,12 @@ pub struct PluginStatus {
     /// Calls that failed (transport, a gRPC error status, or the plugin
     /// down).
     pub calls_failed: u64,
+    /// What the current process costs (memory, CPU time, fds), read from
+    /// `/proc` when the status was taken; `None` while no process runs or
+    /// once it has gone.
+    pub usage: Option<ProcessUsage>,
+    /// The latency of every call through the supervised channel so far.
+    pub latency: LatencyHistogram,
 }
 
 /// Something that happened to a supervised plugin.
@@ -128,6 +136,7 @@ pub(super) struct Record {
     pub(super) calls_in_flight: u64,
     pub(super) calls_ok: u64,
     pub(super) calls_failed: u64,
+    pub(super) latencies: Latencies,
 }
 
 impl Record {
@@ -143,9 +152,12 @@ impl Record {
             calls_in_flight: 0,
             calls_ok: 0,
             calls_failed: 0,
+            latencies: Latencies::new(),
         }
     }
 
+    /// Everything but the usage, which is read from `/proc` after the
+    /// record's lock is released.
     pub(super) fn snapshot(&self, name: &str) -> PluginStatus {
         PluginStatus {
             name: name.to_owned(),
@@ -159,6 +171,8 @@ impl Record {
             calls_in_flight: self.calls_in_flight,
             calls_ok: self.calls_ok,
             calls_failed: self.calls_failed,
+            usage: None,
+            latency: self.latencies.snapshot(),
         }
     }
 }

@@ -139,6 +139,8 @@ impl Worker {
                 }
             }
             shared.record().restarts = restart;
+            #[cfg(feature = "metrics")]
+            shared.facade.restarted();
         }
     }
 
@@ -190,6 +192,8 @@ impl Worker {
             record.last_exit = Some(report.status);
             record.last_error = Some(reason.clone());
         }
+        #[cfg(feature = "metrics")]
+        shared.facade.usage(None);
         shared.report(SupervisorEvent::Exited {
             name: shared.name.clone(),
             status: report.status,
@@ -300,6 +304,9 @@ async fn watch(shared: &Shared, client: &Client) -> Down {
             let error = match checked {
                 Ok(Ok(())) => {
                     failed = 0;
+                    // Exporters see the usage without anyone asking.
+                    #[cfg(feature = "metrics")]
+                    shared.usage(client.pid());
                     continue;
                 }
                 Ok(Err(error)) => error.to_string(),
