@@ -151,7 +151,7 @@ impl NetRpcConnection {
     }
 
     /// `Control.Quit` (go-plugin's `RPCClient.Close`); whether the plugin
-    /// acknowledged it.
+    /// acknowledged it or ended the connection (it is quitting).
     pub(crate) async fn quit(&self, timeout: Duration) -> bool {
         matches!(
             tokio::time::timeout(
@@ -159,7 +159,10 @@ impl NetRpcConnection {
                 self.control.call::<bool, ()>("Control.Quit", &true)
             )
             .await,
-            Ok(Ok(()))
+            // The connection ending instead of the reply: the plugin is on
+            // its way out (it may exit before its reply leaves), so it gets
+            // the grace period rather than a kill.
+            Ok(Ok(()) | Err(crate::error::Error::NetRpc { .. }))
         )
     }
 
