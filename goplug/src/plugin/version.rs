@@ -11,7 +11,7 @@ impl ServeConfig {
     /// Declares the plugin's semantic version (`1.4.2`, `1.4.2-rc.1`, or
     /// `v1.4.2` as Vault plugins write it), served to hosts through Vault's
     /// `logical.PluginVersion` gRPC service, which goplug hosts
-    /// ([`ClientBuilder::require_version`]), Vault and `goplug inspect`
+    /// (`ClientBuilder::require_version`), Vault and `goplug inspect`
     /// read. Without it the service is not served, as with Go plugins, and
     /// hosts see an unversioned plugin.
     ///
@@ -24,8 +24,6 @@ impl ServeConfig {
     /// # let config = goplug::plugin::ServeConfig::new(goplug::HandshakeConfig::new(1, "K", "v"));
     /// let config = config.plugin_version(env!("CARGO_PKG_VERSION"));
     /// ```
-    ///
-    /// [`ClientBuilder::require_version`]: crate::host::ClientBuilder::require_version
     #[must_use]
     pub fn plugin_version(mut self, version: impl Into<String>) -> Self {
         self.plugin_version = Some(version.into());
