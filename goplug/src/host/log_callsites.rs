@@ -29,15 +29,9 @@ pub(crate) const MAX_SHAPES: usize = 1024;
 /// Fields per event at most; a record with more falls back.
 pub(crate) const MAX_FIELDS: usize = 64;
 
-/// What makes two events share a callsite.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-struct Shape {
-    level: u8,
-    target: String,
-    names: Vec<String>,
-}
-
-static CALLSITES: Mutex<BTreeMap<Shape, &'static LogCallsite>> = Mutex::new(BTreeMap::new());
+/// The callsites made so far, by a hash of their shape (level, target,
+/// field names), so that finding one allocates nothing.
+static CALLSITES: Mutex<BTreeMap<u64, Vec<&'static LogCallsite>>> = Mutex::new(BTreeMap::new());
 
 /// A leaked callsite for one shape.
 #[derive(Debug)]
@@ -111,31 +105,39 @@ pub(crate) fn lookup(level: Level, target: &str, names: &[&str]) -> Option<&'sta
     if names.len() > MAX_FIELDS {
         return None;
     }
-    let shape = Shape {
-        level: level_rank(level),
-        target: target.to_owned(),
-        names: names.iter().map(|name| (*name).to_owned()).collect(),
-    };
+    let key = shape_hash(level, target, names);
     let mut table = CALLSITES.lock().ok()?;
-    if let Some(callsite) = table.get(&shape) {
+    let same_shape = |callsite: &&&'static LogCallsite| {
+        let metadata = callsite.metadata();
+        *metadata.level() == level
+            && metadata.target() == target
+            && metadata
+                .fields()
+                .iter()
+                .map(|f| f.name())
+                .eq(names.iter().copied())
+    };
+    if let Some(callsite) = table
+        .get(&key)
+        .and_then(|sites| sites.iter().find(same_shape))
+    {
         return Some(*callsite);
     }
-    if table.len() >= MAX_SHAPES {
+    if table.values().map(Vec::len).sum::<usize>() >= MAX_SHAPES {
         return None;
     }
     let callsite: &'static LogCallsite = Box::leak(Box::new(LogCallsite {
         interest: AtomicU8::new(INTEREST_SOMETIMES),
         metadata: OnceLock::new(),
     }));
-    let names: &'static [&'static str] = shape
-        .names
+    let names: &'static [&'static str] = names
         .iter()
-        .map(|name| &*name.clone().leak())
+        .map(|name| &*(*name).to_owned().leak())
         .collect::<Vec<_>>()
         .leak();
     let metadata = Metadata::new(
         "goplug plugin log",
-        shape.target.clone().leak(),
+        target.to_owned().leak(),
         level,
         None,
         None,
@@ -145,18 +147,17 @@ pub(crate) fn lookup(level: Level, target: &str, names: &[&str]) -> Option<&'sta
     );
     let _ = callsite.metadata.set(metadata);
     tracing::callsite::register(callsite);
-    table.insert(shape, callsite);
+    table.entry(key).or_default().push(callsite);
     Some(callsite)
 }
 
-fn level_rank(level: Level) -> u8 {
-    match level {
-        Level::TRACE => 0,
-        Level::DEBUG => 1,
-        Level::INFO => 2,
-        Level::WARN => 3,
-        _ => 4,
-    }
+fn shape_hash(level: Level, target: &str, names: &[&str]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    level.as_str().hash(&mut hasher);
+    target.hash(&mut hasher);
+    names.hash(&mut hasher);
+    hasher.finish()
 }
 
 #[cfg(test)]

@@ -46,11 +46,11 @@ pub(crate) fn emit(plugin: &str, record: &LogRecord) {
         .collect();
     let mut names: Vec<&str> = OWN_FIELDS.to_vec();
     names.extend(keys.iter().map(|(name, _)| name.as_str()));
-    let distinct = {
-        let mut sorted = names.clone();
-        sorted.sort_unstable();
-        sorted.windows(2).all(|pair| pair[0] != pair[1])
-    };
+    // hclog keys are distinct; only a renamed one can meet another key.
+    let distinct = keys
+        .iter()
+        .filter(|(name, _)| name.starts_with("field."))
+        .all(|(name, _)| keys.iter().filter(|(other, _)| other == name).count() == 1);
     let callsite = distinct
         .then(|| log_callsites::lookup(level, &target, &names))
         .flatten();

@@ -82,14 +82,21 @@ pub(crate) async fn copy(
     }
 }
 
+/// How much of each dropped stdout chunk is looked at for log lines.
+const LOG_SNIFF_BYTES: usize = 1024;
+
 /// Warns, once per plugin, when what it writes to stdout after the
 /// handshake (dropped: the host set no `sync_stdout`) looks like log lines:
 /// its logger writes to stdout, so its logs never reach the host. Returns
 /// whether it warned.
 fn warn_if_logs(plugin: &str, data: &[u8]) -> bool {
-    let text = String::from_utf8_lossy(data);
+    // The head of each chunk is enough to tell, and keeps a plugin that
+    // streams megabytes of plain output from being scanned in full.
+    let head = &data[..data.len().min(LOG_SNIFF_BYTES)];
+    let text = String::from_utf8_lossy(head);
     let Some(line) = text
         .lines()
+        .take(3)
         .find(|line| crate::protocol::stdout_log::looks_like_log(line))
     else {
         return false;
