@@ -1,7 +1,6 @@
 //! The supervised plugin's shared state, and the route its channel takes:
 //! calls go to the current process, wait while it restarts, or fail fast.
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -34,10 +33,8 @@ pub(super) struct Shared {
     pub(super) current: watch::Sender<Current>,
     pub(super) events: broadcast::Sender<SupervisorEvent>,
     pub(super) reset: Notify,
-    /// Calls in flight per generation.
-    in_flight: Mutex<BTreeMap<u64, u64>>,
-    /// Notified when a call finishes.
-    call_finished: Notify,
+    /// Notified when a generation's last call in flight finishes.
+    generation_drained: Notify,
     #[cfg(feature = "metrics")]
     pub(super) facade: Facade,
 }
@@ -53,8 +50,7 @@ impl Shared {
             current: watch::Sender::new(Current::Down),
             events: broadcast::Sender::new(256),
             reset: Notify::new(),
-            in_flight: Mutex::new(BTreeMap::new()),
-            call_finished: Notify::new(),
+            generation_drained: Notify::new(),
         })
     }
 
@@ -63,17 +59,15 @@ impl Shared {
     pub(super) async fn drained(&self, generation: u64, bound: std::time::Duration) -> bool {
         let drained = async {
             loop {
-                let finished = self.call_finished.notified();
+                let drained = self.generation_drained.notified();
                 let busy = self
-                    .in_flight
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .get(&generation)
-                    .is_some_and(|calls| *calls > 0);
+                    .record()
+                    .in_flight_by_generation
+                    .contains_key(&generation);
                 if !busy {
                     return;
                 }
-                finished.await;
+                drained.await;
             }
         };
         tokio::time::timeout(bound, drained).await.is_ok()
@@ -132,17 +126,28 @@ impl Shared {
 
 impl Route for Shared {
     fn current(&self, deadline: Option<Duration>) -> RouteFuture<'_> {
-        self.record().calls_in_flight += 1;
         #[cfg(feature = "metrics")]
         self.facade.call_started();
+        let now = self.current.borrow().clone();
+        {
+            let mut record = self.record();
+            record.calls_in_flight += 1;
+            // Serving: no wait, one lock, nothing more.
+            if let Current::Up(channel, generation) = now {
+                *record
+                    .in_flight_by_generation
+                    .entry(generation)
+                    .or_default() += 1;
+                return Box::pin(std::future::ready(Ok((channel, generation))));
+            }
+        }
         Box::pin(async move {
             let mut current = self.current.subscribe();
             let now = current.borrow_and_update().clone();
             let routed = |channel: Channel, generation: u64| {
-                *self
-                    .in_flight
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
+                let mut record = self.record();
+                *record
+                    .in_flight_by_generation
                     .entry(generation)
                     .or_default() += 1;
                 (channel, generation)
@@ -181,21 +186,17 @@ impl Route for Shared {
     fn finished(&self, ticket: Option<u64>, ok: bool, elapsed: Duration) {
         #[cfg(feature = "metrics")]
         self.facade.call_finished(ok, elapsed);
-        if let Some(generation) = ticket {
-            let mut in_flight = self
-                .in_flight
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            if let Some(calls) = in_flight.get_mut(&generation) {
-                *calls = calls.saturating_sub(1);
-                if *calls == 0 {
-                    in_flight.remove(&generation);
-                }
-            }
-            drop(in_flight);
-            self.call_finished.notify_waiters();
-        }
         let mut record = self.record();
+        let mut drained = false;
+        if let Some(generation) = ticket
+            && let Some(calls) = record.in_flight_by_generation.get_mut(&generation)
+        {
+            *calls = calls.saturating_sub(1);
+            if *calls == 0 {
+                record.in_flight_by_generation.remove(&generation);
+                drained = true;
+            }
+        }
         record.calls_in_flight = record.calls_in_flight.saturating_sub(1);
         if ok {
             record.calls_ok += 1;
@@ -203,5 +204,9 @@ impl Route for Shared {
             record.calls_failed += 1;
         }
         record.latencies.record(elapsed);
+        drop(record);
+        if drained {
+            self.generation_drained.notify_waiters();
+        }
     }
 }

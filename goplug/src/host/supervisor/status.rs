@@ -134,6 +134,9 @@ pub(super) struct Record {
     pub(super) last_exit: Option<Option<ExitStatus>>,
     pub(super) last_error: Option<String>,
     pub(super) calls_in_flight: u64,
+    /// Calls in flight per generation (one per start or reload), so a
+    /// reload knows when the old process's calls are done.
+    pub(super) in_flight_by_generation: std::collections::BTreeMap<u64, u64>,
     pub(super) calls_ok: u64,
     pub(super) calls_failed: u64,
     pub(super) latencies: Latencies,
@@ -150,6 +153,7 @@ impl Record {
             last_exit: None,
             last_error: None,
             calls_in_flight: 0,
+            in_flight_by_generation: std::collections::BTreeMap::new(),
             calls_ok: 0,
             calls_failed: 0,
             latencies: Latencies::new(),
