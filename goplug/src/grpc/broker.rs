@@ -7,11 +7,10 @@
 //! Ids start at 1 on each side; waits are 5 s, as go-plugin's. Under
 //! AutoMTLS brokered connections use the same certificates, both ways.
 //!
-//! In multiplexed mode (`PLUGIN_MULTIPLEX_GRPC`, see [`ClientBuilder::grpc_broker_multiplex`])
+//! In multiplexed mode (`PLUGIN_MULTIPLEX_GRPC`, see the host's
+//! `ClientBuilder::grpc_broker_multiplex`)
 //! the same calls make yamux streams over the one host–plugin connection
 //! instead of new sockets; the API does not change.
-//!
-//! [`ClientBuilder::grpc_broker_multiplex`]: crate::host::ClientBuilder::grpc_broker_multiplex
 
 use std::collections::HashMap;
 use std::fmt;
