@@ -11,11 +11,17 @@
 //! KV_PROTO=grpc KV_PLUGIN=./kv-go-grpc ./supervisor-demo --duration 12s
 //! ```
 //!
+//! With `--state-dir DIR` the plugin outlives the demo: kill the demo
+//! (even with SIGKILL), start it again with the same directory, and it
+//! adopts the running plugin (`--auto-mtls` keeps the connection on
+//! AutoMTLS across the takeover).
+//!
 //! Prints one compact JSON object per line on stdout for each event
 //! (`started`, `resumed` on the first good call after a start, `exited`,
 //! `restarting`, `start_failed`, `circuit_open`, and `reloaded` or
 //! `reload_failed` after a SIGHUP, which reloads `KV_PLUGIN` without
-//! downtime) and a `summary` at the end; exits 0 when it ran to the end (or was stopped by SIGINT or
+//! downtime, `adopted` when a plugin an earlier run left is taken over)
+//! and a `summary` at the end; exits 0 when it ran to the end (or was stopped by SIGINT or
 //! SIGTERM), whatever the plugin did.
 #![allow(clippy::print_stdout)] // the demo's report is its stdout
 
@@ -37,6 +43,9 @@ const CALL_DEADLINE: Duration = Duration::from_secs(5);
 struct Options {
     duration: Duration,
     backoff: Duration,
+    /// Keep reattach tickets here, so a restarted demo adopts the plugin.
+    state_dir: Option<std::path::PathBuf>,
+    auto_mtls: bool,
 }
 
 fn parse_duration(text: &str) -> Option<Duration> {
@@ -55,16 +64,28 @@ fn options() -> Result<Options, String> {
     let mut options = Options {
         duration: Duration::from_secs(12),
         backoff: Duration::from_millis(100),
+        state_dir: None,
+        auto_mtls: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
+        if flag == "--auto-mtls" {
+            options.auto_mtls = true;
+            continue;
+        }
         let value = args.next().ok_or(format!("{flag} needs a value"))?;
-        let parsed = parse_duration(&value)
-            .ok_or(format!("{flag}: {value:?} is not a duration like 12s"))?;
+        let duration = || {
+            parse_duration(&value).ok_or(format!("{flag}: {value:?} is not a duration like 12s"))
+        };
         match flag.as_str() {
-            "--duration" => options.duration = parsed,
-            "--backoff" => options.backoff = parsed,
-            other => return Err(format!("unknown flag {other} (use --duration, --backoff)")),
+            "--duration" => options.duration = duration()?,
+            "--backoff" => options.backoff = duration()?,
+            "--state-dir" => options.state_dir = Some(value.into()),
+            other => {
+                return Err(format!(
+                    "unknown flag {other} (use --duration, --backoff, --state-dir, --auto-mtls)"
+                ));
+            }
         }
     }
     Ok(options)
@@ -117,6 +138,7 @@ fn emit_event(event: &SupervisorEvent) {
             "reloaded",
             &[("pid", json!(pid)), ("previous_pid", json!(previous_pid))],
         ),
+        SupervisorEvent::Adopted { pid, .. } => emit("adopted", &[("pid", json!(pid))]),
         SupervisorEvent::Stopped { .. } => emit("stopped", &[]),
         other => emit(&format!("{other:?}"), &[]),
     }
@@ -141,6 +163,7 @@ async fn main() -> ExitCode {
             .plugins(PluginSet::new().plugin(KV))
             .command(shell_command(&plugin_line))
             .start_timeout(Duration::from_secs(10))
+            .auto_mtls(options.auto_mtls)
     };
     let policy = RestartPolicy::default()
         .initial_backoff(options.backoff)
@@ -149,7 +172,16 @@ async fn main() -> ExitCode {
         .health_checks(Some(Duration::from_millis(500)), Duration::from_secs(2))
         .circuit(10, Duration::from_secs(60))
         .when_down(WhenDown::Wait(CALL_DEADLINE));
-    let supervisor = Supervisor::new();
+    let supervisor = match &options.state_dir {
+        None => Supervisor::new(),
+        Some(dir) => match Supervisor::persistent(dir) {
+            Ok(supervisor) => supervisor,
+            Err(e) => {
+                eprintln!("supervisor-demo: {e}");
+                return ExitCode::from(2);
+            }
+        },
+    };
     let kv = supervisor.supervise("kv", policy, recipe.clone());
     let mut events = kv.events();
     let Ok(mut client) = kv.dispense(KV) else {
@@ -175,7 +207,7 @@ async fn main() -> ExitCode {
             }
             event = events.recv() => {
                 if let Ok(event) = event {
-                    if matches!(event, SupervisorEvent::Started { .. }) {
+                    if matches!(event, SupervisorEvent::Started { .. } | SupervisorEvent::Adopted { .. }) {
                         resumed = false;
                     }
                     emit_event(&event);
@@ -189,7 +221,7 @@ async fn main() -> ExitCode {
                         calls_ok += 1;
                         // The start this call reached is reported first.
                         while let Ok(event) = events.try_recv() {
-                            if matches!(event, SupervisorEvent::Started { .. }) {
+                            if matches!(event, SupervisorEvent::Started { .. } | SupervisorEvent::Adopted { .. }) {
                                 resumed = false;
                             }
                             emit_event(&event);

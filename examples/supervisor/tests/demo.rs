@@ -24,8 +24,13 @@ struct Demo {
 
 impl Demo {
     fn start(plugin: &str, dir: &std::path::Path) -> Self {
+        Self::start_with(plugin, dir, &[])
+    }
+
+    fn start_with(plugin: &str, dir: &std::path::Path, extra: &[&str]) -> Self {
         let mut child = Command::new(DEMO)
             .args(["--duration", "300s", "--backoff", "100ms"])
+            .args(extra)
             .env("KV_PROTO", "grpc")
             .env("KV_PLUGIN", format!("exec '{plugin}'"))
             .current_dir(dir)
@@ -64,6 +69,11 @@ impl Demo {
                 return event;
             }
         }
+    }
+
+    fn signal(&self, signal: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), signal)
+            .expect("the demo is running");
     }
 }
 
@@ -128,4 +138,75 @@ fn the_go_kv_plugin_survives_three_kills() {
 #[test]
 fn the_rust_kv_plugin_survives_three_kills() {
     survives_three_kills(RUST_PLUGIN);
+}
+
+/// The demo (the host) SIGKILLed while its plugin runs; a new demo with
+/// the same state directory adopts the same process over AutoMTLS, calls
+/// resume, and its graceful end stops the plugin and removes the ticket
+/// and the plugin's socket directory.
+fn is_adopted_after_the_host_is_killed(plugin: &str) {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let state_arg = state.display().to_string();
+    let flags = ["--state-dir", state_arg.as_str(), "--auto-mtls"];
+    let mut first = Demo::start_with(plugin, dir.path(), &flags);
+    let pid = first.next("started")["pid"].as_i64().expect("a pid") as i32;
+    assert_eq!(first.next("resumed")["pid"], pid);
+    let ticket = state.join("kv.ticket");
+    let mode = std::fs::metadata(&ticket)
+        .expect("a ticket is written while the plugin serves")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "the ticket holds a private key");
+    let socket_dir = serde_json::from_str::<Value>(&std::fs::read_to_string(&ticket).unwrap())
+        .unwrap()["socket_dir"]
+        .as_str()
+        .expect("the ticket names the socket directory")
+        .to_owned();
+    first.signal(nix::sys::signal::Signal::SIGKILL);
+    first.child.wait().unwrap();
+    assert!(alive(pid), "the plugin outlives its killed host");
+
+    let mut second = Demo::start_with(plugin, dir.path(), &flags);
+    let adopted = second.next("adopted");
+    assert_eq!(adopted["pid"], pid, "{adopted}");
+    assert_eq!(second.next("resumed")["pid"], pid);
+    second.signal(nix::sys::signal::Signal::SIGTERM);
+    let summary = second.next("summary");
+    assert_eq!(summary["restarts"], 0, "{summary}");
+    assert_eq!(summary["calls_failed"], 0, "{summary}");
+    assert_eq!(summary["stopped_in_time"], true, "{summary}");
+    assert!(second.child.wait().unwrap().success());
+    // Not the demo's child any more: it exits, and whoever inherited it
+    // reaps it (a zombie has run to its end).
+    let running = || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+            stat.rsplit_once(')')
+                .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z'))
+        })
+    };
+    let deadline = std::time::Instant::now() + EVENT_WAIT;
+    while running() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!running(), "plugin {pid} left running");
+    assert!(
+        !ticket.exists(),
+        "the ticket of a stopped plugin is removed"
+    );
+    assert!(
+        !std::path::Path::new(&socket_dir).exists(),
+        "socket directory {socket_dir} left behind"
+    );
+}
+
+#[test]
+fn the_go_kv_plugin_is_adopted_after_the_host_is_killed() {
+    is_adopted_after_the_host_is_killed(&go_bin("kv-plugin-go-grpc").display().to_string());
+}
+
+#[test]
+fn the_rust_kv_plugin_is_adopted_after_the_host_is_killed() {
+    is_adopted_after_the_host_is_killed(RUST_PLUGIN);
 }

@@ -427,6 +427,77 @@ fn t20_a_new_host_reattaches_to_the_live_plugin() {
     });
 }
 
+/// T20, over AutoMTLS: go-plugin cannot reattach to a plugin launched
+/// with AutoMTLS; from the launch's ticket a new client can, the bare
+/// reattach config alone cannot, and the taken-over socket directory goes
+/// with the plugin.
+#[test]
+fn t20_an_auto_mtls_plugin_is_taken_over_from_its_ticket() {
+    Harness::exclusive().run(async |h| {
+        let launched = start(
+            h,
+            host(h, h.plugin(&FAKE, "kv"))
+                .auto_mtls(true)
+                .keep_running(true),
+        )
+        .await;
+        kv(&launched)
+            .put(pb::PutRequest {
+                key: "ticket".to_owned(),
+                value: b"kept".to_vec(),
+            })
+            .await
+            .expect("put");
+        let ticket = launched.reattach_ticket().expect("a launched plugin");
+        assert!(ticket.has_auto_mtls(), "{ticket:?}");
+        let json = ticket.to_json();
+        let socket_dir = PathBuf::from(
+            serde_json::from_str::<serde_json::Value>(&json).expect("JSON")["socket_dir"]
+                .as_str()
+                .expect("the socket directory"),
+        );
+        let config = launched.detach().expect("detached");
+        assert_eq!(&config, ticket.config());
+
+        let error = tokio::time::timeout(
+            Duration::from_secs(20),
+            host(h, Command::new("/nonexistent"))
+                .start_timeout(Duration::from_secs(3))
+                .reattach(config.clone())
+                .start(),
+        )
+        .await
+        .expect("bounded")
+        .expect_err("the plugin talks only AutoMTLS");
+        assert!(
+            matches!(
+                error,
+                Error::Connect { .. } | Error::ReattachProcessNotFound { .. } | Error::Tls { .. }
+            ),
+            "{error:?}"
+        );
+
+        let ticket = goplug::host::ReattachTicket::from_json(&json).expect("the ticket reads");
+        let client = tokio::time::timeout(
+            Duration::from_secs(20),
+            host(h, Command::new("/nonexistent"))
+                .auto_mtls(true)
+                .reattach_ticket(ticket)
+                .start(),
+        )
+        .await
+        .expect("bounded")
+        .expect("taken over with the ticket");
+        let value = get(&client, "ticket", prompt()).await.expect("get");
+        assert!(value.starts_with("kept"), "{value:?}");
+        assert!(client.tls_version().is_some(), "over TLS");
+        let report = client.shutdown().await;
+        assert!(report.graceful, "{report:?}");
+        wait_dead(config.pid, prompt()).await;
+        assert!(!socket_dir.exists(), "{} left behind", socket_dir.display());
+    });
+}
+
 /// T21: reattaching to a live, unrelated process (as when the plugin's pid
 /// was reused) with nothing at the address fails promptly and signals
 /// nothing; so does a pid that is gone.

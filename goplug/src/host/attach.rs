@@ -14,8 +14,10 @@ use super::process::PluginProcess;
 use super::runner::{BoxFuture, PluginExit, RunningPlugin};
 use super::socket_dir::SocketDir;
 use super::stdio::SyncSink;
+use super::ticket::AutoMtlsKeys;
 use super::{Client, PluginSet, netrpc};
 use crate::error::{Error, Result};
+use crate::grpc::broker::BrokerTls;
 use crate::protocol::Protocol;
 use crate::protocol::reattach::ReattachConfig;
 use crate::sys::pidfd::{alive, process_gone};
@@ -32,6 +34,12 @@ pub(super) struct AttachPlan {
     pub(super) timeout: Duration,
     pub(super) shutdown_grace: Duration,
     pub(super) sync: (Option<SyncSink>, Option<SyncSink>),
+    /// TLS for the broker's connections, when reattaching with AutoMTLS keys.
+    pub(super) broker_tls: Option<BrokerTls>,
+    /// The plugin's socket directory, taken over from the host that
+    /// launched it: removed when the plugin goes.
+    pub(super) socket_dir: Option<PathBuf>,
+    pub(super) auto_mtls_keys: Option<AutoMtlsKeys>,
 }
 
 #[derive(Debug)]
@@ -109,6 +117,9 @@ pub(super) async fn attach(plan: AttachPlan) -> Result<Client> {
         timeout,
         shutdown_grace,
         sync,
+        broker_tls,
+        socket_dir,
+        auto_mtls_keys,
     } = plan;
     let started = Instant::now();
     let not_found = |reason: String| Error::ReattachProcessNotFound {
@@ -164,13 +175,17 @@ pub(super) async fn attach(plan: AttachPlan) -> Result<Client> {
         plugins: versions.remove(&version).unwrap_or_default(),
         process,
         // For the host's brokered servers.
-        socket_dir: SocketDir::create(None, None)?,
+        socket_dir: match socket_dir {
+            Some(dir) => SocketDir::adopt(dir),
+            None => SocketDir::create(None, None)?,
+        },
         mode: Mode::Attached { test: config.test },
         started,
         shutdown_grace,
         socket_group: None,
-        broker_tls: None,
+        broker_tls,
         sync,
+        auto_mtls_keys,
     }
     .into_client())
 }

@@ -279,7 +279,34 @@ impl ClientBuilder {
             sync_stderr: self.sync_stderr,
             version_check: self.version_check,
             conflict,
+            ticket: None,
         }
+    }
+
+    /// Takes over a running plugin from a [`ReattachTicket`] another host
+    /// process wrote ([`Client::reattach_ticket`]): as
+    /// [`reattach`](Self::reattach), but over the AutoMTLS connection of
+    /// the launch (the ticket's keys; this builder's `auto_mtls` is taken
+    /// as asking for it), and the plugin's socket directory is removed
+    /// when it goes. A checksum given here is not checked again: the
+    /// plugin was verified when it was launched.
+    ///
+    /// [`ReattachTicket`]: super::ReattachTicket
+    /// [`Client::reattach_ticket`]: super::Client::reattach_ticket
+    pub fn reattach_ticket(mut self, ticket: super::ReattachTicket) -> ReattachBuilder {
+        let super::ReattachTicket {
+            config,
+            auto_mtls,
+            socket_dir,
+        } = ticket;
+        self.checksum = None;
+        self.auto_mtls = false;
+        let mut builder = self.reattach(config);
+        builder.ticket = Some(super::reattach_builder::TicketParts {
+            auto_mtls,
+            socket_dir,
+        });
+        builder
     }
 
     /// Test hook: runs after the checksum matched and before the plugin is

@@ -11,6 +11,7 @@ use super::netrpc;
 use super::plugin_set::{ClientFactory, PluginSet, downcast};
 use super::process::{PluginProcess, ProcessState};
 use super::socket_dir::SocketDir;
+use super::ticket::{AutoMtlsKeys, ReattachTicket};
 use super::version::VersionCell;
 use crate::error::{Error, Result};
 use crate::grpc::broker::GrpcBroker;
@@ -40,6 +41,8 @@ pub struct Client {
     pub(super) start_duration: Duration,
     /// What the plugin reported as its version, once asked.
     pub(super) plugin_version: VersionCell,
+    /// The AutoMTLS material of the launch, for [`Client::reattach_ticket`].
+    pub(super) auto_mtls_keys: Option<AutoMtlsKeys>,
 }
 
 impl fmt::Debug for Client {
@@ -90,6 +93,22 @@ impl Client {
             )
             .test(test),
         )
+    }
+
+    /// What a later host process needs to take this plugin over: the
+    /// [`reattach_config`](Self::reattach_config), the AutoMTLS keys of
+    /// the launch and the plugin's socket directory. `None` for a plugin
+    /// without a process id. It holds a private key: keep it private.
+    ///
+    /// go-plugin cannot reattach to a plugin launched with AutoMTLS; with a
+    /// ticket, [`ClientBuilder::reattach_ticket`](super::ClientBuilder::reattach_ticket) can.
+    pub fn reattach_ticket(&self) -> Option<ReattachTicket> {
+        Some(ReattachTicket {
+            config: self.reattach_config()?,
+            auto_mtls: self.auto_mtls_keys.clone(),
+            socket_dir: Some(self.socket_dir.path().to_path_buf())
+                .filter(|dir| !dir.as_os_str().is_empty()),
+        })
     }
 
     /// Lets the plugin run on without this host and returns how to

@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use super::process::PluginProcess;
 use super::socket_dir::SocketDir;
 use super::stdio::{self, SyncSink};
+use super::ticket::AutoMtlsKeys;
 use super::version::VersionCell;
 use super::{Client, PluginSet, netrpc, runner};
 use crate::grpc::broker::{BrokerTls, GrpcBroker};
@@ -57,6 +58,8 @@ pub(super) struct Connected {
     pub(super) socket_group: Option<Gid>,
     pub(super) broker_tls: Option<BrokerTls>,
     pub(super) sync: (Option<SyncSink>, Option<SyncSink>),
+    /// The AutoMTLS material, for a reattach ticket.
+    pub(super) auto_mtls_keys: Option<AutoMtlsKeys>,
 }
 
 /// The client's background tasks and the broker they serve.
@@ -83,6 +86,7 @@ impl Connected {
             socket_group,
             broker_tls,
             sync: (sync_stdout, sync_stderr),
+            auto_mtls_keys,
         } = self;
         let broker_closed = CancellationToken::new();
         let (broker_tx, broker_rx) = tokio::sync::mpsc::channel(16);
@@ -143,6 +147,7 @@ impl Connected {
             shutdown_grace,
             start_duration: started.elapsed(),
             plugin_version: VersionCell::new(),
+            auto_mtls_keys,
         }
     }
 }

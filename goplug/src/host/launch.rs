@@ -13,6 +13,7 @@ use super::program;
 use super::runner::{self, Runner};
 use super::socket_dir::SocketDir;
 use super::stdio::SyncSink;
+use super::ticket::AutoMtlsKeys;
 use super::{Client, HANDSHAKE_LINE_LIMIT, PluginSet, checksum, netrpc};
 use crate::error::{Error, Result};
 use crate::grpc::broker::BrokerTls;
@@ -211,12 +212,12 @@ pub(super) async fn launch(plan: LaunchPlan) -> Result<Client> {
         Ok(line) => line,
         Err(e) => return Err(abort(process, e).await),
     };
-    let (tls, broker_tls) = match (&own_cert, &line.server_cert) {
+    let (tls, broker_tls, auto_mtls_keys) = match (&own_cert, &line.server_cert) {
         (Some(own), Some(field)) => match auto_mtls_connect(own, field, max_tls_version) {
-            Ok((tls, broker_tls)) => (Some(tls), Some(broker_tls)),
+            Ok((tls, broker_tls, keys)) => (Some(tls), Some(broker_tls), Some(keys)),
             Err(e) => return Err(abort(process, e).await),
         },
-        _ => (tls, None),
+        _ => (tls, None, None),
     };
     tracing::debug!(version = line.app_version, "using plugin version");
     process.discard_stdout(stdout);
@@ -274,6 +275,7 @@ pub(super) async fn launch(plan: LaunchPlan) -> Result<Client> {
         socket_group,
         broker_tls,
         sync,
+        auto_mtls_keys,
     }
     .into_client())
 }
@@ -324,8 +326,19 @@ fn auto_mtls_connect(
     own: &tls::AutoCert,
     field: &str,
     max_version: TlsVersion,
-) -> Result<(connect::TlsConnect, BrokerTls)> {
+) -> Result<(connect::TlsConnect, BrokerTls, AutoMtlsKeys)> {
     let peer = tls::decode_handshake_cert(field)?;
+    let keys = AutoMtlsKeys::new(own, &peer, max_version);
+    let (connect, broker) = mutual_tls(own, peer, max_version)?;
+    Ok((connect, broker, keys))
+}
+
+/// Client and broker TLS of an AutoMTLS pair: `own` presented, `peer` pinned.
+pub(super) fn mutual_tls(
+    own: &tls::AutoCert,
+    peer: rustls::pki_types::CertificateDer<'static>,
+    max_version: TlsVersion,
+) -> Result<(connect::TlsConnect, BrokerTls)> {
     let mutual = MutualTls::new(own, peer, max_version)?;
     let server_name = ServerName::try_from(tls::SERVER_NAME).map_err(|e| Error::Tls {
         context: "naming the plugin",

@@ -47,6 +47,7 @@ mod shutdown;
 mod socket_dir;
 mod stdio;
 pub mod supervisor;
+mod ticket;
 #[cfg(feature = "otel")]
 mod trace;
 mod version;
@@ -64,6 +65,7 @@ pub use plugin_set::{GrpcClient, PluginSet};
 pub use reattach_builder::ReattachBuilder;
 pub use runner::{LocalRunner, Runner, RunningPlugin};
 pub use shutdown::ShutdownReport;
+pub use ticket::ReattachTicket;
 pub use version::MissingVersion;
 
 #[cfg(feature = "plugin")]

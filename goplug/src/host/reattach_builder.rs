@@ -10,14 +10,17 @@ use rustls::pki_types::ServerName;
 use tokio::io::AsyncWrite;
 
 use super::attach::{AttachPlan, attach};
+use super::launch::mutual_tls;
 use super::plugin_set::VersionedSets;
 use super::stdio::SyncSink;
+use super::ticket::AutoMtlsKeys;
 use super::version::VersionCheck;
 use super::{Client, PluginSet};
 use crate::error::{Error, Result};
 use crate::protocol::HandshakeConfig;
 use crate::protocol::reattach::ReattachConfig;
 use crate::transport::dial::TlsConnect;
+use crate::transport::tls::AutoCert;
 
 /// Attaches to a running plugin: made by [`ClientBuilder::reattach`] or
 /// [`Client::reattach`].
@@ -36,6 +39,14 @@ pub struct ReattachBuilder {
     pub(super) version_check: VersionCheck,
     /// A launch-only setting given before `reattach`, refused at start.
     pub(super) conflict: Option<Error>,
+    /// What a reattach ticket adds to the config.
+    pub(super) ticket: Option<TicketParts>,
+}
+
+/// The parts of a [`ReattachTicket`](super::ReattachTicket) beyond its config.
+pub(super) struct TicketParts {
+    pub(super) auto_mtls: Option<AutoMtlsKeys>,
+    pub(super) socket_dir: Option<std::path::PathBuf>,
 }
 
 impl fmt::Debug for ReattachBuilder {
@@ -117,10 +128,23 @@ impl ReattachBuilder {
             sync_stderr,
             version_check,
             conflict,
+            ticket,
         } = self;
         if let Some(conflict) = conflict {
             return Err(conflict);
         }
+        let (auto_mtls, socket_dir) = ticket
+            .map(|ticket| (ticket.auto_mtls, ticket.socket_dir))
+            .unwrap_or_default();
+        let (tls, broker_tls) = match &auto_mtls {
+            Some(keys) => {
+                let own = AutoCert::from_der(keys.host_cert.clone(), keys.host_key.clone())?;
+                let peer = rustls::pki_types::CertificateDer::from(keys.plugin_cert.clone());
+                let (connect, broker) = mutual_tls(&own, peer, keys.max_tls_version)?;
+                (Some(connect), Some(broker))
+            }
+            None => (tls, None),
+        };
         let requirement = version_check.requirement()?;
         let deadline = tokio::time::Instant::now() + start_timeout;
         let client = attach(AttachPlan {
@@ -131,6 +155,9 @@ impl ReattachBuilder {
             timeout: start_timeout,
             shutdown_grace,
             sync: (sync_stdout, sync_stderr),
+            broker_tls,
+            socket_dir,
+            auto_mtls_keys: auto_mtls,
         })
         .await?;
         match requirement {

@@ -163,6 +163,43 @@ impl AutoCert {
     fn key(&self) -> PrivateKeyDer<'static> {
         PrivateKeyDer::Pkcs8(self.key.clone_key())
     }
+
+    /// The key as PKCS#8 DER, for a host that persists its AutoMTLS
+    /// material to reattach later.
+    #[cfg(feature = "host")]
+    pub(crate) fn key_der(&self) -> &[u8] {
+        self.key.secret_pkcs8_der()
+    }
+
+    /// A certificate and key persisted earlier.
+    #[cfg(feature = "host")]
+    pub(crate) fn from_der(cert: Vec<u8>, key: Vec<u8>) -> Result<Self> {
+        let cert = CertificateDer::from(cert);
+        rustls::server::ParsedCertificate::try_from(&cert).map_err(|e| Error::Tls {
+            context: "reading persisted AutoMTLS material",
+            reason: format!("not an X.509 certificate ({e})"),
+            error: Some(Box::new(e)),
+        })?;
+        let pem = pem_of(&cert);
+        Ok(Self {
+            cert,
+            pem,
+            key: PrivatePkcs8KeyDer::from(key),
+        })
+    }
+}
+
+/// PEM text of a DER certificate.
+#[cfg(feature = "host")]
+fn pem_of(cert: &CertificateDer<'_>) -> String {
+    let body = base64::engine::general_purpose::STANDARD.encode(cert.as_ref());
+    let mut pem = String::from("-----BEGIN CERTIFICATE-----\n");
+    for line in body.as_bytes().chunks(64) {
+        pem.push_str(&String::from_utf8_lossy(line));
+        pem.push('\n');
+    }
+    pem.push_str("-----END CERTIFICATE-----\n");
+    pem
 }
 
 /// Generates a certificate and key exactly as AutoMTLS does for each

@@ -40,6 +40,7 @@
 //! ```
 
 mod metrics;
+mod persist;
 mod policy;
 mod route;
 mod status;
@@ -74,6 +75,9 @@ pub struct Supervisor {
     plugins: Mutex<Vec<Arc<Shared>>>,
     workers: Mutex<JoinSet<()>>,
     cancel: CancellationToken,
+    /// Where reattach tickets are kept, for a supervisor that outlives
+    /// its host process.
+    state: Option<Arc<persist::StateDir>>,
 }
 
 impl Default for Supervisor {
@@ -89,7 +93,33 @@ impl Supervisor {
             plugins: Mutex::new(Vec::new()),
             workers: Mutex::new(JoinSet::new()),
             cancel: CancellationToken::new(),
+            state: None,
         }
+    }
+
+    /// A supervisor whose plugins survive its host process: each serving
+    /// plugin's [`ReattachTicket`](crate::host::ReattachTicket) (AutoMTLS
+    /// keys included) is kept in `state_dir` (created with mode 0700, each
+    /// ticket 0600), plugins are launched to keep running without the host
+    /// ([`ClientBuilder::keep_running`]), and [`supervise`](Self::supervise)
+    /// first adopts the plugin a previous host left under the same name
+    /// (a [`SupervisorEvent::Adopted`]); when that fails it starts one.
+    /// A graceful [`shutdown`](Self::shutdown) stops the plugins and
+    /// removes their tickets; a host that is killed leaves both.
+    ///
+    /// Recipes must use the local runner. Go plugins are adopted as
+    /// go-plugin allows reattaching; a Go plugin that writes to its stderr
+    /// while no host is running is killed by `SIGPIPE`, as with go-plugin.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] when the directory cannot be created;
+    /// [`Error::Config`] when it is open to other users.
+    pub fn persistent(state_dir: impl Into<std::path::PathBuf>) -> Result<Self> {
+        let state = persist::StateDir::open(state_dir.into())?;
+        let mut supervisor = Self::new();
+        supervisor.state = Some(Arc::new(state));
+        Ok(supervisor)
     }
 
     /// Starts supervising a plugin: `recipe` is called for every start.
@@ -111,6 +141,7 @@ impl Supervisor {
             shared.clone(),
             Arc::new(recipe),
             reload_requests,
+            self.state.clone(),
             self.cancel.child_token(),
         );
         self.workers

@@ -74,6 +74,14 @@ pub enum SupervisorEvent {
         /// Restarts so far.
         restarts: u64,
     },
+    /// A plugin an earlier host process left running was taken over from
+    /// its reattach ticket (see [`Supervisor::persistent`](super::Supervisor::persistent)).
+    Adopted {
+        /// The plugin's name.
+        name: String,
+        /// Its process id.
+        pid: Option<u32>,
+    },
     /// The plugin was replaced by a reload: calls go to the new process,
     /// the old one was stopped after its calls finished.
     Reloaded {

@@ -10,10 +10,11 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::Recipe;
+use super::persist::StateDir;
 use super::route::{Current, Shared};
 use super::status::{PluginState, SupervisorEvent};
 use crate::error::{Error, Result};
-use crate::host::Client;
+use crate::host::{Client, ClientBuilder};
 
 /// The longest single wait for an exit; waits repeat while the plugin runs.
 const EXIT_WAIT: Duration = Duration::from_secs(3600);
@@ -33,11 +34,20 @@ enum Down {
     Cancelled,
 }
 
+/// How a process came to serve.
+enum Opened {
+    Started,
+    Adopted,
+    Reloaded { previous_pid: Option<u32> },
+}
+
 /// The worker's state across starts.
 struct Worker {
     shared: Arc<Shared>,
     recipe: Recipe,
     reloads: mpsc::Receiver<Reload>,
+    /// Where the serving process's reattach ticket is kept, if anywhere.
+    state: Option<Arc<StateDir>>,
     cancel: CancellationToken,
     generation: u64,
 }
@@ -46,12 +56,14 @@ pub(super) async fn run(
     shared: Arc<Shared>,
     recipe: Recipe,
     reloads: mpsc::Receiver<Reload>,
+    state: Option<Arc<StateDir>>,
     cancel: CancellationToken,
 ) {
     let mut worker = Worker {
         shared,
         recipe,
         reloads,
+        state,
         cancel,
         generation: 0,
     };
@@ -71,14 +83,24 @@ impl Worker {
         let mut attempt: u32 = 0;
         let mut rng = fastrand::Rng::new();
         let shared = self.shared.clone();
+        let mut adopted = tokio::select! {
+            adopted = self.adopt() => adopted,
+            () = self.cancel.cancelled() => return,
+        };
         loop {
             shared.record().state = PluginState::Starting;
-            let started = tokio::select! {
-                started = (self.recipe)().start() => started,
-                () = self.cancel.cancelled() => return,
+            let (started, how) = match adopted.take() {
+                Some(client) => (Ok(client), Opened::Adopted),
+                None => {
+                    let started = tokio::select! {
+                        started = self.builder().start() => started,
+                        () = self.cancel.cancelled() => return,
+                    };
+                    (started, Opened::Started)
+                }
             };
             let served_for = match started {
-                Ok(client) => match self.serve(client).await {
+                Ok(client) => match self.serve(client, how).await {
                     Some(served_for) => served_for,
                     None => return,
                 },
@@ -144,6 +166,39 @@ impl Worker {
         }
     }
 
+    /// The recipe's builder; a plugin whose ticket is kept must outlive
+    /// the host.
+    fn builder(&self) -> ClientBuilder {
+        self.builder_of(&self.recipe)
+    }
+
+    fn builder_of(&self, recipe: &Recipe) -> ClientBuilder {
+        let builder = recipe();
+        match self.state {
+            Some(_) => builder.keep_running(true),
+            None => builder,
+        }
+    }
+
+    /// Takes over the plugin an earlier host left running, from its
+    /// ticket; `None` when there is none or it cannot be reached (the
+    /// ticket is then forgotten and the plugin started afresh).
+    async fn adopt(&self) -> Option<Client> {
+        let state = self.state.as_ref()?;
+        let name = &self.shared.name;
+        let ticket = state.load(name)?;
+        let pid = ticket.config().pid;
+        match self.builder().reattach_ticket(ticket).start().await {
+            Ok(client) => Some(client),
+            Err(error) => {
+                // Not signalled: the pid may belong to another process now.
+                tracing::warn!(plugin = %name, pid, %error, "cannot adopt the plugin an earlier host left running; starting a new one");
+                state.remove(name);
+                None
+            }
+        }
+    }
+
     /// A reload while the plugin is down: its next start uses the recipe.
     fn take_recipe(&mut self, reload: Reload) {
         self.recipe = reload.recipe;
@@ -153,10 +208,10 @@ impl Worker {
     /// Serves started processes (one, or more through reloads) until one
     /// exits, hangs or the supervisor is cancelled; then stops it. How long
     /// it served, or `None` when cancelled.
-    async fn serve(&mut self, mut client: Client) -> Option<Duration> {
+    async fn serve(&mut self, mut client: Client, how: Opened) -> Option<Duration> {
         let shared = self.shared.clone();
         let mut since = Instant::now();
-        self.open(&client, since, None);
+        self.open(&client, since, how);
         let down = loop {
             tokio::select! {
                 down = watch(&shared, &client) => break down,
@@ -180,6 +235,9 @@ impl Worker {
                 Current::Down
             });
         let report = client.shutdown().await;
+        if let Some(state) = &self.state {
+            state.remove(&shared.name);
+        }
         let reason = match &down {
             Down::Exited => "the plugin process exited".to_owned(),
             Down::Hung(why) => why.clone(),
@@ -203,7 +261,7 @@ impl Worker {
     }
 
     /// Sends calls to `client` from now on, as a new generation.
-    fn open(&mut self, client: &Client, since: Instant, previous_pid: Option<u32>) {
+    fn open(&mut self, client: &Client, since: Instant, how: Opened) {
         let shared = &self.shared;
         let pid = client.pid();
         let restarts = {
@@ -213,17 +271,22 @@ impl Worker {
             record.serving_since = Some(since);
             record.restarts
         };
+        if let (Some(state), Some(ticket)) = (&self.state, client.reattach_ticket()) {
+            state.save(&shared.name, &ticket);
+        }
         // Reported before calls reach it, so the event precedes their results.
-        shared.report(match previous_pid {
-            None => SupervisorEvent::Started {
-                name: shared.name.clone(),
+        let name = shared.name.clone();
+        shared.report(match how {
+            Opened::Started => SupervisorEvent::Started {
+                name,
                 pid,
                 restarts,
             },
-            Some(previous) => SupervisorEvent::Reloaded {
-                name: shared.name.clone(),
+            Opened::Adopted => SupervisorEvent::Adopted { name, pid },
+            Opened::Reloaded { previous_pid } => SupervisorEvent::Reloaded {
+                name,
                 pid,
-                previous_pid: Some(previous),
+                previous_pid,
             },
         });
         self.generation += 1;
@@ -248,7 +311,7 @@ impl Worker {
             reason,
             error: error.map(|error| Box::new(error) as crate::BoxError),
         };
-        let new = match recipe().start().await {
+        let new = match self.builder_of(&recipe).start().await {
             Ok(new) => new,
             Err(error) => {
                 let reason = format!("the new plugin did not start: {error}");
@@ -274,7 +337,13 @@ impl Worker {
             return old;
         }
         let old_generation = self.generation;
-        self.open(&new, Instant::now(), old.pid());
+        self.open(
+            &new,
+            Instant::now(),
+            Opened::Reloaded {
+                previous_pid: old.pid(),
+            },
+        );
         self.recipe = recipe;
         let drained = self.shared.drained(old_generation, drain).await;
         if !drained {
