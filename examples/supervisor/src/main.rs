@@ -2,7 +2,7 @@
 //! goplug's `Supervisor`, whatever happens to it.
 //!
 //! Takes the plugin as go-plugin's example hosts do (`KV_PLUGIN`, run
-//! through `sh -c`; `KV_PROTO=grpc`), then puts and gets a value every
+//! through `sh -c`; `KV_PROTO=grpc` or `netrpc`), then puts and gets a value every
 //! 50 ms for `--duration` (default 12s), restarting the plugin after a
 //! first delay of `--backoff` (default 100ms). Kill the plugin from another
 //! shell and watch it come back:
@@ -28,14 +28,16 @@
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use goplug::Protocol;
 use goplug::host::supervisor::{RestartPolicy, Supervisor, SupervisorEvent, WhenDown};
-use goplug::host::{Channel, Client, GrpcPlugin, PluginSet, shell_command};
+use goplug::host::{Channel, Client, GrpcPlugin, NetRpcPlugin, PluginSet, shell_command};
 use goplug_example_kv::pb::kv_client::KvClient;
 use goplug_example_kv::pb::{GetRequest, PutRequest};
-use goplug_example_kv::{HANDSHAKE, PLUGIN_GRPC};
+use goplug_example_kv::{HANDSHAKE, KvRpc, PLUGIN_GRPC, PLUGIN_NETRPC};
 use serde_json::json;
 
 const KV: GrpcPlugin<KvClient<Channel>> = GrpcPlugin::new(PLUGIN_GRPC);
+const KV_RPC: NetRpcPlugin<KvRpc> = NetRpcPlugin::new(PLUGIN_NETRPC, |rpc, _| KvRpc::new(rpc));
 
 /// Each call's deadline: a call waits this long for a restarting plugin.
 const CALL_DEADLINE: Duration = Duration::from_secs(5);
@@ -153,14 +155,19 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if std::env::var("KV_PROTO").as_deref() != Ok("grpc") {
-        eprintln!("supervisor-demo: set KV_PROTO=grpc (net/rpc plugins are not supervised yet)");
-        return ExitCode::from(2);
-    }
+    let netrpc = match std::env::var("KV_PROTO").as_deref() {
+        Ok("grpc") => false,
+        Ok("netrpc") => true,
+        _ => {
+            eprintln!("supervisor-demo: set KV_PROTO to grpc or netrpc");
+            return ExitCode::from(2);
+        }
+    };
     let plugin_line = std::env::var_os("KV_PLUGIN").unwrap_or_default();
     let recipe = move || {
         Client::builder(HANDSHAKE)
-            .plugins(PluginSet::new().plugin(KV))
+            .plugins(PluginSet::new().plugin(KV).plugin(KV_RPC))
+            .allowed_protocols([Protocol::NetRpc, Protocol::Grpc])
             .command(shell_command(&plugin_line))
             .start_timeout(Duration::from_secs(10))
             .auto_mtls(options.auto_mtls)
@@ -184,9 +191,16 @@ async fn main() -> ExitCode {
     };
     let kv = supervisor.supervise("kv", policy, recipe.clone());
     let mut events = kv.events();
-    let Ok(mut client) = kv.dispense(KV) else {
-        eprintln!("supervisor-demo: the KV plugin cannot be supervised");
-        return ExitCode::FAILURE;
+    let mut client = if netrpc {
+        Kv::NetRpc(kv.dispense_netrpc(KV_RPC))
+    } else {
+        match kv.dispense(KV) {
+            Ok(client) => Kv::Grpc(client),
+            Err(e) => {
+                eprintln!("supervisor-demo: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
     };
 
     let end = Instant::now() + options.duration;
@@ -231,9 +245,9 @@ async fn main() -> ExitCode {
                             emit("resumed", &[("pid", json!(kv.status().pid))]);
                         }
                     }
-                    Err(status) => {
+                    Err(error) => {
                         calls_failed += 1;
-                        eprintln!("supervisor-demo: call failed: {}", status.message());
+                        eprintln!("supervisor-demo: call failed: {error}");
                     }
                 }
             }
@@ -273,8 +287,39 @@ async fn interrupted() {
     }
 }
 
+/// The supervised KV, as its protocol dispenses it.
+enum Kv {
+    Grpc(KvClient<Channel>),
+    NetRpc(KvRpc),
+}
+
 /// One put and the get that must read it back.
-async fn put_then_get(client: &mut KvClient<Channel>, value: &[u8]) -> Result<(), tonic::Status> {
+async fn put_then_get(client: &mut Kv, value: &[u8]) -> Result<(), String> {
+    let got = match client {
+        Kv::Grpc(client) => put_then_get_grpc(client, value)
+            .await
+            .map_err(|status| status.message().to_owned())?,
+        Kv::NetRpc(client) => {
+            // net/rpc has no deadlines: the policy bounds the wait for a
+            // restart, and a dead connection fails the call.
+            client
+                .put("supervised", value)
+                .await
+                .map_err(|e| e.to_string())?;
+            client.get("supervised").await.map_err(|e| e.to_string())?
+        }
+    };
+    if got.starts_with(value) {
+        Ok(())
+    } else {
+        Err(format!("read back {:?}", String::from_utf8_lossy(&got)))
+    }
+}
+
+async fn put_then_get_grpc(
+    client: &mut KvClient<Channel>,
+    value: &[u8],
+) -> Result<Vec<u8>, tonic::Status> {
     let mut put = tonic::Request::new(PutRequest {
         key: "supervised".to_owned(),
         value: value.to_vec(),
@@ -285,13 +330,5 @@ async fn put_then_get(client: &mut KvClient<Channel>, value: &[u8]) -> Result<()
         key: "supervised".to_owned(),
     });
     get.set_timeout(CALL_DEADLINE);
-    let got = client.get(get).await?.into_inner().value;
-    if got.starts_with(value) {
-        Ok(())
-    } else {
-        Err(tonic::Status::data_loss(format!(
-            "read back {:?}",
-            String::from_utf8_lossy(&got)
-        )))
-    }
+    Ok(client.get(get).await?.into_inner().value)
 }

@@ -12,6 +12,7 @@ use serde_json::Value;
 
 const DEMO: &str = env!("CARGO_BIN_EXE_supervisor-demo");
 const RUST_PLUGIN: &str = env!("CARGO_BIN_EXE_kv-rust-grpc-for-supervisor");
+const RUST_NETRPC_PLUGIN: &str = env!("CARGO_BIN_EXE_kv-rust-netrpc-for-supervisor");
 
 /// How long one event may take to arrive: generous, the machine is shared.
 const EVENT_WAIT: Duration = Duration::from_secs(60);
@@ -28,10 +29,14 @@ impl Demo {
     }
 
     fn start_with(plugin: &str, dir: &std::path::Path, extra: &[&str]) -> Self {
+        Self::start_proto("grpc", plugin, dir, extra)
+    }
+
+    fn start_proto(proto: &str, plugin: &str, dir: &std::path::Path, extra: &[&str]) -> Self {
         let mut child = Command::new(DEMO)
             .args(["--duration", "300s", "--backoff", "100ms"])
             .args(extra)
-            .env("KV_PROTO", "grpc")
+            .env("KV_PROTO", proto)
             .env("KV_PLUGIN", format!("exec '{plugin}'"))
             .current_dir(dir)
             .stdout(Stdio::piped())
@@ -82,8 +87,12 @@ fn alive(pid: i32) -> bool {
 }
 
 fn survives_three_kills(plugin: &str) {
+    survives_three_kills_over("grpc", plugin);
+}
+
+fn survives_three_kills_over(proto: &str, plugin: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let mut demo = Demo::start(plugin, dir.path());
+    let mut demo = Demo::start_proto(proto, plugin, dir.path(), &[]);
     let mut pids = Vec::new();
     for round in 0..4 {
         let started = demo.next("started");
@@ -138,6 +147,19 @@ fn the_go_kv_plugin_survives_three_kills() {
 #[test]
 fn the_rust_kv_plugin_survives_three_kills() {
     survives_three_kills(RUST_PLUGIN);
+}
+
+#[test]
+fn the_go_net_rpc_kv_plugin_survives_three_kills() {
+    survives_three_kills_over(
+        "netrpc",
+        &go_bin("kv-plugin-go-netrpc").display().to_string(),
+    );
+}
+
+#[test]
+fn the_rust_net_rpc_kv_plugin_survives_three_kills() {
+    survives_three_kills_over("netrpc", RUST_NETRPC_PLUGIN);
 }
 
 /// The demo (the host) SIGKILLed while its plugin runs; a new demo with

@@ -283,6 +283,15 @@ impl Client {
         downcast(name, registration, make(client, connection.broker()))
     }
 
+    /// What dispenses a net/rpc plugin's clients, for routes that follow
+    /// a supervised plugin.
+    pub(super) fn netrpc_dispenser(&self) -> Option<netrpc::Dispenser> {
+        self.connection
+            .netrpc
+            .as_ref()
+            .map(netrpc::NetRpcConnection::dispenser)
+    }
+
     /// The net/rpc broker (go-plugin's `MuxBroker`) of a net/rpc plugin.
     pub fn mux_broker(&self) -> Option<&MuxBroker> {
         self.connection

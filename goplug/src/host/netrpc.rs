@@ -133,17 +133,15 @@ impl NetRpcConnection {
 
     /// `Dispenser.Dispense(name)`, then a client on the brokered stream.
     pub(crate) async fn dispense(&self, name: &str) -> Result<RpcClient> {
-        let id: u32 = tokio::time::timeout(
-            CALL_TIMEOUT,
-            self.control.call("Dispenser.Dispense", &name.to_owned()),
-        )
-        .await
-        .map_err(|_| Error::Timeout {
-            operation: "Dispenser.Dispense",
-            timeout: CALL_TIMEOUT,
-        })??;
-        let stream = self.broker.dial(id).await?;
-        Ok(RpcClient::new(stream))
+        self.dispenser().dispense(name).await
+    }
+
+    /// What dispenses this connection's plugins, apart from it.
+    pub(crate) fn dispenser(&self) -> Dispenser {
+        Dispenser {
+            control: self.control.clone(),
+            broker: self.broker.clone(),
+        }
     }
 
     pub(crate) fn broker(&self) -> &MuxBroker {
@@ -172,6 +170,30 @@ impl NetRpcConnection {
         for task in self.stdio {
             let _ = tokio::time::timeout(timeout, task).await;
         }
+    }
+}
+
+/// Dispenses a net/rpc plugin's clients; cheap to clone.
+#[derive(Clone, Debug)]
+pub(crate) struct Dispenser {
+    control: RpcClient,
+    broker: MuxBroker,
+}
+
+impl Dispenser {
+    /// `Dispenser.Dispense(name)`, then a client on the brokered stream.
+    pub(crate) async fn dispense(&self, name: &str) -> Result<RpcClient> {
+        let id: u32 = tokio::time::timeout(
+            CALL_TIMEOUT,
+            self.control.call("Dispenser.Dispense", &name.to_owned()),
+        )
+        .await
+        .map_err(|_| Error::Timeout {
+            operation: "Dispenser.Dispense",
+            timeout: CALL_TIMEOUT,
+        })??;
+        let stream = self.broker.dial(id).await?;
+        Ok(RpcClient::new(stream))
     }
 }
 

@@ -25,7 +25,8 @@ pub struct MuxBroker {
 }
 
 struct Inner {
-    session: yamux::Session,
+    /// `None` for a broker of no connection.
+    session: Option<yamux::Session>,
     next_id: AtomicU32,
     /// Streams that arrived for an id nobody has accepted yet.
     arrived: Mutex<HashMap<u32, (yamux::Stream, Instant)>>,
@@ -44,6 +45,18 @@ impl std::fmt::Debug for MuxBroker {
 impl MuxBroker {
     /// A broker over `session`; [`run`](Self::run) must get its incoming streams.
     pub(crate) fn new(session: yamux::Session) -> Self {
+        Self::over(Some(session))
+    }
+
+    /// A broker of no connection, given to a supervised plugin's client:
+    /// a broker belongs to one process, so it cannot follow restarts.
+    /// Its `accept` and `dial` fail at once.
+    #[cfg(feature = "host")]
+    pub(crate) fn detached() -> Self {
+        Self::over(None)
+    }
+
+    fn over(session: Option<yamux::Session>) -> Self {
         Self {
             inner: Arc::new(Inner {
                 session,
@@ -77,6 +90,17 @@ impl MuxBroker {
         }
     }
 
+    fn connected(&self, id: u32) -> Result<&yamux::Session> {
+        self.inner.session.as_ref().ok_or_else(|| {
+            broker_error(
+                id,
+                "the broker of a supervised plugin belongs to no process: \
+                 it does not survive restarts; dispense from a `Client` to use one"
+                    .to_owned(),
+            )
+        })
+    }
+
     fn arrive(&self, id: u32, stream: yamux::Stream) {
         // Both maps under their locks, in the order `accept` takes them, so
         // a stream and its accept cannot miss each other.
@@ -100,6 +124,7 @@ impl MuxBroker {
     ///
     /// [`Error::Broker`] with go-plugin's "timeout waiting for accept".
     pub async fn accept(&self, id: u32) -> Result<yamux::Stream> {
+        self.connected(id)?;
         let early = {
             let mut waiting = lock(&self.inner.waiting);
             let mut arrived = lock(&self.inner.arrived);
@@ -141,10 +166,9 @@ impl MuxBroker {
     /// [`Error::Broker`]: the session is gone, no ack in time, or go-plugin's
     /// "bad ack".
     pub async fn dial(&self, id: u32) -> Result<yamux::Stream> {
+        let session = self.connected(id)?;
         let dialing = async {
-            let mut stream = self
-                .inner
-                .session
+            let mut stream = session
                 .open()
                 .await
                 .map_err(|e| broker_error(id, format!("opening a stream: {e}")))?;

@@ -58,7 +58,27 @@ enum CallFailure {
 /// A net/rpc client on one stream. Cheap to clone; calls may run concurrently.
 #[derive(Clone)]
 pub struct RpcClient {
-    inner: Arc<ClientInner>,
+    target: Target,
+}
+
+#[derive(Clone)]
+enum Target {
+    Stream(Arc<ClientInner>),
+    /// Each call goes where the route says: a supervised plugin's current
+    /// process.
+    #[cfg(feature = "host")]
+    Routed(Arc<dyn RpcRoute>),
+}
+
+/// Where a routed client's calls go.
+#[cfg(feature = "host")]
+pub(crate) trait RpcRoute: Send + Sync + 'static {
+    fn call_value<'a>(
+        &'a self,
+        service_method: &'a str,
+        ty: &'a Type,
+        body: &'a Value,
+    ) -> BoxFuture<'a, Result<Body>>;
 }
 
 struct ClientInner {
@@ -73,9 +93,14 @@ struct ClientInner {
 
 impl std::fmt::Debug for RpcClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RpcClient")
-            .field("next_seq", &self.inner.next_seq.load(Ordering::Relaxed))
-            .finish_non_exhaustive()
+        match &self.target {
+            Target::Stream(inner) => f
+                .debug_struct("RpcClient")
+                .field("next_seq", &inner.next_seq.load(Ordering::Relaxed))
+                .finish_non_exhaustive(),
+            #[cfg(feature = "host")]
+            Target::Routed(_) => f.debug_struct("RpcClient").field("routed", &true).finish(),
+        }
     }
 }
 
@@ -115,7 +140,17 @@ impl RpcClient {
                 inner.fail_all(reason);
             }
         });
-        Self { inner }
+        Self {
+            target: Target::Stream(inner),
+        }
+    }
+
+    /// A client whose every call takes `route`.
+    #[cfg(feature = "host")]
+    pub(crate) fn routed(route: Arc<dyn RpcRoute>) -> Self {
+        Self {
+            target: Target::Routed(route),
+        }
     }
 
     /// Calls `service_method` (`"Plugin.Greet"`) with a typed argument and reply.
@@ -139,59 +174,77 @@ impl RpcClient {
     ///
     /// As [`call`](Self::call).
     pub async fn call_value(&self, service_method: &str, ty: &Type, body: &Value) -> Result<Body> {
-        let seq = self.inner.next_seq.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = oneshot::channel();
-        {
-            // Held while registering, as `fail_all` holds it while
-            // draining, so a call cannot slip in after the drain.
-            let shut_down = lock(&self.inner.shut_down);
-            if let Some(reason) = shut_down.clone() {
-                return Err(netrpc_error(service_method, reason));
-            }
-            lock(&self.inner.pending).insert(seq, tx);
-        }
-        let sent = async {
-            let mut writer = self.inner.writer.lock().await;
-            let (codec, stream, frame) = &mut *writer;
-            reuse(frame);
-            codec
-                .encode_request(
-                    &RequestHeader {
-                        service_method: service_method.to_owned(),
-                        seq,
-                    },
-                    ty,
-                    body,
-                    frame,
-                )
-                .map_err(|e| format!("encoding the request: {e}"))?;
-            stream
-                .write_all(frame)
-                .await
-                .map_err(|e| format!("{ERR_SHUTDOWN}: {e}"))?;
-            stream
-                .flush()
-                .await
-                .map_err(|e| format!("{ERR_SHUTDOWN}: {e}"))
-        };
-        if let Err(reason) = sent.await {
-            lock(&self.inner.pending).remove(&seq);
-            return Err(netrpc_error(service_method, reason));
-        }
-        match rx.await {
-            Ok(Ok(reply)) => Ok(reply),
-            Ok(Err(CallFailure::Remote(message))) => Err(Error::RemoteCall {
-                method: service_method.to_owned(),
-                message,
-            }),
-            Ok(Err(CallFailure::Shutdown(reason))) => Err(netrpc_error(service_method, reason)),
-            Err(_) => Err(netrpc_error(service_method, ERR_SHUTDOWN.to_owned())),
+        match &self.target {
+            Target::Stream(inner) => call_on_stream(inner, service_method, ty, body).await,
+            #[cfg(feature = "host")]
+            Target::Routed(route) => route.call_value(service_method, ty, body).await,
         }
     }
 
-    /// Whether the connection is gone.
+    /// Whether the connection is gone (never, for a routed client: its
+    /// calls go to whichever connection serves).
     pub fn is_shut_down(&self) -> bool {
-        lock(&self.inner.shut_down).is_some()
+        match &self.target {
+            Target::Stream(inner) => lock(&inner.shut_down).is_some(),
+            #[cfg(feature = "host")]
+            Target::Routed(_) => false,
+        }
+    }
+}
+
+async fn call_on_stream(
+    inner: &ClientInner,
+    service_method: &str,
+    ty: &Type,
+    body: &Value,
+) -> Result<Body> {
+    let seq = inner.next_seq.fetch_add(1, Ordering::Relaxed);
+    let (tx, rx) = oneshot::channel();
+    {
+        // Held while registering, as `fail_all` holds it while
+        // draining, so a call cannot slip in after the drain.
+        let shut_down = lock(&inner.shut_down);
+        if let Some(reason) = shut_down.clone() {
+            return Err(netrpc_error(service_method, reason));
+        }
+        lock(&inner.pending).insert(seq, tx);
+    }
+    let sent = async {
+        let mut writer = inner.writer.lock().await;
+        let (codec, stream, frame) = &mut *writer;
+        reuse(frame);
+        codec
+            .encode_request(
+                &RequestHeader {
+                    service_method: service_method.to_owned(),
+                    seq,
+                },
+                ty,
+                body,
+                frame,
+            )
+            .map_err(|e| format!("encoding the request: {e}"))?;
+        stream
+            .write_all(frame)
+            .await
+            .map_err(|e| format!("{ERR_SHUTDOWN}: {e}"))?;
+        stream
+            .flush()
+            .await
+            .map_err(|e| format!("{ERR_SHUTDOWN}: {e}"))
+    };
+    if let Err(reason) = sent.await {
+        lock(&inner.pending).remove(&seq);
+        return Err(netrpc_error(service_method, reason));
+    }
+    match rx.await {
+        Ok(Ok(reply)) => Ok(reply),
+        Ok(Err(CallFailure::Remote(message))) => Err(Error::RemoteCall {
+            method: service_method.to_owned(),
+            message,
+        }),
+        Ok(Err(CallFailure::Shutdown(reason))) => Err(netrpc_error(service_method, reason)),
+        Err(_) => Err(netrpc_error(service_method, ERR_SHUTDOWN.to_owned())),
     }
 }
 

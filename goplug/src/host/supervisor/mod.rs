@@ -40,6 +40,7 @@
 //! ```
 
 mod metrics;
+mod netrpc_route;
 mod persist;
 mod policy;
 mod route;
@@ -54,7 +55,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::builder::ClientBuilder;
-use super::handle::GrpcPlugin;
+use super::handle::{GrpcPlugin, NetRpcPlugin};
 use crate::error::{Error, Result};
 use crate::transport::Channel;
 
@@ -235,6 +236,23 @@ impl SupervisedPlugin {
                 plugin.name()
             ))
         })
+    }
+
+    /// A client of a net/rpc plugin that keeps working across restarts:
+    /// each call goes to the current process, through a client dispensed
+    /// from it (`Dispenser.Dispense`) on the first call after each start.
+    /// While the plugin is down a call waits or fails fast as the policy's
+    /// [`WhenDown`] says, with [`Error::PluginDown`]; a call in flight
+    /// when the process dies fails with [`Error::NetRpc`].
+    ///
+    /// The client's [`MuxBroker`](crate::netrpc::mux_broker::MuxBroker)
+    /// belongs to no process (a broker cannot follow restarts): its
+    /// `accept` and `dial` fail with [`Error::Broker`]. A plugin name the
+    /// plugin lacks fails each call with its `unknown plugin type` error.
+    pub fn dispense_netrpc<C>(&self, plugin: NetRpcPlugin<C>) -> C {
+        let route = netrpc_route::NetRpcRoute::new(self.shared.clone(), plugin.name());
+        let client = crate::netrpc::rpc::RpcClient::routed(Arc::new(route));
+        plugin.make(client, &crate::netrpc::mux_broker::MuxBroker::detached())
     }
 
     /// Waits until the plugin serves, at most `timeout`.

@@ -11,17 +11,27 @@ use super::metrics::Facade;
 use super::metrics::ProcessUsage;
 use super::policy::{RestartPolicy, WhenDown};
 use super::status::{PluginStatus, Record, SupervisorEvent};
+use crate::host::netrpc::Dispenser;
 use crate::transport::{Channel, Route, RouteFuture};
 
 /// Where calls go now.
 #[derive(Clone, Debug)]
 pub(super) enum Current {
-    /// Serving: the process's channel and its generation (one per start or
-    /// reload), so a reload knows when the old process's calls are done.
-    Up(Channel, u64),
+    Up(Serving),
     Down,
     CircuitOpen,
     Stopped,
+}
+
+/// A serving process: how calls reach it, and its generation (one per
+/// start or reload), so a reload knows when the old process's calls are
+/// done.
+#[derive(Clone, Debug)]
+pub(super) struct Serving {
+    pub(super) channel: Channel,
+    /// For a net/rpc plugin: what dispenses its clients.
+    pub(super) netrpc: Option<Dispenser>,
+    pub(super) generation: u64,
 }
 
 /// What a supervised plugin's worker, its handles and its channel share.
@@ -124,8 +134,21 @@ impl Shared {
     }
 }
 
-impl Route for Shared {
-    fn current(&self, deadline: Option<Duration>) -> RouteFuture<'_> {
+/// A call's way to the serving process, with its generation.
+pub(super) type Routed<'a, T> = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<(T, u64), tonic::Status>> + Send + 'a>,
+>;
+
+impl Shared {
+    /// Counts a call in and finds it the serving process, waiting for one
+    /// (within `deadline`, or the policy's bound) or failing fast as the
+    /// policy says; `take` picks what the call needs from it. Every call
+    /// counted in is counted out by [`Route::finished`].
+    pub(super) fn route<T: Send + 'static>(
+        &self,
+        deadline: Option<Duration>,
+        take: fn(Serving) -> T,
+    ) -> Routed<'_, T> {
         #[cfg(feature = "metrics")]
         self.facade.call_started();
         let now = self.current.borrow().clone();
@@ -133,27 +156,29 @@ impl Route for Shared {
             let mut record = self.record();
             record.calls_in_flight += 1;
             // Serving: no wait, one lock, nothing more.
-            if let Current::Up(channel, generation) = now {
+            if let Current::Up(serving) = now {
+                let generation = serving.generation;
                 *record
                     .in_flight_by_generation
                     .entry(generation)
                     .or_default() += 1;
-                return Box::pin(std::future::ready(Ok((channel, generation))));
+                return Box::pin(std::future::ready(Ok((take(serving), generation))));
             }
         }
         Box::pin(async move {
             let mut current = self.current.subscribe();
             let now = current.borrow_and_update().clone();
-            let routed = |channel: Channel, generation: u64| {
+            let routed = |serving: Serving| {
+                let generation = serving.generation;
                 let mut record = self.record();
                 *record
                     .in_flight_by_generation
                     .entry(generation)
                     .or_default() += 1;
-                (channel, generation)
+                (take(serving), generation)
             };
             match (now, self.policy.when_down) {
-                (Current::Up(channel, generation), _) => Ok(routed(channel, generation)),
+                (Current::Up(serving), _) => Ok(routed(serving)),
                 (down @ (Current::CircuitOpen | Current::Stopped), _)
                 | (down, WhenDown::FailFast) => Err(self.unavailable(&down)),
                 (Current::Down, WhenDown::Wait(bound)) => {
@@ -175,12 +200,18 @@ impl Route for Shared {
                         }
                     };
                     match now {
-                        Current::Up(channel, generation) => Ok(routed(channel, generation)),
+                        Current::Up(serving) => Ok(routed(serving)),
                         other => Err(self.unavailable(&other)),
                     }
                 }
             }
         })
+    }
+}
+
+impl Route for Shared {
+    fn current(&self, deadline: Option<Duration>) -> RouteFuture<'_> {
+        self.route(deadline, |serving| serving.channel)
     }
 
     fn finished(&self, ticket: Option<u64>, ok: bool, elapsed: Duration) {

@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::Recipe;
 use super::persist::StateDir;
-use super::route::{Current, Shared};
+use super::route::{Current, Serving, Shared};
 use super::status::{PluginState, SupervisorEvent};
 use crate::error::{Error, Result};
 use crate::host::{Client, ClientBuilder};
@@ -290,9 +290,11 @@ impl Worker {
             },
         });
         self.generation += 1;
-        shared
-            .current
-            .send_replace(Current::Up(client.channel(), self.generation));
+        shared.current.send_replace(Current::Up(Serving {
+            channel: client.channel(),
+            netrpc: client.netrpc_dispenser(),
+            generation: self.generation,
+        }));
     }
 
     /// Starts and health-checks the reload's plugin while `old` serves; on
