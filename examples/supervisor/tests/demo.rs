@@ -24,10 +24,6 @@ struct Demo {
 }
 
 impl Demo {
-    fn start(plugin: &str, dir: &std::path::Path) -> Self {
-        Self::start_with(plugin, dir, &[])
-    }
-
     fn start_with(plugin: &str, dir: &std::path::Path, extra: &[&str]) -> Self {
         Self::start_proto("grpc", plugin, dir, extra)
     }
