@@ -238,7 +238,7 @@ pub mod testing;
 mod transport;
 pub mod yamux;
 
-pub use error::{BoxError, Error, Result};
+pub use error::{BoxError, Error, Result, SandboxFeature};
 pub use grpc::broker;
 #[cfg(feature = "host")]
 pub use host::discover;

@@ -171,6 +171,7 @@ pub(super) async fn attach(plan: AttachPlan) -> Result<Client> {
         socket_group: None,
         broker_tls: None,
         sync,
+        sandbox: None,
     }
     .into_client())
 }

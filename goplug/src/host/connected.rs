@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::process::PluginProcess;
+use super::sandbox::SandboxReport;
 use super::socket_dir::SocketDir;
 use super::stdio::{self, SyncSink};
 use super::version::VersionCell;
@@ -57,6 +58,8 @@ pub(super) struct Connected {
     pub(super) socket_group: Option<Gid>,
     pub(super) broker_tls: Option<BrokerTls>,
     pub(super) sync: (Option<SyncSink>, Option<SyncSink>),
+    /// What the sandbox could not apply, for a sandboxed launch.
+    pub(super) sandbox: Option<SandboxReport>,
 }
 
 /// The client's background tasks and the broker they serve.
@@ -83,6 +86,7 @@ impl Connected {
             socket_group,
             broker_tls,
             sync: (sync_stdout, sync_stderr),
+            sandbox,
         } = self;
         let broker_closed = CancellationToken::new();
         let (broker_tx, broker_rx) = tokio::sync::mpsc::channel(16);
@@ -143,6 +147,7 @@ impl Connected {
             shutdown_grace,
             start_duration: started.elapsed(),
             plugin_version: VersionCell::new(),
+            sandbox,
         }
     }
 }

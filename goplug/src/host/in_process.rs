@@ -47,6 +47,7 @@ pub(crate) async fn attach_in_process(
         socket_group: None,
         broker_tls: None,
         sync: (None, None),
+        sandbox: None,
     }
     .into_client())
 }

@@ -31,6 +31,7 @@ mod checksum;
 mod client;
 mod connected;
 pub mod discover;
+mod exit;
 mod handle;
 #[cfg(feature = "plugin")]
 mod in_process;
@@ -43,6 +44,7 @@ mod process;
 mod program;
 mod reattach_builder;
 pub mod runner;
+mod sandbox;
 mod shutdown;
 mod socket_dir;
 mod stdio;
@@ -54,15 +56,18 @@ mod version;
 use std::ffi::OsString;
 use std::time::Duration;
 
+pub use crate::error::SandboxFeature;
 pub use crate::protocol::Checksum;
 pub use crate::protocol::VersionConstraint;
 pub use crate::transport::Channel;
 pub use builder::ClientBuilder;
 pub use client::Client;
+pub use exit::ExitCause;
 pub use handle::{DispenseFuture, GrpcPlugin, NetRpcPlugin, PluginHandle};
 pub use plugin_set::{GrpcClient, PluginSet};
 pub use reattach_builder::ReattachBuilder;
 pub use runner::{LocalRunner, Runner, RunningPlugin};
+pub use sandbox::{Sandbox, SandboxMode, SandboxReport};
 pub use shutdown::ShutdownReport;
 pub use version::MissingVersion;
 

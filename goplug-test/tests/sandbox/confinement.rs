@@ -1,0 +1,160 @@
+//! What the default profile stops, probe by probe, in a Rust and a Go
+//! plugin, against the same plugins unconfined (so each check can fail).
+
+use goplug::SandboxFeature;
+use goplug::host::{Sandbox, SandboxMode};
+use goplug_test::Harness;
+
+use super::{probe, probes, start};
+
+/// The test's files: one next to the plugin's working directory, and a
+/// TCP listener of the test.
+struct Fixture {
+    secret: std::path::PathBuf,
+    outside: std::path::PathBuf,
+    inside: std::path::PathBuf,
+    listener: std::net::TcpListener,
+}
+
+impl Fixture {
+    fn new(s: &Harness) -> Self {
+        let next_door = s.work.parent().expect("the work dir has a parent");
+        let secret = next_door.join("secret");
+        std::fs::write(&secret, "the host's secret").unwrap();
+        Self {
+            secret,
+            outside: next_door.join("planted"),
+            inside: s.path("own-file"),
+            listener: std::net::TcpListener::bind("127.0.0.1:0").unwrap(),
+        }
+    }
+
+    fn port(&self) -> u16 {
+        self.listener.local_addr().unwrap().port()
+    }
+}
+
+#[test]
+fn the_default_profile_stops_reads_writes_connects_execs_and_ptrace_outside_its_rights() {
+    Harness::shared().run(async |s| {
+        let fixture = Fixture::new(s);
+        let host_pid = std::process::id();
+        for (name, command) in probes(s) {
+            let client = start(s, command, Some(Sandbox::new().mode(SandboxMode::Strict))).await;
+            assert_eq!(
+                client.sandbox_report().map(|r| r.is_complete()),
+                Some(true),
+                "{name}: {:?}",
+                client.sandbox_report()
+            );
+            let read = probe(&client, &format!("read {}", fixture.secret.display())).await;
+            assert_eq!(read, "err:EACCES", "{name}: reading next door");
+            let write = probe(&client, &format!("write {}", fixture.outside.display())).await;
+            assert_eq!(write, "err:EACCES", "{name}: writing next door");
+            assert!(
+                !fixture.outside.exists(),
+                "{name}: the write created the file"
+            );
+            let connect = probe(&client, &format!("connect 127.0.0.1:{}", fixture.port())).await;
+            assert_eq!(
+                connect, "err:EACCES",
+                "{name}: connecting to the test's listener"
+            );
+            let exec = probe(&client, "exec /bin/sh").await;
+            assert_eq!(exec, "err:EACCES", "{name}: running a shell");
+            let ptrace = probe(&client, &format!("ptrace {host_pid}")).await;
+            assert_eq!(ptrace, "err:EPERM", "{name}: tracing the host");
+
+            // What it must still do: its working directory, its own TMPDIR.
+            let own = probe(&client, &format!("write {}", fixture.inside.display())).await;
+            assert_eq!(own, "ok:", "{name}: writing its working directory");
+            let temp = probe(&client, "env TMPDIR").await;
+            let temp = temp.strip_prefix("ok:").unwrap_or_default().to_owned();
+            assert!(
+                temp.starts_with(s.sockets.to_str().unwrap()),
+                "{name}: TMPDIR {temp}"
+            );
+            let in_temp = probe(&client, &format!("write {temp}/scratch")).await;
+            assert_eq!(in_temp, "ok:", "{name}: writing its TMPDIR");
+            let report = client.shutdown().await;
+            assert!(report.graceful, "{name}: {report:?}");
+            std::fs::remove_file(&fixture.inside).unwrap();
+        }
+        s.assert_clean().await;
+    });
+}
+
+#[test]
+fn the_same_probes_succeed_without_a_sandbox() {
+    Harness::shared().run(async |s| {
+        let fixture = Fixture::new(s);
+        for (name, command) in probes(s) {
+            let client = start(s, command, None).await;
+            assert_eq!(client.sandbox_report(), None, "{name}");
+            let read = probe(&client, &format!("read {}", fixture.secret.display())).await;
+            assert_eq!(read, "ok:the host's secret", "{name}");
+            let write = probe(&client, &format!("write {}", fixture.outside.display())).await;
+            assert_eq!(write, "ok:", "{name}");
+            assert!(fixture.outside.exists(), "{name}");
+            std::fs::remove_file(&fixture.outside).unwrap();
+            let connect = probe(&client, &format!("connect 127.0.0.1:{}", fixture.port())).await;
+            assert_eq!(connect, "ok:", "{name}");
+            let exec = probe(&client, "exec /bin/sh").await;
+            assert!(exec.starts_with("ok:"), "{name}: {exec}");
+            client.shutdown().await;
+        }
+        s.assert_clean().await;
+    });
+}
+
+#[test]
+fn allowed_paths_and_ports_open_exactly_what_they_name() {
+    Harness::shared().run(async |s| {
+        let fixture = Fixture::new(s);
+        let next_door = fixture.secret.parent().unwrap().to_path_buf();
+        let extra = next_door.join("extra");
+        std::fs::create_dir(&extra).unwrap();
+        for (name, command) in probes(s) {
+            let sandbox = Sandbox::new()
+                .allow_read(&fixture.secret)
+                .allow_write(&extra)
+                .allow_exec("/bin/sh")
+                .allow_connect(fixture.port());
+            let client = start(s, command, Some(sandbox)).await;
+            let read = probe(&client, &format!("read {}", fixture.secret.display())).await;
+            assert_eq!(read, "ok:the host's secret", "{name}");
+            let write = probe(&client, &format!("write {}", extra.join(name).display())).await;
+            assert_eq!(write, "ok:", "{name}");
+            // Still nothing else next door.
+            let write = probe(&client, &format!("write {}", fixture.outside.display())).await;
+            assert_eq!(write, "err:EACCES", "{name}");
+            let connect = probe(&client, &format!("connect 127.0.0.1:{}", fixture.port())).await;
+            assert_eq!(connect, "ok:", "{name}");
+            let exec = probe(&client, "exec /bin/sh").await;
+            assert!(exec.starts_with("ok:"), "{name}: {exec}");
+            client.shutdown().await;
+        }
+        s.assert_clean().await;
+    });
+}
+
+#[test]
+fn a_network_namespace_leaves_the_plugin_no_network_but_its_socket() {
+    Harness::shared().run(async |s| {
+        let fixture = Fixture::new(s);
+        for (name, command) in probes(s) {
+            let sandbox = Sandbox::new().allow_net(true).network_namespace(true);
+            let client = start(s, command, Some(sandbox)).await;
+            let report = client.sandbox_report().cloned().unwrap_or_default();
+            if report.lacks(SandboxFeature::UserNamespace) {
+                eprintln!("{name}: no user namespaces here: {report:?}");
+                client.shutdown().await;
+                continue;
+            }
+            let connect = probe(&client, &format!("connect 127.0.0.1:{}", fixture.port())).await;
+            assert_eq!(connect, "err:ENETUNREACH", "{name}");
+            assert!(client.shutdown().await.graceful, "{name}");
+        }
+        s.assert_clean().await;
+    });
+}
