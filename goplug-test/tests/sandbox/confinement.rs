@@ -65,6 +65,10 @@ fn the_default_profile_stops_reads_writes_connects_execs_and_ptrace_outside_its_
             let ptrace = probe(&client, &format!("ptrace {host_pid}")).await;
             assert_eq!(ptrace, "err:EPERM", "{name}: tracing the host");
 
+            let status = probe(&client, "read /proc/self/status").await;
+            assert!(status.contains("NoNewPrivs:\t1"), "{name}: {status}");
+            assert!(status.contains("Seccomp:\t2"), "{name}: {status}");
+
             // What it must still do: its working directory, its own TMPDIR.
             let own = probe(&client, &format!("write {}", fixture.inside.display())).await;
             assert_eq!(own, "ok:", "{name}: writing its working directory");

@@ -5,6 +5,7 @@
 //! run unconfined, as before.
 
 mod confinement;
+mod everyday;
 mod limits;
 
 use std::process::Command;
