@@ -932,6 +932,30 @@ fn call_sandbox_keeps_the_go_kv_plugin_in_its_working_directory() {
 }
 
 #[test]
+fn inspect_sandbox_reports_the_plugin_confined() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugin = go_plugin();
+    let mut args = vec!["inspect", "--json", "--sandbox"];
+    args.extend(KV_COOKIE);
+    args.push(plugin[0].as_str());
+    let output = run(dir.path(), &args);
+    assert_exit(&output, 0);
+    let report = stdout_json(&output);
+    assert_eq!(report["sandbox"]["complete"], true, "{report}");
+    assert_eq!(report["shutdown"]["graceful"], true, "{report}");
+    // Without the flag there is no sandbox to report.
+    let output = run(
+        dir.path(),
+        &args
+            .iter()
+            .copied()
+            .filter(|a| *a != "--sandbox")
+            .collect::<Vec<_>>(),
+    );
+    assert_eq!(stdout_json(&output)["sandbox"], Value::Null);
+}
+
+#[test]
 fn allow_flags_need_sandbox_and_allowed_paths_must_exist() {
     let dir = tempfile::tempdir().unwrap();
     let output = call_kv_in(dir.path(), &["--allow-read", "/etc"], "proto.KV/Get", "{}");
