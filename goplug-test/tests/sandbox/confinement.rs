@@ -162,3 +162,36 @@ fn a_network_namespace_leaves_the_plugin_no_network_but_its_socket() {
         s.assert_clean().await;
     });
 }
+
+#[tokio::test]
+async fn a_sandbox_with_a_custom_runner_or_a_reattach_is_refused() {
+    let s = Harness::shared();
+    let runner = s
+        .kv_host(s.command(&goplug_test::SANDBOX_PROBE))
+        .runner(goplug::host::LocalRunner::new())
+        .sandbox(Sandbox::new())
+        .start()
+        .await
+        .expect_err("a custom runner confines its plugins itself");
+    assert!(
+        matches!(runner, goplug::Error::Config(ref m) if m.contains("runner")),
+        "{runner}"
+    );
+    let config = goplug::reattach::ReattachConfig::new(
+        goplug::Protocol::Grpc,
+        1,
+        goplug::handshake::PluginAddress::Unix("/nonexistent".into()),
+        std::process::id(),
+    );
+    let reattach = s
+        .kv_host(s.command("/nonexistent"))
+        .sandbox(Sandbox::new())
+        .reattach(config)
+        .start()
+        .await
+        .expect_err("a plugin the host did not launch");
+    assert!(
+        matches!(reattach, goplug::Error::Config(ref m) if m.contains("sandbox")),
+        "{reattach}"
+    );
+}

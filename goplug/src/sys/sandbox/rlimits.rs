@@ -65,5 +65,5 @@ pub(super) fn prepare(
 pub(super) fn apply(prepared: &Prepared) -> bool {
     prepared
         .iter()
-        .all(|(resource, limit)| rustix::process::setrlimit(*resource, limit.clone()).is_ok())
+        .all(|(resource, limit)| rustix::process::setrlimit(*resource, *limit).is_ok())
 }

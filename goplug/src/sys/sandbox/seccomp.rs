@@ -93,7 +93,7 @@ pub(super) fn prepare(strict: bool, missing: &mut Vec<Missing>) -> Result<Option
     }
     let rules = DENIED
         .iter()
-        .map(|&call| (i64::from(call), Vec::new()))
+        .map(|&call| (call, Vec::new()))
         .collect::<BTreeMap<_, _>>();
     let filter = SeccompFilter::new(
         rules,
