@@ -4,7 +4,9 @@
 //! `interop/go/cmd/probe-plugin` (see its `sandbox.go`):
 //!
 //! - `read PATH`, `write PATH` (creates PATH), `connect HOST:PORT`,
-//!   `exec PATH` (runs `PATH -c true`), `ptrace PID`, `env NAME`;
+//!   `exec PATH` (runs `PATH -c true`), `ptrace PID`, `signal PID`
+//!   (signal 0), `abstract NAME` (connects to an abstract Unix socket),
+//!   `env NAME`;
 //! - `memory`: reserves address space 64 MiB at a time, never touched,
 //!   up to 16 GiB; a limit makes the allocation fail, which aborts;
 //! - `threads`: starts parked threads until one cannot start (at most
@@ -64,6 +66,20 @@ fn run(probe: &str) -> String {
             .status()
             .map(|status| status.to_string()),
         "ptrace" => ptrace(argument),
+        "signal" => argument
+            .parse::<i32>()
+            .map_err(std::io::Error::other)
+            .and_then(|pid| {
+                nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None)
+                    .map_err(std::io::Error::from)
+            })
+            .map(|()| String::new()),
+        "abstract" => {
+            use std::os::linux::net::SocketAddrExt;
+            std::os::unix::net::SocketAddr::from_abstract_name(argument)
+                .and_then(|address| std::os::unix::net::UnixStream::connect_addr(&address))
+                .map(|_| String::new())
+        }
         "env" => Ok(std::env::var(argument).unwrap_or_default()),
         "memory" => memory(),
         "threads" => threads(),

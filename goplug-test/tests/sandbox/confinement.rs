@@ -14,6 +14,9 @@ struct Fixture {
     outside: std::path::PathBuf,
     inside: std::path::PathBuf,
     listener: std::net::TcpListener,
+    /// An abstract Unix socket of the test, and its name.
+    _abstract: std::os::unix::net::UnixListener,
+    abstract_name: String,
 }
 
 impl Fixture {
@@ -21,7 +24,16 @@ impl Fixture {
         let next_door = s.work.parent().expect("the work dir has a parent");
         let secret = next_door.join("secret");
         std::fs::write(&secret, "the host's secret").unwrap();
+        let abstract_name = format!("goplug-test-{}", s.id());
+        let abstract_listener = {
+            use std::os::linux::net::SocketAddrExt;
+            let address =
+                std::os::unix::net::SocketAddr::from_abstract_name(&abstract_name).unwrap();
+            std::os::unix::net::UnixListener::bind_addr(&address).unwrap()
+        };
         Self {
+            _abstract: abstract_listener,
+            abstract_name,
             secret,
             outside: next_door.join("planted"),
             inside: s.path("own-file"),
@@ -64,6 +76,14 @@ fn the_default_profile_stops_reads_writes_connects_execs_and_ptrace_outside_its_
             assert_eq!(exec, "err:EACCES", "{name}: running a shell");
             let ptrace = probe(&client, &format!("ptrace {host_pid}")).await;
             assert_eq!(ptrace, "err:EPERM", "{name}: tracing the host");
+            let signal = probe(&client, &format!("signal {host_pid}")).await;
+            assert_eq!(signal, "err:EPERM", "{name}: signalling the host");
+            let abstract_socket =
+                probe(&client, &format!("abstract {}", fixture.abstract_name)).await;
+            assert_eq!(
+                abstract_socket, "err:EPERM",
+                "{name}: the test's abstract socket"
+            );
 
             let status = probe(&client, "read /proc/self/status").await;
             assert!(status.contains("NoNewPrivs:\t1"), "{name}: {status}");
@@ -105,6 +125,11 @@ fn the_same_probes_succeed_without_a_sandbox() {
             assert_eq!(connect, "ok:", "{name}");
             let exec = probe(&client, "exec /bin/sh").await;
             assert!(exec.starts_with("ok:"), "{name}: {exec}");
+            let signal = probe(&client, &format!("signal {}", std::process::id())).await;
+            assert_eq!(signal, "ok:", "{name}");
+            let abstract_socket =
+                probe(&client, &format!("abstract {}", fixture.abstract_name)).await;
+            assert_eq!(abstract_socket, "ok:", "{name}");
             client.shutdown().await;
         }
         s.assert_clean().await;

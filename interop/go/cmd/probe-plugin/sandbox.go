@@ -5,7 +5,8 @@ package main
 // "err:<ERRNO>", as goplug-test's Rust sandbox-probe does:
 //
 //	read PATH, write PATH (creates PATH), connect HOST:PORT,
-//	exec PATH (runs PATH -c true), ptrace PID, env NAME;
+//	exec PATH (runs PATH -c true), ptrace PID, signal PID (signal 0),
+//	abstract NAME (connects to an abstract Unix socket), env NAME;
 //	memory   reserves 64 MiB at a time, never touched, up to 16 GiB (a
 //	         limit makes the Go runtime die: "out of memory", exit 2);
 //	threads  locks goroutines to new OS threads until one cannot start
@@ -68,6 +69,18 @@ func runProbe(action, argument string) (string, error) {
 			return "", err
 		}
 		return "", syscall.PtraceDetach(pid)
+	case "signal":
+		pid, err := strconv.Atoi(argument)
+		if err != nil {
+			return "", err
+		}
+		return "", syscall.Kill(pid, 0)
+	case "abstract":
+		conn, err := net.Dial("unix", "@"+argument)
+		if err == nil {
+			conn.Close()
+		}
+		return "", err
 	case "env":
 		return os.Getenv(argument), nil
 	case "memory":
