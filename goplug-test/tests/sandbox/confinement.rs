@@ -188,35 +188,84 @@ fn a_network_namespace_leaves_the_plugin_no_network_but_its_socket() {
     });
 }
 
-#[tokio::test]
-async fn a_sandbox_with_a_custom_runner_or_a_reattach_is_refused() {
-    let s = Harness::shared();
-    let runner = s
-        .kv_host(s.command(&goplug_test::SANDBOX_PROBE))
-        .runner(goplug::host::LocalRunner::new())
-        .sandbox(Sandbox::new())
-        .start()
-        .await
-        .expect_err("a custom runner confines its plugins itself");
-    assert!(
-        matches!(runner, goplug::Error::Config(ref m) if m.contains("runner")),
-        "{runner}"
-    );
-    let config = goplug::reattach::ReattachConfig::new(
-        goplug::Protocol::Grpc,
-        1,
-        goplug::handshake::PluginAddress::Unix("/nonexistent".into()),
-        std::process::id(),
-    );
-    let reattach = s
-        .kv_host(s.command("/nonexistent"))
-        .sandbox(Sandbox::new())
-        .reattach(config)
-        .start()
-        .await
-        .expect_err("a plugin the host did not launch");
-    assert!(
-        matches!(reattach, goplug::Error::Config(ref m) if m.contains("sandbox")),
-        "{reattach}"
-    );
+#[test]
+fn a_sandbox_with_a_custom_runner_or_a_reattach_is_refused() {
+    Harness::shared().run(async |s| {
+        let runner = s
+            .kv_host(s.command(&goplug_test::SANDBOX_PROBE))
+            .runner(goplug::host::LocalRunner::new())
+            .sandbox(Sandbox::new())
+            .start()
+            .await
+            .expect_err("a custom runner confines its plugins itself");
+        assert!(
+            matches!(runner, goplug::Error::Config(ref m) if m.contains("runner")),
+            "{runner}"
+        );
+        let config = goplug::reattach::ReattachConfig::new(
+            goplug::Protocol::Grpc,
+            1,
+            goplug::handshake::PluginAddress::Unix("/nonexistent".into()),
+            std::process::id(),
+        );
+        let reattach = s
+            .kv_host(s.command("/nonexistent"))
+            .sandbox(Sandbox::new())
+            .reattach(config)
+            .start()
+            .await
+            .expect_err("a plugin the host did not launch");
+        assert!(
+            matches!(reattach, goplug::Error::Config(ref m) if m.contains("sandbox")),
+            "{reattach}"
+        );
+    });
+}
+
+/// Alone in its process, so that the fd count means something: the
+/// ruleset, the path descriptors and the report pipe are all closed,
+/// after a launch that served and after ones that failed at each stage.
+#[test]
+fn sandboxed_launches_leave_no_descriptor_process_or_file_behind() {
+    Harness::exclusive().run(async |s| {
+        for (name, command) in probes(s) {
+            let client = start(s, command, Some(Sandbox::new().memory_limit(2 << 30))).await;
+            let own = probe(&client, &format!("write {}", s.path(name).display())).await;
+            assert_eq!(own, "ok:", "{name}");
+            assert!(client.shutdown().await.graceful, "{name}");
+        }
+        // Fails while preparing: a path to allow that does not exist.
+        let missing = s
+            .kv_host(s.command(&goplug_test::SANDBOX_PROBE))
+            .sandbox(Sandbox::new().allow_read(s.path("missing")))
+            .start()
+            .await
+            .expect_err("an allowed path that does not exist");
+        assert!(
+            matches!(missing, goplug::Error::Sandbox { .. }),
+            "{missing}"
+        );
+        // Fails after the spawn: without its socket directory a plugin
+        // cannot serve, and says so before it exits.
+        for (name, command) in probes(s) {
+            let failed = s
+                .kv_host(command)
+                .sandbox(Sandbox::new().writable_socket_dir(false))
+                .start()
+                .await
+                .expect_err("a plugin that cannot create its socket");
+            assert!(
+                matches!(failed, goplug::Error::ExitedBeforeHandshake { .. }),
+                "{name}: {failed}"
+            );
+            assert!(
+                failed
+                    .to_string()
+                    .to_lowercase()
+                    .contains("permission denied"),
+                "{name}: {failed}"
+            );
+        }
+        // The harness checks fds, processes and files once the runtime is gone.
+    });
 }
