@@ -380,7 +380,7 @@ pub enum Error {
     #[error("gRPC server failed: {0}")]
     Serve(tonic::transport::Error),
 
-    /// A strict [`Sandbox`](crate::host::Sandbox) asked for a confinement
+    /// A strict `host::Sandbox` asked for a confinement
     /// this kernel or this host cannot give; nothing was started.
     #[error(
         "the sandbox cannot apply {feature}: {reason} (use SandboxMode::BestEffort to start without it)"
@@ -412,7 +412,7 @@ pub enum Error {
     },
 }
 
-/// One confinement of a [`Sandbox`](crate::host::Sandbox): what a strict
+/// One confinement of a `host::Sandbox`: what a strict
 /// sandbox fails on and a best-effort one reports as missing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
