@@ -222,6 +222,30 @@ fn a_sandbox_with_a_custom_runner_or_a_reattach_is_refused() {
     });
 }
 
+/// A pinned binary is executed through the descriptor that was hashed;
+/// the sandbox lets exactly that file run. (The Go probe only: hashing a
+/// debug build of the Rust one takes seconds.)
+#[test]
+fn a_checksummed_plugin_runs_sandboxed() {
+    Harness::shared().run(async |s| {
+        for (name, command) in probes(s).into_iter().filter(|(name, _)| *name == "go") {
+            let program = std::path::PathBuf::from(command.get_program());
+            let sum = goplug::host::Checksum::of_file(&program).unwrap();
+            let client = s
+                .kv_host(command)
+                .checksum(sum)
+                .sandbox(Sandbox::new().mode(SandboxMode::Strict))
+                .start()
+                .await
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            let exec = probe(&client, "exec /bin/sh").await;
+            assert_eq!(exec, "err:EACCES", "{name}");
+            assert!(client.shutdown().await.graceful, "{name}");
+        }
+        s.assert_clean().await;
+    });
+}
+
 /// Alone in its process, so that the fd count means something: the
 /// ruleset, the path descriptors and the report pipe are all closed,
 /// after a launch that served and after ones that failed at each stage.
