@@ -28,6 +28,8 @@ pub(crate) struct Report {
     pub(crate) startup: Duration,
     pub(crate) reflection: Result<Reflected, ReflectError>,
     pub(crate) shutdown: Option<ShutdownReport>,
+    /// With `--sandbox`, what it could not apply (feature, reason).
+    pub(crate) sandbox: Option<Vec<(String, String)>>,
 }
 
 /// Asks the running plugin everything but the shutdown.
@@ -55,6 +57,13 @@ pub(crate) async fn gather(client: &Client) -> Report {
         startup: client.start_duration(),
         reflection,
         shutdown: None,
+        sandbox: client.sandbox_report().map(|report| {
+            report
+                .missing
+                .iter()
+                .map(|(feature, reason)| (feature.to_string(), reason.clone()))
+                .collect()
+        }),
     }
 }
 
@@ -244,6 +253,10 @@ impl Report {
                 Err(error) => json!({ "serving": false, "status": "NOT_SERVING", "error": error }),
             },
             "startup_ms": millis(self.startup),
+            "sandbox": self.sandbox.as_ref().map(|missing| json!({
+                "complete": missing.is_empty(),
+                "missing": missing.iter().map(|(feature, reason)| json!({ "feature": feature, "reason": reason })).collect::<Vec<_>>(),
+            })),
             "reflection": reflection,
             "services": services,
             "messages": messages,
@@ -296,6 +309,18 @@ impl Report {
             },
         );
         row("Start-up", format!("{} ms", millis(self.startup)));
+        if let Some(missing) = &self.sandbox {
+            let text = if missing.is_empty() {
+                style.green("confined (everything in force)")
+            } else {
+                let names: Vec<&str> = missing
+                    .iter()
+                    .map(|(feature, _)| feature.as_str())
+                    .collect();
+                style.yellow(&format!("confined, without {}", names.join(", ")))
+            };
+            row("Sandbox", text);
+        }
         match &self.reflection {
             Ok(reflected) => row("Reflection", reflected.api.to_owned()),
             Err(error) => row("Reflection", style.yellow(&error.to_string())),

@@ -36,6 +36,8 @@ pub(crate) struct HostConfig {
     pub(crate) show_output: bool,
     /// `inspect --require-version`: the plugin's version must meet it.
     pub(crate) require_version: Option<goplug::host::VersionConstraint>,
+    /// `--sandbox` and its `--allow-*` paths.
+    pub(crate) sandbox: Option<goplug::host::Sandbox>,
 }
 
 /// The flags that shape the handshake, before the preset is applied.
@@ -134,6 +136,7 @@ impl HandshakeFlags {
             current_dir: None,
             show_output: true,
             require_version: None,
+            sandbox: None,
         })
     }
 }
@@ -180,6 +183,9 @@ impl HostConfig {
         }
         if let Some(constraint) = &self.require_version {
             builder = builder.require_version_constraint(constraint.clone());
+        }
+        if let Some(sandbox) = &self.sandbox {
+            builder = builder.sandbox(sandbox.clone());
         }
         if self.show_output {
             let label = self.label();
@@ -251,6 +257,10 @@ impl HostConfig {
                 first_line(&error.to_string())
             )),
             Error::Config(message) => CliError::usage(message),
+            Error::Sandbox { .. } => CliError::usage(format!(
+                "{error}; --allow-read and --allow-write take paths that exist"
+            )),
+            Error::SandboxUnsupported { .. } => CliError::plugin(error.to_string()),
             Error::PluginVersionUnmet {
                 constraint,
                 version,

@@ -42,6 +42,10 @@ Examples:
   # go-plugin's KV example, its own cookie, as JSON for a script
   goplug inspect --json --cookie-key BASIC_PLUGIN --cookie-value hello ./kv-plugin | jq .services
 
+  # Confined: it reads only system directories and its working directory,
+  # writes only there, and has no TCP (--allow-read/--allow-write/--allow-net)
+  goplug inspect --sandbox --allow-read /etc/my-plugin --cookie-key BASIC_PLUGIN --cookie-value hello ./kv-plugin
+
   # Exit 3 unless the plugin reports a version that meets the constraint
   goplug inspect --require-version '>=1.2, <2' --cookie-key BASIC_PLUGIN --cookie-value hello ./kv-plugin
 
@@ -153,6 +157,20 @@ struct HostArgs {
     /// An extra environment variable for the plugin (repeatable)
     #[arg(long = "env", value_name = "KEY=VALUE")]
     env: Vec<String>,
+    /// Confine the plugin with goplug's default sandbox (Linux): read-only
+    /// system directories, read-write working, socket and temp directories
+    /// only, no TCP, a seccomp deny list, no core dumps
+    #[arg(long)]
+    sandbox: bool,
+    /// With --sandbox: let the plugin read PATH too (repeatable)
+    #[arg(long, value_name = "PATH", requires = "sandbox")]
+    allow_read: Vec<std::path::PathBuf>,
+    /// With --sandbox: let the plugin write under PATH too (repeatable)
+    #[arg(long, value_name = "PATH", requires = "sandbox")]
+    allow_write: Vec<std::path::PathBuf>,
+    /// With --sandbox: leave TCP open (bind and connect)
+    #[arg(long, requires = "sandbox")]
+    allow_net: bool,
     /// One JSON document on stdout instead of text
     #[arg(long)]
     json: bool,
@@ -162,6 +180,21 @@ struct HostArgs {
 }
 
 impl HostArgs {
+    /// The sandbox the flags ask for, if any.
+    fn sandbox(&self) -> Option<goplug::host::Sandbox> {
+        if !self.sandbox {
+            return None;
+        }
+        let mut sandbox = goplug::host::Sandbox::new().allow_net(self.allow_net);
+        for path in &self.allow_read {
+            sandbox = sandbox.allow_read(path);
+        }
+        for path in &self.allow_write {
+            sandbox = sandbox.allow_write(path);
+        }
+        Some(sandbox)
+    }
+
     fn resolve(&self, program: String, args: Vec<String>) -> Result<HostConfig, CliError> {
         let preset = self
             .preset
@@ -182,6 +215,10 @@ impl HostArgs {
             env: self.env.clone(),
         }
         .resolve(program, args, self.start_timeout)
+        .map(|config| HostConfig {
+            sandbox: self.sandbox(),
+            ..config
+        })
     }
 }
 
@@ -531,6 +568,7 @@ async fn demo(args: DemoArgs) -> Result<(), Failure> {
         current_dir: Some(scratch.path().to_path_buf()),
         show_output: args.verbose,
         require_version: None,
+        sandbox: None,
     };
     let client = host.start().await?;
     let key = args.key.clone();

@@ -859,3 +859,115 @@ fn a_python_plugin_without_reflection_is_called_with_its_proto_file() {
         }
     }
 }
+
+/// `call` on go-plugin's Go KV plugin with `extra` flags, in `work`.
+fn call_kv_in(work: &Path, extra: &[&str], method: &str, request: &str) -> Output {
+    let plugin = go_plugin();
+    let mut args = vec!["call", "--json"];
+    args.extend(extra);
+    args.extend(KV_COOKIE);
+    args.extend([plugin[0].as_str(), method, request]);
+    run(work, &args)
+}
+
+/// The issue's "done means": with `--sandbox`, the Go KV plugin (its file
+/// is `"kv_" + key` in its working directory) still puts and gets, but a
+/// key with `/../` neither reads the file next door nor writes outside.
+/// Without `--sandbox` the same keys do both, so the test can fail.
+#[test]
+fn call_sandbox_keeps_the_go_kv_plugin_in_its_working_directory() {
+    use base64::Engine as _;
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("work");
+    // `kv_/..` resolves only through a directory named `kv_`.
+    std::fs::create_dir_all(work.join("kv_")).unwrap();
+    std::fs::write(dir.path().join("secret"), "next door").unwrap();
+    let planted = dir.path().join("planted");
+    let value = base64::engine::general_purpose::STANDARD.encode("x");
+    let put = |key: &str| format!(r#"{{"key":"{key}","value":"{value}"}}"#);
+    let get = |key: &str| format!(r#"{{"key":"{key}"}}"#);
+
+    let sandbox = ["--sandbox"];
+    assert_exit(
+        &call_kv_in(&work, &sandbox, "proto.KV/Put", &put("hello")),
+        0,
+    );
+    let got = call_kv_in(&work, &sandbox, "proto.KV/Get", &get("hello"));
+    assert_exit(&got, 0);
+    assert!(
+        stdout_json(&got)["response"]["value"].is_string(),
+        "{got:?}"
+    );
+
+    let read = call_kv_in(&work, &sandbox, "proto.KV/Get", &get("/../../secret"));
+    assert_exit(&read, 4);
+    assert!(
+        stderr(&read).contains("permission denied"),
+        "{}",
+        stderr(&read)
+    );
+    let write = call_kv_in(&work, &sandbox, "proto.KV/Put", &put("/../../planted"));
+    assert_exit(&write, 4);
+    assert!(
+        stderr(&write).contains("permission denied"),
+        "{}",
+        stderr(&write)
+    );
+    assert!(!planted.exists(), "the sandboxed plugin wrote outside");
+
+    // --allow-read opens that one file, and nothing to write.
+    let secret = dir.path().join("secret");
+    let allowed = ["--sandbox", "--allow-read", secret.to_str().unwrap()];
+    let read = call_kv_in(&work, &allowed, "proto.KV/Get", &get("/../../secret"));
+    assert_exit(&read, 0);
+    let write = call_kv_in(&work, &allowed, "proto.KV/Put", &put("/../../planted"));
+    assert_exit(&write, 4);
+
+    // Unconfined, the same keys escape.
+    let read = call_kv_in(&work, &[], "proto.KV/Get", &get("/../../secret"));
+    assert_exit(&read, 0);
+    let write = call_kv_in(&work, &[], "proto.KV/Put", &put("/../../planted"));
+    assert_exit(&write, 0);
+    assert!(planted.exists());
+}
+
+#[test]
+fn inspect_sandbox_reports_the_plugin_confined() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugin = go_plugin();
+    let mut args = vec!["inspect", "--json", "--sandbox"];
+    args.extend(KV_COOKIE);
+    args.push(plugin[0].as_str());
+    let output = run(dir.path(), &args);
+    assert_exit(&output, 0);
+    let report = stdout_json(&output);
+    assert_eq!(report["sandbox"]["complete"], true, "{report}");
+    assert_eq!(report["shutdown"]["graceful"], true, "{report}");
+    // Without the flag there is no sandbox to report.
+    let output = run(
+        dir.path(),
+        &args
+            .iter()
+            .copied()
+            .filter(|a| *a != "--sandbox")
+            .collect::<Vec<_>>(),
+    );
+    assert_eq!(stdout_json(&output)["sandbox"], Value::Null);
+}
+
+#[test]
+fn allow_flags_need_sandbox_and_allowed_paths_must_exist() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = call_kv_in(dir.path(), &["--allow-read", "/etc"], "proto.KV/Get", "{}");
+    assert_exit(&output, 2);
+    assert!(stderr(&output).contains("--sandbox"), "{}", stderr(&output));
+    let missing = dir.path().join("missing");
+    let flags = ["--sandbox", "--allow-write", missing.to_str().unwrap()];
+    let output = call_kv_in(dir.path(), &flags, "proto.KV/Get", "{}");
+    assert_exit(&output, 2);
+    assert!(
+        error_line(&output).contains("missing"),
+        "{}",
+        stderr(&output)
+    );
+}

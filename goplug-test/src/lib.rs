@@ -86,6 +86,9 @@ pub static FAKE: Bin = Bin::new("fake-plugin");
 pub static FAULT: Bin = Bin::new("fault-plugin");
 /// The noisy plugin (`src/bin/noisy-plugin.rs`): floods and load.
 pub static NOISY: Bin = Bin::new("noisy-plugin");
+/// The sandbox probe (`src/bin/sandbox-probe.rs`): the KV plugin whose
+/// `probe:` keys try what a sandbox stops.
+pub static SANDBOX_PROBE: Bin = Bin::new("sandbox-probe");
 /// The lifecycle host (`src/bin/lifecycle-host.rs`): a host to kill.
 pub static LIFECYCLE_HOST: Bin = Bin::new("lifecycle-host");
 

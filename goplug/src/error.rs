@@ -380,6 +380,28 @@ pub enum Error {
     #[error("gRPC server failed: {0}")]
     Serve(tonic::transport::Error),
 
+    /// A strict `host::Sandbox` asked for a confinement
+    /// this kernel or this host cannot give; nothing was started.
+    #[error(
+        "the sandbox cannot apply {feature}: {reason} (use SandboxMode::BestEffort to start without it)"
+    )]
+    SandboxUnsupported {
+        /// What could not be applied.
+        feature: SandboxFeature,
+        /// Why.
+        reason: String,
+    },
+
+    /// Preparing the sandbox failed (a path to allow cannot be opened, the
+    /// seccomp filter cannot be built); nothing was started.
+    #[error("preparing the sandbox: {context}: {error}")]
+    Sandbox {
+        /// What was being prepared.
+        context: String,
+        /// The underlying error.
+        error: std::io::Error,
+    },
+
     /// An I/O error, with what was being done.
     #[error("{context}: {error}")]
     Io {
@@ -388,6 +410,51 @@ pub enum Error {
         /// The underlying error (in the message, so not also a `source()`).
         error: std::io::Error,
     },
+}
+
+/// One confinement of a `host::Sandbox`: what a strict
+/// sandbox fails on and a best-effort one reports as missing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SandboxFeature {
+    /// Landlock file-system rules (Linux 5.13, ABI 1).
+    LandlockFilesystem,
+    /// Landlock TCP bind and connect rules (Linux 6.7, ABI 4).
+    LandlockNetwork,
+    /// Landlock scoping of abstract Unix sockets and signals (Linux 6.12, ABI 6).
+    LandlockScopes,
+    /// The seccomp filter denying system calls a plugin never needs.
+    Seccomp,
+    /// `no_new_privs`: no privilege gained through exec (setuid binaries).
+    NoNewPrivs,
+    /// A resource limit (address space, CPU time, open files, core size).
+    ResourceLimit,
+    /// The process limit (`RLIMIT_NPROC`), which the kernel does not
+    /// enforce for root.
+    ProcessLimit,
+    /// A new user namespace.
+    UserNamespace,
+    /// A new, empty network namespace.
+    NetworkNamespace,
+    /// Sandboxing at all: it exists on Linux only.
+    Platform,
+}
+
+impl std::fmt::Display for SandboxFeature {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::LandlockFilesystem => "Landlock file-system rules",
+            Self::LandlockNetwork => "Landlock network rules",
+            Self::LandlockScopes => "Landlock scoping of abstract sockets and signals",
+            Self::Seccomp => "the seccomp filter",
+            Self::NoNewPrivs => "no_new_privs",
+            Self::ResourceLimit => "a resource limit",
+            Self::ProcessLimit => "the process limit",
+            Self::UserNamespace => "a user namespace",
+            Self::NetworkNamespace => "a network namespace",
+            Self::Platform => "a sandbox on this platform",
+        })
+    }
 }
 
 impl Error {
@@ -400,6 +467,7 @@ impl Error {
         match self {
             Self::Spawn { error, .. }
             | Self::ChecksumFile { error, .. }
+            | Self::Sandbox { error, .. }
             | Self::Io { error, .. } => Some(error),
             Self::Connect { error, .. }
             | Self::Tls { error, .. }

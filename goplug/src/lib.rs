@@ -86,7 +86,7 @@
 //!   host        plugin       launch, attach, dispense  |  negotiate, bind, announce, serve
 //!   grpc (broker)  netrpc  log   go-plugin's services  |  gob + net/rpc  |  hclog logging
 //!   transport                dial, listen, serve, TLS, mux, the host's HTTP/2 channel
-//!   sys  yamux               pidfds, process tree, launcher  |  hashicorp/yamux
+//!   sys  yamux               pidfds, process tree, launcher, sandbox  |  hashicorp/yamux
 //!   error                    the crate's error type
 //!   protocol                 pure: handshake line, env names, reattach, checksum, hclog format, versions
 //! ```
@@ -99,7 +99,7 @@
 //!
 //! | feature | default | what it adds |
 //! |---|---|---|
-//! | `host` | yes | [`host`]: launching, attaching to and calling plugins; [`discover`] |
+//! | `host` | yes | [`host`]: launching, attaching to and calling plugins; [`discover`]; the plugin sandbox ([`host::Sandbox`], Linux: Landlock, seccomp, rlimits, namespaces) |
 //! | `plugin` | yes | [`plugin`]: serving to a go-plugin host; reflection; [`log::init`] and the hclog `tracing` layer |
 //! | `otel` | no | one OpenTelemetry trace across the boundary: W3C `traceparent`/`tracestate` on every gRPC call both ways (broker callbacks included), client and server spans named as grpc-go's otelgrpc names them, and `TRACEPARENT` in a launched plugin's environment |
 //! | `metrics` | no | supervised plugins' calls, call latencies, restarts and resource usage (RSS, CPU time, fds) through the `metrics` crate facade, labelled `plugin`, for whatever exporter the program installs |
@@ -179,6 +179,7 @@
 //! | reattach ([`reattach`]), debug mode ([`plugin::run_debug`]), runners ([`host::runner`]), discovery ([`discover`]), in-process tests ([`testing`]) | yes |
 //! | multiplexed broker (`PLUGIN_MULTIPLEX_GRPC`) over goplug's own yamux | yes, both sides |
 //! | net/rpc ([`netrpc`]: gob, `Control`, `Dispenser`, `MuxBroker`) over goplug's [`yamux`] | yes, both sides |
+//! | confining a plugin (go-plugin offers nothing; Vault uses containers) | goplug's addition: [`host::Sandbox`] on [`host::ClientBuilder::sandbox`], Linux |
 //! | semantic version constraints (on go-plugin's roadmap, never built) | goplug's addition: a plugin's version served as Vault's `logical.PluginVersion` ([`plugin::ServeConfig::plugin_version`]), required by hosts ([`host::ClientBuilder::require_version`], [`protocol::VersionConstraint`]) |
 //!
 //! Where goplug differs from go-plugin on purpose (each is a place where
@@ -238,7 +239,7 @@ pub mod testing;
 mod transport;
 pub mod yamux;
 
-pub use error::{BoxError, Error, Result};
+pub use error::{BoxError, Error, Result, SandboxFeature};
 pub use grpc::broker;
 #[cfg(feature = "host")]
 pub use host::discover;

@@ -16,6 +16,26 @@ fn run(host: &Path, plugin: &Path, dir: &Path, auto_mtls: bool, args: &[&str]) -
     run_mode(host, plugin, dir, (auto_mtls, false), args)
 }
 
+/// Runs the Rust host with goplug's default sandbox on the plugin.
+fn run_sandboxed(
+    plugin: &Path,
+    dir: &Path,
+    (auto_mtls, multiplex): (bool, bool),
+    args: &[&str],
+) -> Output {
+    let flag = |on: bool| if on { "1" } else { "0" };
+    run_with_timeout(
+        Command::new(RUST_HOST)
+            .args(args)
+            .current_dir(dir)
+            .env("COUNTER_PLUGIN", plugin)
+            .env("COUNTER_AUTOMTLS", flag(auto_mtls))
+            .env("COUNTER_MULTIPLEX", flag(multiplex))
+            .env("COUNTER_SANDBOX", "1"),
+        Duration::from_secs(60),
+    )
+}
+
 /// Runs `host` with AutoMTLS and broker multiplexing on or off.
 fn run_mode(
     host: &Path,
@@ -69,6 +89,34 @@ fn the_plugin_calls_back_into_the_host_in_every_pairing() {
                 let stored = std::fs::read_to_string(dir.path().join("kv_a")).unwrap();
                 assert_eq!(stored, r#"{"Value":7}"#, "{case}");
             }
+        }
+    }
+}
+
+/// The default sandbox leaves everything the example needs: the plugin's
+/// socket, the host's brokered socket it dials back, AutoMTLS, the
+/// multiplexed broker, the working directory it keeps its file in.
+#[test]
+fn a_sandboxed_plugin_still_calls_back_into_the_host() {
+    let plugins = [
+        ("go", go_bin("bidirectional-plugin-go")),
+        ("rust", PathBuf::from(RUST_PLUGIN)),
+    ];
+    for mode @ (auto_mtls, multiplex) in [(false, false), (true, false), (true, true)] {
+        for (plugin_name, plugin) in &plugins {
+            let case =
+                format!("{plugin_name} plugin, AutoMTLS {auto_mtls}, multiplexed {multiplex}");
+            let dir = tempfile::tempdir().unwrap();
+            for value in ["3", "4"] {
+                let put = run_sandboxed(plugin, dir.path(), mode, &["put", "a", value]);
+                assert!(put.status.success(), "{case}: {put:?}");
+            }
+            let get = run_sandboxed(plugin, dir.path(), mode, &["get", "a"]);
+            assert_eq!(
+                String::from_utf8_lossy(&get.stdout),
+                "7\n",
+                "{case}: {get:?}"
+            );
         }
     }
 }

@@ -186,6 +186,7 @@ pub(super) async fn attach(plan: AttachPlan) -> Result<Client> {
         broker_tls,
         sync,
         auto_mtls_keys,
+        sandbox: None,
     }
     .into_client())
 }

@@ -13,6 +13,7 @@ use super::plugin_set::VersionedSets;
 use super::process;
 use super::reattach_builder::ReattachBuilder;
 use super::runner::{LocalRunner, Runner};
+use super::sandbox::Sandbox;
 use super::stdio::SyncSink;
 use super::version::VersionCheck;
 use super::{Client, DEFAULT_SHUTDOWN_GRACE, DEFAULT_START_TIMEOUT, PluginSet};
@@ -51,6 +52,7 @@ pub struct ClientBuilder {
     runner: Option<Box<dyn Runner>>,
     keep_running: bool,
     multiplex: bool,
+    sandbox: Option<Sandbox>,
     pub(super) version_check: VersionCheck,
 }
 
@@ -64,6 +66,7 @@ impl fmt::Debug for ClientBuilder {
             .field("start_timeout", &self.start_timeout)
             .field("checksum", &self.checksum)
             .field("keep_running", &self.keep_running)
+            .field("sandbox", &self.sandbox)
             .field("version_check", &self.version_check)
             .finish_non_exhaustive()
     }
@@ -245,6 +248,14 @@ impl ClientBuilder {
         self
     }
 
+    /// Confines the plugin process (Linux): see [`Sandbox`] for the
+    /// default profile. Off by default. Applies to the local runner only;
+    /// with [`runner`](Self::runner), `start` fails with [`Error::Config`].
+    pub fn sandbox(mut self, sandbox: Sandbox) -> Self {
+        self.sandbox = Some(sandbox);
+        self
+    }
+
     /// Attaches to a running plugin instead of launching one (go-plugin's
     /// `Reattach`). The host dials the address to verify the plugin,
     /// watches its pid for exit, and never signals it in test mode or when
@@ -255,7 +266,12 @@ impl ClientBuilder {
     /// multiplexing cannot be written after it. Given before it, they are
     /// refused at start, as go-plugin refuses them.
     pub fn reattach(self, config: ReattachConfig) -> ReattachBuilder {
-        let conflict = if self.multiplex {
+        let conflict = if self.sandbox.is_some() {
+            Some(Error::Config(
+                "a sandbox applies to plugins the host launches, not to one it reattaches to"
+                    .to_owned(),
+            ))
+        } else if self.multiplex {
             Some(Error::Config(
                 "gRPC broker multiplexing is not supported with Reattach config".to_owned(),
             ))
@@ -288,8 +304,8 @@ impl ClientBuilder {
     /// [`reattach`](Self::reattach), but over the AutoMTLS connection of
     /// the launch (the ticket's keys; this builder's `auto_mtls` is taken
     /// as asking for it), and the plugin's socket directory is removed
-    /// when it goes. A checksum given here is not checked again: the
-    /// plugin was verified when it was launched.
+    /// when it goes. A checksum or sandbox given here is not applied
+    /// again: the plugin was verified and confined when it was launched.
     ///
     /// [`ReattachTicket`]: super::ReattachTicket
     /// [`Client::reattach_ticket`]: super::Client::reattach_ticket
@@ -301,6 +317,8 @@ impl ClientBuilder {
         } = ticket;
         self.checksum = None;
         self.auto_mtls = false;
+        // The plugin was confined when it was launched, and stays so.
+        self.sandbox = None;
         let mut builder = self.reattach(config);
         builder.ticket = Some(super::reattach_builder::TicketParts {
             auto_mtls,
@@ -397,6 +415,7 @@ impl ClientBuilder {
             runner,
             keep_running,
             multiplex,
+            sandbox,
             version_check: _,
         } = self;
         let command =
@@ -407,6 +426,11 @@ impl ClientBuilder {
                 return Err(Error::Config(
                     "keep_running applies to the local runner; a custom runner decides itself"
                         .to_owned(),
+                ));
+            }
+            Some(_) if sandbox.is_some() => {
+                return Err(Error::Config(
+                    "a sandbox applies to the local runner; a custom runner confines the plugin itself".to_owned(),
                 ));
             }
             Some(runner) => runner,
@@ -445,6 +469,7 @@ impl ClientBuilder {
             sync: (sync_stdout, sync_stderr),
             keep_running,
             multiplex,
+            sandbox,
         })
     }
 }
@@ -476,6 +501,7 @@ impl Client {
             runner: None,
             keep_running: false,
             multiplex: false,
+            sandbox: None,
             version_check: VersionCheck::default(),
         }
     }

@@ -6,10 +6,12 @@ use std::process::ExitStatus;
 use std::time::Duration;
 
 use super::connected::{Background, Connection, Mode};
+use super::exit::ExitCause;
 use super::handle::{GrpcPlugin, NetRpcPlugin, PluginHandle};
 use super::netrpc;
 use super::plugin_set::{ClientFactory, PluginSet, downcast};
 use super::process::{PluginProcess, ProcessState};
+use super::sandbox::SandboxReport;
 use super::socket_dir::SocketDir;
 use super::ticket::{AutoMtlsKeys, ReattachTicket};
 use super::version::VersionCell;
@@ -43,6 +45,7 @@ pub struct Client {
     pub(super) plugin_version: VersionCell,
     /// The AutoMTLS material of the launch, for [`Client::reattach_ticket`].
     pub(super) auto_mtls_keys: Option<AutoMtlsKeys>,
+    pub(super) sandbox: Option<SandboxReport>,
 }
 
 impl fmt::Debug for Client {
@@ -351,6 +354,19 @@ impl Client {
     /// The exit status, once the process has exited.
     pub fn exit_status(&self) -> Option<ExitStatus> {
         self.process.exit_status()
+    }
+
+    /// How the plugin ended, once it has: its exit code, or the signal
+    /// that ended it read as the limit it stands for (a plugin over its
+    /// CPU time gets SIGXCPU, a blocked system call SIGSYS, ...).
+    pub fn exit_cause(&self) -> Option<ExitCause> {
+        self.exit_status().map(ExitCause::of)
+    }
+
+    /// For a sandboxed plugin ([`ClientBuilder::sandbox`](super::ClientBuilder::sandbox)),
+    /// what the sandbox could not apply; `None` without a sandbox.
+    pub fn sandbox_report(&self) -> Option<&SandboxReport> {
+        self.sandbox.as_ref()
     }
 
     /// Waits until the plugin process exits, or `timeout`; returns whether it did.

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::process::PluginProcess;
+use super::sandbox::SandboxReport;
 use super::socket_dir::SocketDir;
 use super::stdio::{self, SyncSink};
 use super::ticket::AutoMtlsKeys;
@@ -60,6 +61,8 @@ pub(super) struct Connected {
     pub(super) sync: (Option<SyncSink>, Option<SyncSink>),
     /// The AutoMTLS material, for a reattach ticket.
     pub(super) auto_mtls_keys: Option<AutoMtlsKeys>,
+    /// What the sandbox could not apply, for a sandboxed launch.
+    pub(super) sandbox: Option<SandboxReport>,
 }
 
 /// The client's background tasks and the broker they serve.
@@ -87,6 +90,7 @@ impl Connected {
             broker_tls,
             sync: (sync_stdout, sync_stderr),
             auto_mtls_keys,
+            sandbox,
         } = self;
         let broker_closed = CancellationToken::new();
         let (broker_tx, broker_rx) = tokio::sync::mpsc::channel(16);
@@ -148,6 +152,7 @@ impl Connected {
             start_duration: started.elapsed(),
             plugin_version: VersionCell::new(),
             auto_mtls_keys,
+            sandbox,
         }
     }
 }

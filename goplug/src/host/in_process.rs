@@ -48,6 +48,7 @@ pub(crate) async fn attach_in_process(
         broker_tls: None,
         sync: (None, None),
         auto_mtls_keys: None,
+        sandbox: None,
     }
     .into_client())
 }

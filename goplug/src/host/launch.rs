@@ -11,6 +11,7 @@ use super::connected::{Connected, Connection, Mode};
 use super::process::{self, Line, PluginProcess};
 use super::program;
 use super::runner::{self, Runner};
+use super::sandbox::{Confinement, LaunchPaths, Sandbox};
 use super::socket_dir::SocketDir;
 use super::stdio::SyncSink;
 use super::ticket::AutoMtlsKeys;
@@ -56,6 +57,7 @@ pub(super) struct LaunchPlan {
     pub(super) sync: (Option<SyncSink>, Option<SyncSink>),
     pub(super) keep_running: bool,
     pub(super) multiplex: bool,
+    pub(super) sandbox: Option<Sandbox>,
 }
 
 /// Launches the plugin of `plan`, reads and checks its handshake, and
@@ -85,6 +87,7 @@ pub(super) async fn launch(plan: LaunchPlan) -> Result<Client> {
         sync,
         keep_running,
         multiplex,
+        sandbox,
     } = plan;
     let own_cert = auto_mtls
         .then(|| crate::transport::tls::AutoCert::generate(cert_curve))
@@ -138,6 +141,13 @@ pub(super) async fn launch(plan: LaunchPlan) -> Result<Client> {
     if multiplex {
         plugin_vars.push(process::os_pair(env::PLUGIN_MULTIPLEX_GRPC, "true"));
     }
+    let temp_dir = match &sandbox {
+        Some(sandbox) => sandbox.make_temp_dir(socket_dir.path())?,
+        None => None,
+    };
+    if let Some(dir) = &temp_dir {
+        plugin_vars.push(process::os_pair("TMPDIR", dir));
+    }
     #[cfg(feature = "otel")]
     plugin_vars.extend(super::trace::plugin_env());
     let environment = process::assemble_env(
@@ -170,6 +180,18 @@ pub(super) async fn launch(plan: LaunchPlan) -> Result<Client> {
             diagnosis,
         });
     }
+    let confinement = match &sandbox {
+        Some(sandbox) => {
+            let paths = LaunchPaths {
+                program: program::resolve_program(program.as_os_str()).unwrap_or(program.clone()),
+                working_dir: working_dir(&command)?,
+                socket_dir: socket_dir.path().to_path_buf(),
+                temp_dir,
+            };
+            Some(sandbox.confine(&mut command, &paths)?)
+        }
+        None => None,
+    };
     let launch = runner::Launch {
         command,
         program: program.clone(),
@@ -178,6 +200,9 @@ pub(super) async fn launch(plan: LaunchPlan) -> Result<Client> {
     let launched = match tokio::time::timeout_at(deadline, runner.start(launch)).await {
         Ok(Ok(launched)) => launched,
         Ok(Err(source)) => {
+            if let Some(refusal) = confinement.and_then(Confinement::refusal) {
+                return Err(refusal);
+            }
             let diagnosis = process::spawn_diagnosis(&program, &source);
             return Err(Error::Spawn {
                 program,
@@ -192,6 +217,7 @@ pub(super) async fn launch(plan: LaunchPlan) -> Result<Client> {
             });
         }
     };
+    let sandbox_report = confinement.map(Confinement::report);
     let (mut process, mut stdout) =
         PluginProcess::watch(launched, program, stderr, log_buffer_size);
     tracing::debug!(id = process.running().id(), "plugin started");
@@ -276,8 +302,21 @@ pub(super) async fn launch(plan: LaunchPlan) -> Result<Client> {
         broker_tls,
         sync,
         auto_mtls_keys,
+        sandbox: sandbox_report,
     }
     .into_client())
+}
+
+/// Where the plugin will run: its command's directory, else the host's.
+fn working_dir(command: &std::process::Command) -> Result<PathBuf> {
+    let host = std::env::current_dir().map_err(|error| Error::Io {
+        context: "finding the working directory to sandbox the plugin in",
+        error,
+    })?;
+    Ok(match command.get_current_dir() {
+        Some(dir) => host.join(dir),
+        None => host,
+    })
 }
 
 /// Connects the way a multiplexing host does: one connection to the

@@ -7,13 +7,14 @@
 //!
 //! `COUNTER_AUTOMTLS=1` turns on AutoMTLS and `COUNTER_MULTIPLEX=1` the
 //! multiplexed broker (the Go example has neither; interop/go's host
-//! mirrors both).
-#![allow(clippy::print_stdout)] // a CLI's output, as the Go host's
+//! mirrors both). `COUNTER_SANDBOX=1` confines the plugin with goplug's
+//! default sandbox (Linux; the plugin binary may be executed by the shell).
+#![allow(clippy::print_stdout, clippy::print_stderr)] // a CLI's output, as the Go host's
 
 use std::process::ExitCode;
 
 use goplug::Protocol;
-use goplug::host::{Channel, Client, PluginSet, shell_command};
+use goplug::host::{Channel, Client, PluginSet, Sandbox, shell_command};
 use goplug_example_bidirectional::{Adder, HANDSHAKE, pb, pb::counter_client::CounterClient};
 
 #[tokio::main]
@@ -28,16 +29,23 @@ async fn main() -> ExitCode {
 }
 
 async fn run() -> Result<ExitCode, Box<dyn std::error::Error>> {
-    let client = Client::builder(HANDSHAKE)
+    let plugin = std::env::var_os("COUNTER_PLUGIN").unwrap_or_default();
+    let mut builder = Client::builder(HANDSHAKE)
         .plugins(PluginSet::new().grpc::<CounterClient<Channel>>("counter"))
-        .command(shell_command(
-            std::env::var_os("COUNTER_PLUGIN").unwrap_or_default(),
-        ))
+        .command(shell_command(&plugin))
         .allowed_protocols([Protocol::NetRpc, Protocol::Grpc])
         .auto_mtls(std::env::var("COUNTER_AUTOMTLS").as_deref() == Ok("1"))
-        .grpc_broker_multiplex(std::env::var("COUNTER_MULTIPLEX").as_deref() == Ok("1"))
-        .start()
-        .await?;
+        .grpc_broker_multiplex(std::env::var("COUNTER_MULTIPLEX").as_deref() == Ok("1"));
+    if std::env::var("COUNTER_SANDBOX").as_deref() == Ok("1") {
+        // `sh -c PLUGIN`: the sandbox lets the shell run, and the shell
+        // must be let run the plugin.
+        builder = builder.sandbox(Sandbox::new().allow_exec(&plugin));
+    }
+    let client = builder.start().await?;
+    if let Some(report) = client.sandbox_report() {
+        // Which confinements are in force, for whoever runs the example.
+        eprintln!("sandbox: {:?}", report.missing);
+    }
     let result = use_counter(&client).await;
     client.shutdown().await;
     result

@@ -33,6 +33,8 @@
 // tls.Config, so with PROBE_TLS_MAX set the plugin does AutoMTLS itself (see
 // autoMTLS below).
 //
+// A Get of "probe:<action> <argument>" runs a sandbox probe (sandbox.go).
+//
 // The KV stores VALUE + "\n\nWritten from plugin-go-grpc" in kv_KEY in the
 // working directory, like kv-plugin-go-grpc (with PROBE_PROTOCOL=netrpc:
 // "...plugin-go-netrpc", like kv-plugin-go-netrpc).
@@ -76,6 +78,9 @@ func (kv fileKV) Put(key string, value []byte) error {
 }
 
 func (fileKV) Get(key string) ([]byte, error) {
+	if value, ok := sandboxProbe(key); ok {
+		return value, nil
+	}
 	return os.ReadFile("kv_" + key)
 }
 
