@@ -182,9 +182,13 @@ pub(super) async fn launch(plan: LaunchPlan) -> Result<Client> {
     }
     let confinement = match &sandbox {
         Some(sandbox) => {
+            let working_dir = working_dir(&command)?;
+            // A relative path runs from the plugin's working directory.
+            let resolved =
+                program::resolve_program(program.as_os_str()).unwrap_or_else(|| program.clone());
             let paths = LaunchPaths {
-                program: program::resolve_program(program.as_os_str()).unwrap_or(program.clone()),
-                working_dir: working_dir(&command)?,
+                program: working_dir.join(resolved),
+                working_dir,
                 socket_dir: socket_dir.path().to_path_buf(),
                 temp_dir,
             };
