@@ -36,6 +36,16 @@ impl Mode {
     }
 }
 
+impl ProviderServer {
+    /// goplug's serve config for this provider: Terraform's handshake,
+    /// each protocol version's service, reflection descriptors. For
+    /// serving with settings of your own (transport, TLS, runtime) through
+    /// `goplug::plugin`, or in-process tests with `goplug::testing`.
+    pub fn into_serve_config(self) -> ServeConfig {
+        serve_config(self)
+    }
+}
+
 fn serve_config(server: ProviderServer) -> ServeConfig {
     let services = server.into_services();
     let mut config = ServeConfig::new(HANDSHAKE);
