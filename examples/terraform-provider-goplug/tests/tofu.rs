@@ -91,6 +91,11 @@ fn assert_clean_log(ws: &Workspace, version: u32) {
         !log.contains("plugin failed to exit gracefully"),
         "a provider was killed rather than shut down"
     );
+    // The provider's own log line, forwarded by tofu: AutoMTLS answered.
+    assert!(
+        log.contains("configuring server automatic mTLS"),
+        "the provider did not answer AutoMTLS"
+    );
 }
 
 #[test]
