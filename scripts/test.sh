@@ -3,6 +3,7 @@
 # grpcio (Python) included. Installs what the interop peers need first:
 #   - Python: a virtualenv in target/pyvenv with interop/python/requirements.txt
 #   - Go: the modules of interop/go (go-plugin v1.8.0) from the Go module proxy
+#   - OpenTofu v1.6.3, built once into ~/.cache/goplug (scripts/tofu.sh)
 # Needs: cargo, go (>= 1.25), python3 (>= 3.10).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -26,6 +27,13 @@ export GOPLUG_PYTHON="$venv/bin/python"
 
 echo "==> downloading Go interop modules"
 (cd interop/go && go mod download)
+
+# OpenTofu v1.6.3 for the Terraform provider's end-to-end test, built
+# once from the Go module proxy into ~/.cache/goplug (minutes the first
+# time, nothing after).
+echo "==> OpenTofu v1.6.3 (scripts/tofu.sh)"
+GOPLUG_TOFU=$(bash scripts/tofu.sh)
+export GOPLUG_TOFU
 
 echo "==> cargo test"
 cargo test --workspace --locked "$@"
