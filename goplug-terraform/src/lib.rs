@@ -1,0 +1,70 @@
+//! Terraform and OpenTofu providers in Rust, on goplug.
+//!
+//! - [`tfplugin5`] and [`tfplugin6`]: the plugin protocols' messages, and
+//!   tonic clients and servers for them;
+//! - [`cty`]: Terraform's values and types, with the msgpack and JSON
+//!   codecs hosts use;
+//! - [`HANDSHAKE`]: the go-plugin handshake both hosts launch providers
+//!   with.
+//!
+//! Feature `provider` (default) is the provider side, `host` makes the
+//! generated clients dispensable from a goplug host.
+
+pub mod cty;
+mod error;
+
+pub use error::{Encoding, Error, Result};
+
+/// The handshake Terraform and OpenTofu use for every provider: cookie
+/// `TF_PLUGIN_MAGIC_COOKIE`; app protocol versions 5 and 6 are offered
+/// through `PLUGIN_PROTOCOL_VERSIONS`, and 4 is the legacy default the
+/// hosts never offer.
+pub const HANDSHAKE: goplug::HandshakeConfig = goplug::HandshakeConfig::new(
+    4,
+    "TF_PLUGIN_MAGIC_COOKIE",
+    "d602bf8f470bc67ca7faa0386276bbdd4330efaf76d1a219cb4d6991ca9872b2",
+);
+
+/// The name hosts dispense a provider under (go-plugin's plugin name in
+/// Terraform's `VersionedPlugins`).
+pub const PROVIDER_PLUGIN_NAME: &str = "provider";
+
+#[cfg(feature = "host")]
+goplug::grpc_client!(
+    tfplugin5::provider_client::ProviderClient,
+    tfplugin6::provider_client::ProviderClient,
+);
+
+/// Protocol 5 (`tfplugin5`): messages, `provider_client`,
+/// `provider_server`, and the `Provisioner` service.
+#[allow(
+    missing_docs,
+    missing_debug_implementations,
+    unreachable_pub,
+    clippy::all,
+    clippy::pedantic
+)]
+pub mod tfplugin5 {
+    tonic::include_proto!("tfplugin5");
+
+    /// The encoded file descriptor set of `tfplugin5.proto`, for reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        include_bytes!(concat!(env!("OUT_DIR"), "/tfplugin5_descriptor.bin"));
+}
+
+/// Protocol 6 (`tfplugin6`): messages, `provider_client` and
+/// `provider_server`.
+#[allow(
+    missing_docs,
+    missing_debug_implementations,
+    unreachable_pub,
+    clippy::all,
+    clippy::pedantic
+)]
+pub mod tfplugin6 {
+    tonic::include_proto!("tfplugin6");
+
+    /// The encoded file descriptor set of `tfplugin6.proto`, for reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        include_bytes!(concat!(env!("OUT_DIR"), "/tfplugin6_descriptor.bin"));
+}
