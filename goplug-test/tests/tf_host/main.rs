@@ -1,0 +1,72 @@
+//! goplug's host drives real Go Terraform providers, as Terraform and
+//! OpenTofu do: Terraform's handshake (cookie, versions 5 and 6, gRPC
+//! only, AutoMTLS), every provider RPC a plan, apply, refresh, state
+//! upgrade and destroy send, each value encoded and decoded with
+//! goplug-terraform's cty codecs, then go-plugin's graceful shutdown.
+//!
+//! - `time`: HashiCorp's terraform-provider-time v0.14.2 (protocol 5),
+//!   built from the Go module proxy into a cache outside the repository
+//!   (`providers.rs`) the first time;
+//! - `framework`: `interop/tfprovider-framework`, a provider of ours on
+//!   terraform-plugin-framework v1.19.0 (protocol 6).
+//!
+//! Needs Go 1.25 or newer and the Go module proxy on a machine that has
+//! not built the providers yet. Run one: `cargo test -p goplug-test --test
+//! tf_host framework`.
+
+mod framework;
+mod providers;
+mod time_provider;
+mod values;
+
+use std::path::Path;
+use std::time::Duration;
+
+use goplug::Protocol;
+use goplug::host::{Channel, Client, GrpcPlugin, PluginSet};
+use goplug_terraform::{HANDSHAKE, PROVIDER_PLUGIN_NAME, tfplugin5, tfplugin6};
+
+/// A protocol 5 provider, dispensed as the generated client.
+const PROVIDER_V5: GrpcPlugin<tfplugin5::provider_client::ProviderClient<Channel>> =
+    GrpcPlugin::new(PROVIDER_PLUGIN_NAME);
+/// A protocol 6 provider.
+const PROVIDER_V6: GrpcPlugin<tfplugin6::provider_client::ProviderClient<Channel>> =
+    GrpcPlugin::new(PROVIDER_PLUGIN_NAME);
+
+/// What `terraform_version` the test says it is in `Configure`.
+const TERRAFORM_VERSION: &str = "1.5.7";
+
+/// Launches `program` as Terraform does: protocol versions 5 and 6
+/// offered, gRPC only, AutoMTLS on, the host's environment inherited.
+async fn launch(program: &Path, sockets: &Path) -> Client {
+    Client::builder(HANDSHAKE)
+        .command(std::process::Command::new(program))
+        .version(5, PluginSet::new().plugin(PROVIDER_V5))
+        .version(6, PluginSet::new().plugin(PROVIDER_V6))
+        .allowed_protocols([Protocol::Grpc])
+        .auto_mtls(true)
+        .unix_socket_dir(sockets)
+        .start_timeout(Duration::from_secs(60))
+        .start()
+        .await
+        .unwrap_or_else(|e| panic!("launching {}: {e}", program.display()))
+}
+
+/// Stops the provider as Terraform does after each command (go-plugin's
+/// `Kill`: `GRPCController.Shutdown`, then up to 2 s) and checks that it
+/// exited by itself, cleanly, and left nothing in its socket directory.
+async fn stop_gracefully(client: Client, sockets: &Path) {
+    let pid = client.pid().expect("a local provider process");
+    let report = client.shutdown().await;
+    assert!(
+        report.graceful,
+        "the provider was killed, not stopped: {report:?}"
+    );
+    let status = report.status.expect("the provider's exit status");
+    assert!(status.success(), "the provider exited with {status}");
+    goplug_test::process_gone(pid, Duration::from_secs(10)).await;
+    assert!(
+        goplug_test::leftovers(sockets).is_empty(),
+        "the provider left files in its socket directory"
+    );
+}
