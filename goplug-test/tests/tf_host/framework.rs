@@ -6,6 +6,7 @@ use goplug::host::Channel;
 use goplug_terraform::tfplugin6 as tf;
 use tf::provider_client::ProviderClient;
 
+use goplug_terraform::client;
 use goplug_terraform::cty::Value;
 
 use crate::values::{self, Shape};
@@ -65,9 +66,9 @@ async fn schema(provider: &mut ProviderClient<Channel>) -> Shapes {
     assert_eq!(flags("length"), (false, false, true));
     let echo = &schema.data_source_schemas["fwdemo_echo"];
     Shapes {
-        provider: Shape::v6(schema.provider.as_ref().and_then(|s| s.block.as_ref())),
-        item: Shape::v6(Some(item_block)),
-        echo: Shape::v6(echo.block.as_ref()),
+        provider: Shape::of(&schema.provider),
+        item: Shape::of(item),
+        echo: Shape::of(echo),
     }
 }
 
@@ -79,7 +80,7 @@ async fn framework_provider_plans_applies_reads_upgrades_and_destroys() {
     assert_eq!(client.negotiated_version(), 6);
     assert!(client.tls_version().is_some(), "AutoMTLS is on");
     let mut provider = client
-        .dispense(crate::PROVIDER_V6)
+        .dispense(client::PROVIDER_V6)
         .expect("the provider plugin");
     let shapes = schema(&mut provider).await;
 

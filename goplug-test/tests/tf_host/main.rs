@@ -22,16 +22,7 @@ mod values;
 use std::path::Path;
 use std::time::Duration;
 
-use goplug::Protocol;
-use goplug::host::{Channel, Client, GrpcPlugin, PluginSet};
-use goplug_terraform::{HANDSHAKE, PROVIDER_PLUGIN_NAME, tfplugin5, tfplugin6};
-
-/// A protocol 5 provider, dispensed as the generated client.
-const PROVIDER_V5: GrpcPlugin<tfplugin5::provider_client::ProviderClient<Channel>> =
-    GrpcPlugin::new(PROVIDER_PLUGIN_NAME);
-/// A protocol 6 provider.
-const PROVIDER_V6: GrpcPlugin<tfplugin6::provider_client::ProviderClient<Channel>> =
-    GrpcPlugin::new(PROVIDER_PLUGIN_NAME);
+use goplug::host::Client;
 
 /// What `terraform_version` the test says it is in `Configure`.
 const TERRAFORM_VERSION: &str = "1.5.7";
@@ -39,14 +30,8 @@ const TERRAFORM_VERSION: &str = "1.5.7";
 /// Launches `program` as Terraform does: protocol versions 5 and 6
 /// offered, gRPC only, AutoMTLS on, the host's environment inherited.
 async fn launch(program: &Path, sockets: &Path) -> Client {
-    Client::builder(HANDSHAKE)
-        .command(std::process::Command::new(program))
-        .version(5, PluginSet::new().plugin(PROVIDER_V5))
-        .version(6, PluginSet::new().plugin(PROVIDER_V6))
-        .allowed_protocols([Protocol::Grpc])
-        .auto_mtls(true)
+    goplug_terraform::client::builder(std::process::Command::new(program))
         .unix_socket_dir(sockets)
-        .start_timeout(Duration::from_secs(60))
         .start()
         .await
         .unwrap_or_else(|e| panic!("launching {}: {e}", program.display()))

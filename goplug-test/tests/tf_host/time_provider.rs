@@ -6,6 +6,7 @@ use goplug::host::Channel;
 use goplug_terraform::tfplugin5 as tf;
 use tf::provider_client::ProviderClient;
 
+use goplug_terraform::client;
 use goplug_terraform::cty::Value;
 
 use crate::values::{self, Shape};
@@ -116,7 +117,7 @@ async fn time_provider_keeps_a_static_time_through_its_life() {
     assert_eq!(client.negotiated_version(), 5);
     assert!(client.tls_version().is_some(), "AutoMTLS is on");
     let mut provider = client
-        .dispense(crate::PROVIDER_V5)
+        .dispense(client::PROVIDER_V5)
         .expect("the provider plugin");
 
     let schema = provider
@@ -132,9 +133,9 @@ async fn time_provider_keeps_a_static_time_through_its_life() {
             schema.resource_schemas.keys()
         );
     }
-    let provider_shape = Shape::v5(schema.provider.as_ref().and_then(|s| s.block.as_ref()));
+    let provider_shape = Shape::of(&schema.provider);
     let static_schema = &schema.resource_schemas["time_static"];
-    let shape = Shape::v5(static_schema.block.as_ref());
+    let shape = Shape::of(static_schema);
     let rfc3339 = static_schema
         .block
         .as_ref()

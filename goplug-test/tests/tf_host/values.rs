@@ -1,9 +1,9 @@
-//! What a host needs around goplug-terraform's cty codecs: the object
-//! type a schema block implies (every attribute and nested block), and
+//! goplug-terraform's cty codecs against the type a schema implies, and
 //! short readers for the values the tests check.
 
 use std::collections::BTreeMap;
 
+use goplug_terraform::client::ImpliedType;
 use goplug_terraform::cty::{self, Type, Value};
 use goplug_terraform::{tfplugin5, tfplugin6};
 
@@ -13,98 +13,13 @@ pub(crate) struct Shape {
     ty: Type,
 }
 
-/// A type as a schema attribute carries it (JSON text).
-fn attribute_type(name: &str, json: &[u8]) -> Type {
-    Type::from_json(json)
-        .unwrap_or_else(|e| panic!("attribute {name}: the provider sent a bad type: {e}"))
-}
-
-/// What a nested block adds to its parent's object, by nesting mode.
-fn nest(inner: Type, list: bool, set: bool, map: bool) -> Type {
-    match (list, set, map) {
-        (true, _, _) => Type::list(inner),
-        (_, true, _) => Type::set(inner),
-        (_, _, true) => Type::map(inner),
-        _ => inner,
-    }
-}
-
-fn v6_attribute_type(attribute: &tfplugin6::schema::Attribute) -> Type {
-    use tfplugin6::schema::object::NestingMode;
-    let Some(object) = &attribute.nested_type else {
-        return attribute_type(&attribute.name, &attribute.r#type);
-    };
-    let inner = Type::object(
-        object
-            .attributes
-            .iter()
-            .map(|a| (a.name.clone(), v6_attribute_type(a))),
-    );
-    let nesting = object.nesting();
-    nest(
-        inner,
-        nesting == NestingMode::List,
-        nesting == NestingMode::Set,
-        nesting == NestingMode::Map,
-    )
-}
-
-fn v6_block_type(block: &tfplugin6::schema::Block) -> Type {
-    use tfplugin6::schema::nested_block::NestingMode;
-    let attributes = block
-        .attributes
-        .iter()
-        .map(|a| (a.name.clone(), v6_attribute_type(a)));
-    let blocks = block.block_types.iter().map(|nested| {
-        let inner = nested
-            .block
-            .as_ref()
-            .map_or_else(|| Type::object::<String>([]), v6_block_type);
-        let nesting = nested.nesting();
-        let ty = nest(
-            inner,
-            nesting == NestingMode::List,
-            nesting == NestingMode::Set,
-            nesting == NestingMode::Map,
-        );
-        (nested.type_name.clone(), ty)
-    });
-    Type::object(attributes.chain(blocks))
-}
-
-fn v5_block_type(block: &tfplugin5::schema::Block) -> Type {
-    use tfplugin5::schema::nested_block::NestingMode;
-    let attributes = block
-        .attributes
-        .iter()
-        .map(|a| (a.name.clone(), attribute_type(&a.name, &a.r#type)));
-    let blocks = block.block_types.iter().map(|nested| {
-        let inner = nested
-            .block
-            .as_ref()
-            .map_or_else(|| Type::object::<String>([]), v5_block_type);
-        let nesting = nested.nesting();
-        let ty = nest(
-            inner,
-            nesting == NestingMode::List,
-            nesting == NestingMode::Set,
-            nesting == NestingMode::Map,
-        );
-        (nested.type_name.clone(), ty)
-    });
-    Type::object(attributes.chain(blocks))
-}
-
 impl Shape {
-    /// A protocol 6 block's shape; no block is the empty object.
-    pub(crate) fn v6(block: Option<&tfplugin6::schema::Block>) -> Self {
-        let ty = block.map_or_else(|| Type::object::<String>([]), v6_block_type);
-        Self { ty }
-    }
-
-    /// A protocol 5 block's shape; no block is the empty object.
-    pub(crate) fn v5(block: Option<&tfplugin5::schema::Block>) -> Self {
-        let ty = block.map_or_else(|| Type::object::<String>([]), v5_block_type);
+    /// The shape of the values `schema` describes (a schema, a block, or
+    /// none: the empty object).
+    pub(crate) fn of(schema: &impl ImpliedType) -> Self {
+        let ty = schema
+            .implied_type()
+            .unwrap_or_else(|e| panic!("the provider sent a bad schema: {e}"));
         Self { ty }
     }
 
