@@ -2,7 +2,8 @@
 # Runs goplug's whole test suite, interop with real go-plugin v1.8.0 (Go) and
 # grpcio (Python) included. Installs what the interop peers need first:
 #   - Python: a virtualenv in target/pyvenv with interop/python/requirements.txt
-#   - Go: the modules of interop/go (go-plugin v1.8.0) from the Go module proxy
+#   - Go: the modules of interop/go (go-plugin v1.8.0) and
+#     interop/tfprovider-framework from the Go module proxy
 # Needs: cargo, go (>= 1.25), python3 (>= 3.10).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -26,6 +27,10 @@ export GOPLUG_PYTHON="$venv/bin/python"
 
 echo "==> downloading Go interop modules"
 (cd interop/go && go mod download)
+# The Terraform providers the host test drives (goplug-test/tests/tf_host):
+# our terraform-plugin-framework provider's modules here; the time
+# provider is built by the test itself (go install, cached).
+(cd interop/tfprovider-framework && go mod download)
 
 echo "==> cargo test"
 cargo test --workspace --locked "$@"
