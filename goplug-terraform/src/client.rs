@@ -69,7 +69,7 @@ pub trait ImpliedType {
     ///
     /// # Errors
     ///
-    /// [`Error::Type`](crate::Error::Type) when an attribute's type is not
+    /// [`Error::Type`] when an attribute's type is not
     /// a cty type.
     fn implied_type(&self) -> Result<Type>;
 }

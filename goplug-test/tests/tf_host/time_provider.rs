@@ -31,7 +31,7 @@ fn no_diagnostics(call: &str, diagnostics: &[tf::Diagnostic]) {
 /// The calendar fields of `time_static` for an RFC 3339 UTC timestamp,
 /// checked by reading the string itself: `YYYY-MM-DDTHH:MM:SSZ`.
 fn assert_fields_match(state: &Value) {
-    let rfc3339 = values::text(&state, "rfc3339").expect("rfc3339 is known");
+    let rfc3339 = values::text(state, "rfc3339").expect("rfc3339 is known");
     let bytes = rfc3339.as_bytes();
     assert!(
         rfc3339.len() == 20 && bytes[4] == b'-' && bytes[10] == b'T' && bytes[19] == b'Z',
@@ -44,15 +44,15 @@ fn assert_fields_match(state: &Value) {
     };
     let (year, month, day) = (field(0..4), field(5..7), field(8..10));
     let (hour, minute, second) = (field(11..13), field(14..16), field(17..19));
-    assert_eq!(values::int(&state, "year"), Some(year), "{rfc3339}");
-    assert_eq!(values::int(&state, "month"), Some(month), "{rfc3339}");
-    assert_eq!(values::int(&state, "day"), Some(day), "{rfc3339}");
-    assert_eq!(values::int(&state, "hour"), Some(hour), "{rfc3339}");
-    assert_eq!(values::int(&state, "minute"), Some(minute), "{rfc3339}");
-    assert_eq!(values::int(&state, "second"), Some(second), "{rfc3339}");
+    assert_eq!(values::int(state, "year"), Some(year), "{rfc3339}");
+    assert_eq!(values::int(state, "month"), Some(month), "{rfc3339}");
+    assert_eq!(values::int(state, "day"), Some(day), "{rfc3339}");
+    assert_eq!(values::int(state, "hour"), Some(hour), "{rfc3339}");
+    assert_eq!(values::int(state, "minute"), Some(minute), "{rfc3339}");
+    assert_eq!(values::int(state, "second"), Some(second), "{rfc3339}");
     let unix = days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second;
-    assert_eq!(values::int(&state, "unix"), Some(unix), "{rfc3339}");
-    assert_eq!(values::text(&state, "id"), Some(rfc3339));
+    assert_eq!(values::int(state, "unix"), Some(unix), "{rfc3339}");
+    assert_eq!(values::text(state, "id"), Some(rfc3339));
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
