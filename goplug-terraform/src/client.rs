@@ -1,7 +1,8 @@
 //! Driving providers from a Rust host (feature `host`): launching a
-//! provider binary as Terraform and OpenTofu do, dispensing its protocol 5
-//! or 6 client, and the value type each schema block implies, which the
-//! [`cty`](crate::cty) codecs need for every `DynamicValue`.
+//! provider binary as Terraform and OpenTofu do, or attaching to one in
+//! debug mode, dispensing its protocol 5 or 6 client, and the value type
+//! each schema block implies, which the [`cty`](crate::cty) codecs need
+//! for every `DynamicValue`.
 //!
 //! ```no_run
 //! use goplug_terraform::client::{self, ImpliedType};
@@ -27,7 +28,8 @@
 use std::time::Duration;
 
 use goplug::Protocol;
-use goplug::host::{Channel, ClientBuilder, GrpcPlugin, PluginSet};
+use goplug::host::{Channel, ClientBuilder, GrpcPlugin, PluginSet, ReattachBuilder};
+use goplug::reattach::ReattachConfig;
 
 use crate::cty::Type;
 use crate::error::{Error, Result};
@@ -58,6 +60,18 @@ pub fn builder(command: std::process::Command) -> ClientBuilder {
         .allowed_protocols([Protocol::Grpc])
         .auto_mtls(true)
         .start_timeout(START_TIMEOUT)
+}
+
+/// A goplug host builder that attaches to a provider already running in
+/// debug mode, as Terraform does with `TF_REATTACH_PROVIDERS` (a JSON map
+/// from provider address to config: parse it with
+/// [`ReattachConfig::map_from_json`]). There is no handshake and no TLS; a
+/// config in test mode (`"Test": true`, what the SDKs' debug mode prints)
+/// leaves the provider running at shutdown.
+pub fn reattach(config: ReattachConfig) -> ReattachBuilder {
+    goplug::host::Client::reattach(HANDSHAKE, config)
+        .version(5, PluginSet::new().plugin(PROVIDER_V5))
+        .version(6, PluginSet::new().plugin(PROVIDER_V6))
 }
 
 /// The cty type of the values a schema describes: an object with every

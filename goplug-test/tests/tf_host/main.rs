@@ -9,11 +9,14 @@
 //!   (`providers.rs`) the first time;
 //! - `framework`: `interop/tfprovider-framework`, a provider of ours on
 //!   terraform-plugin-framework v1.19.0 (protocol 6).
+//! - `debug`: the framework provider in debug mode, attached to from its
+//!   `TF_REATTACH_PROVIDERS` line as Terraform does.
 //!
 //! Needs Go 1.25 or newer and the Go module proxy on a machine that has
 //! not built the providers yet. Run one: `cargo test -p goplug-test --test
 //! tf_host framework`.
 
+mod debug;
 mod framework;
 mod providers;
 mod time_provider;
