@@ -4,6 +4,7 @@
 #   - Python: a virtualenv in target/pyvenv with interop/python/requirements.txt
 #   - Go: the modules of interop/go (go-plugin v1.8.0) and
 #     interop/tfprovider-framework from the Go module proxy
+#   - OpenTofu v1.6.3, built once into ~/.cache/goplug (scripts/tofu.sh)
 # Needs: cargo, go (>= 1.25), python3 (>= 3.10).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -31,6 +32,13 @@ echo "==> downloading Go interop modules"
 # our terraform-plugin-framework provider's modules here; the time
 # provider is built by the test itself (go install, cached).
 (cd interop/tfprovider-framework && go mod download)
+
+# OpenTofu v1.6.3 for the Terraform provider's end-to-end test, built
+# once from the Go module proxy into ~/.cache/goplug (minutes the first
+# time, nothing after).
+echo "==> OpenTofu v1.6.3 (scripts/tofu.sh)"
+GOPLUG_TOFU=$(bash scripts/tofu.sh)
+export GOPLUG_TOFU
 
 echo "==> cargo test"
 cargo test --workspace --locked "$@"

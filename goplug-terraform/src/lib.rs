@@ -11,9 +11,37 @@
 //! generated clients dispensable from a goplug host.
 
 pub mod cty;
+#[cfg(feature = "provider")]
+mod data_source;
+#[cfg(feature = "provider")]
+pub mod diagnostics;
+#[cfg(feature = "provider")]
+mod erased;
 mod error;
+#[cfg(feature = "provider")]
+mod provider;
+#[cfg(feature = "provider")]
+mod resource;
+#[cfg(feature = "provider")]
+pub mod schema;
+#[cfg(feature = "provider")]
+mod serve;
+#[cfg(feature = "provider")]
+mod server;
 
+#[cfg(feature = "provider")]
+pub use data_source::DataSource;
+#[cfg(feature = "provider")]
+pub use diagnostics::{Diagnostic, Diagnostics, Severity};
 pub use error::{Encoding, Error, Result};
+#[cfg(feature = "provider")]
+pub use provider::{ConfigureRequest, Provider};
+#[cfg(feature = "provider")]
+pub use resource::{ChangeRequest, Plan, PlanRequest, Resource};
+#[cfg(feature = "provider")]
+pub use serve::{Mode, reattach_line, run, serve, serve_debug};
+#[cfg(feature = "provider")]
+pub use server::ProviderServer;
 
 /// The handshake Terraform and OpenTofu use for every provider: cookie
 /// `TF_PLUGIN_MAGIC_COOKIE`; app protocol versions 5 and 6 are offered
