@@ -5,7 +5,7 @@
 //! for every `DynamicValue`.
 //!
 //! ```no_run
-//! use goplug_terraform::client::{self, ImpliedType};
+//! use goplug_terraform::client::{self, ValueType};
 //! use goplug_terraform::cty::{self, Value};
 //! use goplug_terraform::tfplugin6::get_provider_schema;
 //!
@@ -15,7 +15,7 @@
 //!     .await?;
 //! let mut v6 = provider.dispense(client::PROVIDER_V6)?;
 //! let schema = v6.get_provider_schema(get_provider_schema::Request {}).await?.into_inner();
-//! let ty = schema.resource_schemas["x_thing"].implied_type()?;
+//! let ty = schema.resource_schemas["x_thing"].value_type()?;
 //! let config = cty::msgpack::encode(&Value::object([("name", "a".into())]), &ty)?;
 //! // ... PlanResourceChange, ApplyResourceChange with `config` ...
 //! let report = provider.shutdown().await;
@@ -77,7 +77,7 @@ pub fn reattach(config: ReattachConfig) -> ReattachBuilder {
 /// The cty type of the values a schema describes: an object with every
 /// attribute and nested block, which is what the codecs encode
 /// configuration, plans and state against.
-pub trait ImpliedType {
+pub trait ValueType {
     /// The object type; a missing block is the empty object, as a
     /// provider without configuration sends.
     ///
@@ -85,7 +85,7 @@ pub trait ImpliedType {
     ///
     /// [`Error::Type`] when an attribute's type is not
     /// a cty type.
-    fn implied_type(&self) -> Result<Type>;
+    fn value_type(&self) -> Result<Type>;
 }
 
 /// An attribute's type from its JSON form; an error names the attribute.
@@ -111,8 +111,8 @@ fn nest(inner: Type, list: bool, set: bool, map: bool) -> Type {
     }
 }
 
-impl ImpliedType for tfplugin6::schema::Attribute {
-    fn implied_type(&self) -> Result<Type> {
+impl ValueType for tfplugin6::schema::Attribute {
+    fn value_type(&self) -> Result<Type> {
         use tfplugin6::schema::object::NestingMode;
         let Some(object) = &self.nested_type else {
             return attribute_type(&self.name, &self.r#type);
@@ -121,7 +121,7 @@ impl ImpliedType for tfplugin6::schema::Attribute {
             object
                 .attributes
                 .iter()
-                .map(|a| Ok((a.name.clone(), a.implied_type()?)))
+                .map(|a| Ok((a.name.clone(), a.value_type()?)))
                 .collect::<Result<_>>()?,
         );
         let nesting = object.nesting();
@@ -134,16 +134,16 @@ impl ImpliedType for tfplugin6::schema::Attribute {
     }
 }
 
-impl ImpliedType for tfplugin6::schema::Block {
-    fn implied_type(&self) -> Result<Type> {
+impl ValueType for tfplugin6::schema::Block {
+    fn value_type(&self) -> Result<Type> {
         use tfplugin6::schema::nested_block::NestingMode;
         let mut members = self
             .attributes
             .iter()
-            .map(|a| Ok((a.name.clone(), a.implied_type()?)))
+            .map(|a| Ok((a.name.clone(), a.value_type()?)))
             .collect::<Result<std::collections::BTreeMap<_, _>>>()?;
         for nested in &self.block_types {
-            let inner = nested.block.implied_type()?;
+            let inner = nested.block.value_type()?;
             let nesting = nested.nesting();
             let ty = nest(
                 inner,
@@ -157,8 +157,8 @@ impl ImpliedType for tfplugin6::schema::Block {
     }
 }
 
-impl ImpliedType for tfplugin5::schema::Block {
-    fn implied_type(&self) -> Result<Type> {
+impl ValueType for tfplugin5::schema::Block {
+    fn value_type(&self) -> Result<Type> {
         use tfplugin5::schema::nested_block::NestingMode;
         let mut members = self
             .attributes
@@ -166,7 +166,7 @@ impl ImpliedType for tfplugin5::schema::Block {
             .map(|a| Ok((a.name.clone(), attribute_type(&a.name, &a.r#type)?)))
             .collect::<Result<std::collections::BTreeMap<_, _>>>()?;
         for nested in &self.block_types {
-            let inner = nested.block.implied_type()?;
+            let inner = nested.block.value_type()?;
             let nesting = nested.nesting();
             let ty = nest(
                 inner,
@@ -180,22 +180,22 @@ impl ImpliedType for tfplugin5::schema::Block {
     }
 }
 
-impl ImpliedType for tfplugin6::Schema {
-    fn implied_type(&self) -> Result<Type> {
-        self.block.implied_type()
+impl ValueType for tfplugin6::Schema {
+    fn value_type(&self) -> Result<Type> {
+        self.block.value_type()
     }
 }
 
-impl ImpliedType for tfplugin5::Schema {
-    fn implied_type(&self) -> Result<Type> {
-        self.block.implied_type()
+impl ValueType for tfplugin5::Schema {
+    fn value_type(&self) -> Result<Type> {
+        self.block.value_type()
     }
 }
 
-impl<T: ImpliedType> ImpliedType for Option<T> {
-    fn implied_type(&self) -> Result<Type> {
+impl<T: ValueType> ValueType for Option<T> {
+    fn value_type(&self) -> Result<Type> {
         self.as_ref()
-            .map_or_else(|| Ok(Type::Object(Default::default())), T::implied_type)
+            .map_or_else(|| Ok(Type::Object(Default::default())), T::value_type)
     }
 }
 
@@ -254,13 +254,13 @@ mod tests {
             ("rule", Type::list(Type::object([("on", Type::Bool)]))),
             ("timeouts", Type::object::<String>([])),
         ]);
-        assert_eq!(block.implied_type().unwrap(), expected);
+        assert_eq!(block.value_type().unwrap(), expected);
     }
 
     #[test]
     fn no_block_implies_the_empty_object() {
         let schema = tfplugin5::Schema::default();
-        assert_eq!(schema.implied_type().unwrap(), Type::object::<String>([]));
+        assert_eq!(schema.value_type().unwrap(), Type::object::<String>([]));
     }
 
     #[test]
@@ -273,7 +273,7 @@ mod tests {
             }],
             ..Default::default()
         };
-        let error = block.implied_type().unwrap_err().to_string();
+        let error = block.value_type().unwrap_err().to_string();
         assert!(error.contains(r#"attribute "x""#), "{error}");
         assert!(error.contains("strin"), "{error}");
     }

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use goplug_terraform::client::ImpliedType;
+use goplug_terraform::client::ValueType;
 use goplug_terraform::cty::{self, Type, Value};
 use goplug_terraform::{tfplugin5, tfplugin6};
 
@@ -16,9 +16,9 @@ pub(crate) struct Shape {
 impl Shape {
     /// The shape of the values `schema` describes (a schema, a block, or
     /// none: the empty object).
-    pub(crate) fn of(schema: &impl ImpliedType) -> Self {
+    pub(crate) fn of(schema: &impl ValueType) -> Self {
         let ty = schema
-            .implied_type()
+            .value_type()
             .unwrap_or_else(|e| panic!("the provider sent a bad schema: {e}"));
         Self { ty }
     }
