@@ -88,6 +88,8 @@ pub static FAULT: Bin = Bin::new("fault-plugin");
 pub static NOISY: Bin = Bin::new("noisy-plugin");
 /// The lifecycle host (`src/bin/lifecycle-host.rs`): a host to kill.
 pub static LIFECYCLE_HOST: Bin = Bin::new("lifecycle-host");
+/// The example Terraform provider (`src/bin/tf-provider-goplug.rs`).
+pub static TF_PROVIDER_GOPLUG: Bin = Bin::new("tf-provider-goplug");
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {

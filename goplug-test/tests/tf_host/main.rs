@@ -11,6 +11,9 @@
 //!   terraform-plugin-framework v1.19.0 (protocol 6).
 //! - `debug`: the framework provider in debug mode, attached to from its
 //!   `TF_REATTACH_PROVIDERS` line as Terraform does.
+//! - `rust_provider`: the same host against the Rust example provider
+//!   (`examples/terraform-provider-goplug`) as a process, over protocols 6
+//!   and 5.
 //!
 //! Needs Go 1.25 or newer and the Go module proxy on a machine that has
 //! not built the providers yet. Run one: `cargo test -p goplug-test --test
@@ -19,6 +22,7 @@
 mod debug;
 mod framework;
 mod providers;
+mod rust_provider;
 mod time_provider;
 mod values;
 
