@@ -7,8 +7,87 @@
 //! - [`HANDSHAKE`]: the go-plugin handshake both hosts launch providers
 //!   with.
 //!
+//! - [`ProviderServer`] with the [`Provider`], [`Resource`] and
+//!   [`DataSource`] traits, [`schema`] builders and [`diagnostics`]: the
+//!   provider side, with no wire types in sight;
+//! - [`run`] and [`serve`]: Terraform's handshake on goplug's plugin side
+//!   (cookie, protocol 5 and 6 negotiated, AutoMTLS), and `-debug` mode
+//!   printing a `TF_REATTACH_PROVIDERS` line.
+//!
 //! Feature `provider` (default) is the provider side, `host` makes the
 //! generated clients dispensable from a goplug host.
+//!
+//! A provider with one resource type, whole (the workspace README,
+//! "Writing a Terraform provider in Rust", shows how to install and run
+//! it):
+//!
+//! ```no_run
+//! use goplug_terraform::cty::{AttributePath, Type, Value};
+//! use goplug_terraform::schema::{Attribute, Schema};
+//! use goplug_terraform::{
+//!     ChangeRequest, ConfigureRequest, Diagnostic, Diagnostics, Provider, ProviderServer, Resource,
+//! };
+//!
+//! /// The provider: no configuration of its own.
+//! struct Hello;
+//!
+//! impl Provider for Hello {
+//!     async fn configure(&self, _request: ConfigureRequest<'_>) -> Diagnostics {
+//!         Diagnostics::new()
+//!     }
+//! }
+//!
+//! /// `hello_file`: a file with some text in it.
+//! struct HelloFile;
+//!
+//! impl Resource for HelloFile {
+//!     fn schema(&self) -> Schema {
+//!         Schema::new()
+//!             .attribute(Attribute::new("path", Type::String).required().requires_replace())
+//!             .attribute(Attribute::new("text", Type::String).required())
+//!             .attribute(Attribute::new("id", Type::String).computed())
+//!     }
+//!
+//!     async fn validate(&self, config: &Value) -> Diagnostics {
+//!         let mut diags = Diagnostics::new();
+//!         if config.get("path").and_then(Value::as_str) == Some("") {
+//!             // Points at the `path = ""` line of the configuration.
+//!             diags.push(Diagnostic::error("Empty path", "").at(AttributePath::attribute("path")));
+//!         }
+//!         diags
+//!     }
+//!
+//!     async fn create(&self, request: ChangeRequest<'_>) -> Result<Value, Diagnostics> {
+//!         let path = request.planned_state.get("path").and_then(Value::as_str).unwrap_or_default();
+//!         let text = request.planned_state.get("text").and_then(Value::as_str).unwrap_or_default();
+//!         std::fs::write(path, text)
+//!             .map_err(|e| Diagnostic::error("Cannot write", e.to_string()).at(AttributePath::attribute("path")))?;
+//!         Ok(Value::object([("path", path.into()), ("text", text.into()), ("id", path.into())]))
+//!     }
+//!
+//!     async fn read(&self, state: &Value) -> Result<Option<Value>, Diagnostics> {
+//!         let path = state.get("path").and_then(Value::as_str).unwrap_or_default();
+//!         Ok(std::fs::read_to_string(path).ok().map(|text| {
+//!             Value::object([("path", path.into()), ("text", text.into()), ("id", path.into())])
+//!         }))
+//!     }
+//!
+//!     async fn update(&self, request: ChangeRequest<'_>) -> Result<Value, Diagnostics> {
+//!         self.create(request).await
+//!     }
+//!
+//!     async fn delete(&self, state: &Value) -> Result<(), Diagnostics> {
+//!         let path = state.get("path").and_then(Value::as_str).unwrap_or_default();
+//!         let _ = std::fs::remove_file(path);
+//!         Ok(())
+//!     }
+//! }
+//!
+//! fn main() -> std::process::ExitCode {
+//!     let server = ProviderServer::new(Hello).resource("hello_file", HelloFile);
+//!     goplug_terraform::run(server, "registry.terraform.io/example/hello")
+//! }
+//! ```
 
 pub mod cty;
 #[cfg(feature = "provider")]

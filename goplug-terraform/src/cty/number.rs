@@ -47,19 +47,21 @@ impl Number {
     }
 
     /// The number `value`, or `None` for NaN (cty has no NaN). Infinities
-    /// are numbers.
+    /// are numbers; integral values are exact integers.
     pub fn from_f64(value: f64) -> Option<Self> {
         if value.is_nan() {
             return None;
         }
-        // Exact: the value is integral and inside the i64 range.
-        #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
-        if value.fract() == 0.0
-            && (-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&value)
-        {
+        if value.is_infinite() || value.fract() != 0.0 {
+            return Some(Self(Repr::Float(value)));
+        }
+        // Inside the i64 range the cast is exact.
+        #[allow(clippy::cast_possible_truncation)]
+        if (-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&value) {
             return Some(Self(Repr::Int(value as i64)));
         }
-        Some(Self(Repr::Float(value)))
+        let sign = if value < 0.0 { "-" } else { "" };
+        Self::parse(&format!("{sign}{}", integral_digits(value.abs())))
     }
 
     /// Parses a decimal number as JSON and cty write them: an optional
@@ -201,6 +203,33 @@ pub(crate) enum Wire {
     Int(i64),
     Float(f64),
     Text(String),
+}
+
+/// The decimal digits of a finite, integral `value` of at least 2^53:
+/// its mantissa doubled once per binary exponent step.
+fn integral_digits(value: f64) -> String {
+    let bits = value.to_bits();
+    let mantissa = (bits & ((1 << 52) - 1)) | (1 << 52);
+    let exponent = ((bits >> 52) & 0x7ff) as i64 - 1075;
+    // Least significant digit first.
+    let mut digits: Vec<u8> = mantissa
+        .to_string()
+        .bytes()
+        .rev()
+        .map(|b| b - b'0')
+        .collect();
+    for _ in 0..exponent.max(0) {
+        let mut carry = 0;
+        for digit in &mut digits {
+            let doubled = *digit * 2 + carry;
+            *digit = doubled % 10;
+            carry = doubled / 10;
+        }
+        if carry > 0 {
+            digits.push(carry);
+        }
+    }
+    digits.iter().rev().map(|d| char::from(b'0' + d)).collect()
 }
 
 fn trailing_zeros(mut value: u64) -> u32 {
@@ -352,6 +381,21 @@ mod tests {
         assert!(Number::from_f64(f64::NAN).is_none());
         assert!(!Number::from_f64(f64::INFINITY).unwrap().is_finite());
         assert_eq!(Number::from_u64(u64::MAX).to_string(), u64::MAX.to_string());
+        // Integral floats beyond i64 are exact integers.
+        let cases = [
+            (18_446_744_073_709_551_616.0, "18446744073709551616"),
+            (-1e20, "-100000000000000000000"),
+            (
+                f64::MAX,
+                "179769313486231570814527423731704356798070567525844996598917476803157260780028538760589558632766878171540458953514382464234321326889464182768467546703537516986049910576551282076245490090389328944075868508455133942304583236903222948165808559332123348274797826204144723168738177180919299881250404026184124858368",
+            ),
+        ];
+        for (value, text) in cases {
+            let n = Number::from_f64(value).unwrap();
+            assert_eq!(n.to_string(), text);
+            assert_eq!(n, Number::parse(text).unwrap());
+            assert!(n.is_integer());
+        }
         assert_eq!(
             Number::from_u64(10_000_000_000_000_000_000).to_string(),
             "10000000000000000000"

@@ -28,7 +28,8 @@ fn resource_type() -> Type {
     ])
 }
 
-/// Values and the exact bytes go-cty writes for them.
+/// Values and the exact bytes go-cty writes for them (checked against
+/// go-cty v1.14.1's `msgpack.Marshal`).
 fn msgpack_goldens() -> Vec<(&'static str, Type, Value, &'static str)> {
     vec![
         ("null string", Type::String, Value::Null, "c0"),
@@ -69,6 +70,8 @@ fn msgpack_goldens() -> Vec<(&'static str, Type, Value, &'static str)> {
             num("-2.5"),
             "cb c0 04 00 00 00 00 00 00",
         ),
+        // As go-cty writes it today; v1.14 (OpenTofu 1.6) wrote a float64
+        // when exact, which reads back the same (below).
         (
             "integer beyond 64 bits as text",
             Type::Number,
@@ -183,6 +186,12 @@ fn msgpack_reads_every_form_a_host_may_send() {
             Type::Number,
             "cb 40 00 00 00 00 00 00 00",
             2.into(),
+        ),
+        (
+            "2^64 as go-cty v1.14 writes it",
+            Type::Number,
+            "cb 43 f0 00 00 00 00 00 00",
+            num("18446744073709551616"),
         ),
         (
             "infinity",
