@@ -115,6 +115,7 @@ async fn rust_provider_serves_the_same_host_over_both_protocols() {
         command.env("TF_PROVIDER_PROTOCOL", version.to_string());
         let client = client::builder(command)
             .unix_socket_dir(sockets.path())
+            .shutdown_grace(crate::SHUTDOWN_GRACE)
             .start()
             .await
             .expect("launching the Rust provider");
