@@ -5,7 +5,8 @@
 #   - Go: the modules of interop/go (go-plugin v1.8.0) and
 #     interop/tfprovider-framework from the Go module proxy
 #   - OpenTofu v1.6.3, built once into ~/.cache/goplug (scripts/tofu.sh)
-# Needs: cargo, go (>= 1.25), python3 (>= 3.10).
+# Needs: cargo, go (>= 1.25; >= 1.26.8 for tests/tf_host's time provider),
+# python3 (>= 3.10).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"

@@ -15,8 +15,9 @@
 //!   (`examples/terraform-provider-goplug`) as a process, over protocols 6
 //!   and 5.
 //!
-//! Needs Go 1.25 or newer and the Go module proxy on a machine that has
-//! not built the providers yet. Run one: `cargo test -p goplug-test --test
+//! Needs Go 1.26.8 or newer (terraform-provider-time v0.14.2's `go.mod`)
+//! and the Go module proxy on a machine that has not built the providers
+//! yet. Run one: `cargo test -p goplug-test --test
 //! tf_host framework`.
 
 mod debug;

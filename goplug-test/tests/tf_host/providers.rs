@@ -118,7 +118,7 @@ fn run_go(mut go: Command, what: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "{what} failed ({status}): check access to the Go module proxy (GOPROXY) and the Go version (1.25 or newer)\n{}",
+            "{what} failed ({status}): check access to the Go module proxy (GOPROXY) and the Go version (the time provider needs 1.26.8 or newer)\n{}",
             read_log(&log)
         ))
     }
