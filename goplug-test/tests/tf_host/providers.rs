@@ -97,7 +97,7 @@ fn run_go(mut go: Command, what: &str) -> Result<(), String> {
         .stdout(log.try_clone().map_err(|e| format!("{what}: {e}"))?)
         .stderr(log.try_clone().map_err(|e| format!("{what}: {e}"))?)
         .spawn()
-        .map_err(|e| format!("{what}: cannot run go: {e} (install Go 1.25 or newer)"))?;
+        .map_err(|e| format!("{what}: cannot run go: {e} (install Go 1.26.8 or newer)"))?;
     let started = Instant::now();
     let status = loop {
         match child.try_wait() {
