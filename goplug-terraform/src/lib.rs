@@ -142,6 +142,9 @@ goplug::grpc_client!(
     tfplugin6::provider_client::ProviderClient,
 );
 
+#[cfg(feature = "host")]
+pub mod client;
+
 /// Protocol 5 (`tfplugin5`): messages, `provider_client`,
 /// `provider_server`, and the `Provisioner` service.
 #[allow(

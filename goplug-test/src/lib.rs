@@ -91,6 +91,8 @@ pub static NOISY: Bin = Bin::new("noisy-plugin");
 pub static SANDBOX_PROBE: Bin = Bin::new("sandbox-probe");
 /// The lifecycle host (`src/bin/lifecycle-host.rs`): a host to kill.
 pub static LIFECYCLE_HOST: Bin = Bin::new("lifecycle-host");
+/// The example Terraform provider (`src/bin/tf-provider-goplug.rs`).
+pub static TF_PROVIDER_GOPLUG: Bin = Bin::new("tf-provider-goplug");
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
