@@ -30,6 +30,8 @@ mod builder;
 mod checksum;
 mod client;
 mod connected;
+#[cfg(feature = "container")]
+pub mod container;
 pub mod discover;
 mod handle;
 #[cfg(feature = "plugin")]
@@ -59,6 +61,8 @@ pub use crate::protocol::VersionConstraint;
 pub use crate::transport::Channel;
 pub use builder::ClientBuilder;
 pub use client::Client;
+#[cfg(feature = "container")]
+pub use container::ContainerRunner;
 pub use handle::{DispenseFuture, GrpcPlugin, NetRpcPlugin, PluginHandle};
 pub use plugin_set::{GrpcClient, PluginSet};
 pub use reattach_builder::ReattachBuilder;
