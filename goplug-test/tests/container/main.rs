@@ -117,7 +117,10 @@ fn go_plugin_runs_in_a_container_and_leaves_nothing() {
     let podman = Podman::start();
     let image = podman.build_image(
         "goplug-kv-go",
-        &[("/plugin".to_owned(), podman::static_go_plugin())],
+        &[(
+            "/plugin".to_owned(),
+            podman::static_go_plugin("kv-plugin-go-grpc"),
+        )],
     );
     Harness::shared().run(async |h| {
         exercise(h, &podman, &image, || Command::new("kv-plugin-go-grpc")).await;
@@ -176,6 +179,74 @@ fn rust_plugin_runs_in_a_container_and_leaves_nothing() {
             command
         })
         .await;
+    });
+    podman.stop();
+}
+
+#[test]
+fn a_go_plugin_in_a_container_calls_back_through_the_broker() {
+    use goplug_example_bidirectional::{Adder, pb};
+    let podman = Podman::start();
+    let image = podman.build_image(
+        "goplug-counter-go",
+        &[(
+            "/plugin".to_owned(),
+            podman::static_go_plugin("bidirectional-plugin-go"),
+        )],
+    );
+    Harness::shared().run(async |h| {
+        // Without multiplexing the plugin dials the host's broker socket
+        // through the shared directory; with it, over its one connection.
+        for multiplex in [false, true] {
+            let client = Client::builder(goplug_example_bidirectional::HANDSHAKE)
+                .plugins(
+                    PluginSet::new().grpc::<pb::counter_client::CounterClient<Channel>>("counter"),
+                )
+                .command(Command::new("counter-plugin"))
+                .unix_socket_dir(&h.sockets)
+                .start_timeout(step())
+                .auto_mtls(true)
+                .grpc_broker_multiplex(multiplex)
+                .runner(ContainerRunner::new(&image).engine(podman.endpoint()))
+                .start()
+                .await
+                .expect("the counter plugin starts in a container");
+            let mut counter: pb::counter_client::CounterClient<Channel> =
+                client.dispense_named("counter").unwrap();
+            for value in [3, 4] {
+                let broker = client.broker();
+                let id = broker.next_id();
+                let helper = broker
+                    .accept_and_serve(id, pb::add_helper_server::AddHelperServer::new(Adder))
+                    .await
+                    .expect("the host's helper serves");
+                counter
+                    .put(pb::PutRequest {
+                        add_server: id,
+                        key: "a".to_owned(),
+                        value,
+                    })
+                    .await
+                    .unwrap_or_else(|e| panic!("multiplexed {multiplex}: put {value}: {e}"));
+                helper.stop();
+            }
+            let sum = counter
+                .get(pb::GetRequest {
+                    key: "a".to_owned(),
+                })
+                .await
+                .expect("get")
+                .into_inner()
+                .value;
+            assert_eq!(
+                sum, 7,
+                "multiplexed {multiplex}: the plugin added through the host"
+            );
+            let report = client.shutdown().await;
+            assert!(report.graceful, "{report:?}");
+            assert!(podman.containers().await.is_empty());
+            assert_eq!(leftovers(&h.sockets), Vec::<std::path::PathBuf>::new());
+        }
     });
     podman.stop();
 }

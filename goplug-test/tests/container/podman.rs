@@ -206,29 +206,32 @@ fn context_file(context: &Path, name: &str) -> PathBuf {
     context.join(name)
 }
 
-/// go-plugin's KV example plugin as a static binary (`CGO_ENABLED=0`),
+/// A Go program of interop/go/cmd as a static binary (`CGO_ENABLED=0`),
 /// built once per run.
-pub(crate) fn static_go_plugin() -> PathBuf {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let out = repo_root().join("target/interop-go-static/kv-plugin-go-grpc");
-            let output = Command::new("go")
-                .args(["build", "-o"])
-                .arg(&out)
-                .arg("./cmd/kv-plugin-go-grpc")
-                .env("CGO_ENABLED", "0")
-                .current_dir(repo_root().join("interop/go"))
-                .output()
-                .expect("running `go build` (is Go installed?)");
-            assert!(
-                output.status.success(),
-                "CGO_ENABLED=0 go build ./cmd/kv-plugin-go-grpc: {}",
+pub(crate) fn static_go_plugin(name: &'static str) -> PathBuf {
+    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    let dir = BUILT.get_or_init(|| {
+        let out = repo_root().join("target/interop-go-static");
+        let output = Command::new("go")
+            .args(["build", "-o"])
+            .arg(&out)
+            .args(["./cmd/kv-plugin-go-grpc", "./cmd/bidirectional-plugin-go"])
+            .env("CGO_ENABLED", "0")
+            .current_dir(repo_root().join("interop/go"))
+            .output()
+            .map_err(|e| format!("running `go build`: {e} (is Go installed?)"))?;
+        if !output.status.success() {
+            return Err(format!(
+                "CGO_ENABLED=0 go build in interop/go: {}",
                 String::from_utf8_lossy(&output.stderr)
-            );
-            out
-        })
-        .clone()
+            ));
+        }
+        Ok(out)
+    });
+    match dir {
+        Ok(dir) => dir.join(name),
+        Err(e) => panic!("{e}"),
+    }
 }
 
 /// The files a dynamically linked `binary` needs in an empty image: the

@@ -83,6 +83,20 @@ pub(super) fn not_running(e: &EngineError) -> bool {
     }
 }
 
+/// Whether `e` is the engine refusing a removal while the container is
+/// between states: Podman answers 500 when the kill of a force removal
+/// meets a container that has just stopped, and 409 while another removal
+/// of it runs.
+pub(super) fn in_transition(e: &EngineError) -> bool {
+    matches!(
+        e,
+        EngineError::DockerResponseServerError {
+            status_code: 409 | 500,
+            ..
+        }
+    )
+}
+
 fn error(endpoint: &str, doing: &str, e: EngineError) -> Error {
     let reason = match &e {
         EngineError::DockerResponseServerError {

@@ -19,6 +19,10 @@ use super::engine::{self, Engine, REQUEST_TIMEOUT};
 use crate::host::runner::{BoxFuture, PluginExit, RunningPlugin};
 use crate::protocol::handshake::PluginAddress;
 
+/// Pause between removals the engine refused while the container changed
+/// state.
+const REMOVE_RETRY: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// Bytes of the plugin's output buffered between the engine and the host.
 pub(super) const OUTPUT_BUFFER: usize = 64 * 1024;
 
@@ -229,32 +233,41 @@ fn exited(code: i64) -> PluginExit {
 }
 
 /// Removes the container (killing it if it runs), bounded; sets `removed`
-/// once it is gone.
+/// once it is gone. An engine may refuse while the container is between
+/// states (Podman: 500 "container state improper" while a kill lands, 409
+/// while another removal runs): that is retried until it is gone.
 async fn remove(engine: &Engine, id: &str, removed: Option<&AtomicBool>) {
     let options = RemoveContainerOptionsBuilder::new()
         .force(true)
         .v(true)
         .build();
-    let done = tokio::time::timeout(
-        REQUEST_TIMEOUT,
-        engine.docker.remove_container(id, Some(options)),
-    )
-    .await;
-    match done {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) if engine::not_found(&e) => {}
-        Ok(Err(e)) => {
-            tracing::warn!(
-                "removing the plugin's container {id}: {}",
-                engine.error("removing the container", e)
-            );
-            return;
-        }
-        Err(_) => {
-            tracing::warn!(
-                "removing the plugin's container {id}: no answer within {REQUEST_TIMEOUT:?}"
-            );
-            return;
+    let deadline = tokio::time::Instant::now() + REQUEST_TIMEOUT;
+    loop {
+        let done = tokio::time::timeout_at(
+            deadline,
+            engine.docker.remove_container(id, Some(options.clone())),
+        )
+        .await;
+        match done {
+            Ok(Ok(())) => break,
+            Ok(Err(e)) if engine::not_found(&e) => break,
+            Ok(Err(e)) if engine::in_transition(&e) && tokio::time::Instant::now() < deadline => {
+                tracing::debug!("removing the plugin's container {id}, retrying: {e}");
+                tokio::time::sleep(REMOVE_RETRY).await;
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(
+                    "removing the plugin's container {id}: {}",
+                    engine.error("removing the container", e)
+                );
+                return;
+            }
+            Err(_) => {
+                tracing::warn!(
+                    "removing the plugin's container {id}: not done within {REQUEST_TIMEOUT:?}"
+                );
+                return;
+            }
         }
     }
     if let Some(removed) = removed {
