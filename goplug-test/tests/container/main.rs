@@ -24,7 +24,16 @@ fn host(h: &Harness, command: Command, runner: ContainerRunner) -> ClientBuilder
         .command(command)
         .unix_socket_dir(&h.sockets)
         .start_timeout(step())
+        .shutdown_grace(grace())
         .runner(runner)
+}
+
+/// The grace period of a container plugin's shutdown. Podman reports an
+/// exit only once its cleanup process ran (the container is `stopped`
+/// until then): under load that outlasts go-plugin's 2 s, and a plugin
+/// that stopped would be counted as killed.
+fn grace() -> std::time::Duration {
+    step()
 }
 
 async fn assert_no_container(podman: &Podman, what: &str) {
@@ -85,6 +94,7 @@ async fn exercise(h: &Harness, podman: &Podman, image: &str, command: impl Fn() 
         .command(command())
         .unix_socket_dir(&h.sockets)
         .start_timeout(step())
+        .shutdown_grace(grace())
         .runner(runner())
         .start()
         .await
@@ -207,6 +217,7 @@ fn a_go_plugin_in_a_container_calls_back_through_the_broker() {
                 .start_timeout(step())
                 .auto_mtls(true)
                 .grpc_broker_multiplex(multiplex)
+                .shutdown_grace(grace())
                 .runner(ContainerRunner::new(&image).engine(podman.endpoint()))
                 .start()
                 .await
