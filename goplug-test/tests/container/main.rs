@@ -135,6 +135,25 @@ fn go_plugin_runs_in_a_container_and_leaves_nothing() {
     Harness::shared().run(async |h| {
         exercise(h, &podman, &image, || Command::new("kv-plugin-go-grpc")).await;
 
+        // A start cut short at any step (looking up the image, creating,
+        // attaching, starting, the handshake) leaves no container.
+        for ms in [1, 20, 100, 300, 1000] {
+            let started = host(
+                h,
+                Command::new("kv"),
+                ContainerRunner::new(&image).engine(podman.endpoint()),
+            )
+            .start_timeout(std::time::Duration::from_millis(ms))
+            .start()
+            .await;
+            match started {
+                Ok(client) => assert!(client.shutdown().await.graceful),
+                Err(e) => assert!(matches!(e, Error::StartTimeout { .. }), "{ms} ms: {e}"),
+            }
+            assert_no_container(&podman, &format!("a start cut short after {ms} ms")).await;
+        }
+        assert_eq!(leftovers(&h.sockets), Vec::<std::path::PathBuf>::new());
+
         // The image must be in the store: goplug never pulls.
         let missing = format!("sha256:{}", "0".repeat(64));
         let err = host(

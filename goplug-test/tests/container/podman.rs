@@ -145,8 +145,9 @@ impl Podman {
 
     /// Every container of the service, running or not, as the Docker API
     /// lists them. Podman reports some states Docker has not (`stopped`,
-    /// between the exit and the cleanup), which bollard cannot read: such
-    /// a listing is reported as one container.
+    /// between the exit and the cleanup), which bollard cannot read, and
+    /// fails a listing that meets a removal: either is reported as one
+    /// container.
     pub(crate) async fn containers(&self) -> Vec<String> {
         let docker = Docker::connect_with_unix(
             &self.socket.to_string_lossy(),
@@ -162,6 +163,13 @@ impl Podman {
                 .collect(),
             Err(bollard::errors::Error::JsonDataError { message, .. }) => {
                 vec![format!("a container bollard cannot describe: {message}")]
+            }
+            // Podman fails a listing that meets a container being removed.
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 500,
+                message,
+            }) if message.contains("container not known") => {
+                vec![format!("a container being removed: {message}")]
             }
             Err(e) => panic!("listing containers: {e}"),
         }

@@ -33,7 +33,9 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use bollard::models::{ContainerCreateBody, HostConfig};
-use bollard::query_parameters::{AttachContainerOptionsBuilder, StartContainerOptions};
+use bollard::query_parameters::{
+    AttachContainerOptionsBuilder, CreateContainerOptionsBuilder, StartContainerOptions,
+};
 
 use self::engine::Engine;
 use self::image::Pin;
@@ -201,23 +203,29 @@ async fn start(runner: ContainerRunner, launch: Launch) -> Result<Started, Error
         container: PathBuf::from(CONTAINER_SOCKET_DIR),
     };
     let body = create_body(&runner, &launch, &image_id, &dirs)?;
-    let created = engine
+    // Named before it exists: a start cancelled while the engine creates
+    // the container still removes it, by name.
+    let name = container_name(&launch.program);
+    let mut created = Created::new(engine, name.clone());
+    let options = CreateContainerOptionsBuilder::new().name(&name).build();
+    let response = created
+        .engine
         .docker
-        .create_container(None, body)
+        .create_container(Some(options), body)
         .await
         .map_err(|e| {
-            engine.error(
+            created.engine.error(
                 &format!("creating a container of image {}", runner.image),
                 e,
             )
         })?;
-    for warning in &created.warnings {
+    for warning in &response.warnings {
         tracing::warn!(
-            container = created.id,
+            container = response.id,
             "the container engine warns: {warning}"
         );
     }
-    let created = Created::new(engine, created.id);
+    created.id = response.id;
     let engine = &created.engine;
     // Attached before it starts, so no output is missed.
     let attach = AttachContainerOptionsBuilder::new()
@@ -351,6 +359,23 @@ fn text<'a>(value: &'a std::ffi::OsStr, what: &str) -> Result<&'a str, Error> {
     })
 }
 
+/// A fresh container name, `goplug-<plugin>-<random>`, with only the
+/// characters engines accept.
+fn container_name(program: &Path) -> String {
+    let plugin: String = plugin_name(program)
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(40)
+        .collect();
+    format!("goplug-{plugin}-{:016x}", fastrand::u64(..))
+}
+
 fn plugin_name(program: &Path) -> String {
     program
         .file_name()
@@ -383,6 +408,10 @@ mod tests {
             ]
         );
         use std::os::unix::ffi::OsStringExt as _;
+        assert!(
+            container_name(Path::new("/opt/plugins/kv plugin@1"))
+                .starts_with("goplug-kv-plugin-1-")
+        );
         let bad = vec![(OsString::from("K"), OsString::from_vec(vec![0xff]))];
         assert!(
             container_env(&bad)

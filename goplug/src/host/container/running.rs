@@ -31,6 +31,7 @@ pub(super) const OUTPUT_BUFFER: usize = 64 * 1024;
 #[derive(Debug)]
 pub(super) struct Created {
     pub(super) engine: Engine,
+    /// Its name until the engine answered with its id.
     pub(super) id: String,
     armed: bool,
 }
