@@ -7,10 +7,11 @@
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use bollard::Docker;
 use bollard::query_parameters::ListContainersOptionsBuilder;
-use goplug_test::{eventually, repo_root, step};
+use goplug_test::{eventually, repo_root, scaled, step};
 
 const CONTAINERS_CONF: &str = "[containers]\ndefault_ulimits = []\n\n[engine]\nruntime = \"runc\"\ncgroup_manager = \"cgroupfs\"\n";
 
@@ -66,11 +67,16 @@ impl Podman {
             .stderr(log);
         podman.service = Some(command.spawn().expect("starting podman system service"));
         let socket = podman.socket.clone();
-        eventually(step(), "the podman service answers", || {
-            std::os::unix::net::UnixStream::connect(&socket)
-                .map(drop)
-                .map_err(|e| format!("{}: {e}; {}", socket.display(), podman.log()))
-        });
+        // Generous: on a loaded machine a service's start has taken 30 s.
+        eventually(
+            scaled(Duration::from_secs(120)),
+            "the podman service answers",
+            || {
+                std::os::unix::net::UnixStream::connect(&socket)
+                    .map(drop)
+                    .map_err(|e| format!("{}: {e}; {}", socket.display(), podman.log()))
+            },
+        );
         podman
     }
 

@@ -33,9 +33,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use bollard::models::{ContainerCreateBody, HostConfig};
-use bollard::query_parameters::{
-    AttachContainerOptionsBuilder, CreateContainerOptionsBuilder, StartContainerOptions,
-};
+use bollard::query_parameters::{AttachContainerOptionsBuilder, StartContainerOptions};
 
 use self::engine::Engine;
 use self::image::Pin;
@@ -203,29 +201,21 @@ async fn start(runner: ContainerRunner, launch: Launch) -> Result<Started, Error
         container: PathBuf::from(CONTAINER_SOCKET_DIR),
     };
     let body = create_body(&runner, &launch, &image_id, &dirs)?;
-    // Named before it exists: a start cancelled while the engine creates
-    // the container still removes it, by name.
     let name = container_name(&launch.program);
-    let mut created = Created::new(engine, name.clone());
-    let options = CreateContainerOptionsBuilder::new().name(&name).build();
-    let response = created
-        .engine
-        .docker
-        .create_container(Some(options), body)
-        .await
-        .map_err(|e| {
-            created.engine.error(
-                &format!("creating a container of image {}", runner.image),
-                e,
-            )
-        })?;
+    let response = running::create(&engine, &name, body).await.map_err(|e| {
+        engine.error(
+            &format!("creating a container of image {}", runner.image),
+            e,
+        )
+    })?;
     for warning in &response.warnings {
         tracing::warn!(
             container = response.id,
             "the container engine warns: {warning}"
         );
     }
-    created.id = response.id;
+    // From here on, a failed or cancelled start removes the container.
+    let created = Created::new(engine, response.id);
     let engine = &created.engine;
     // Attached before it starts, so no output is missed.
     let attach = AttachContainerOptionsBuilder::new()

@@ -8,8 +8,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use bollard::container::LogOutput;
 use bollard::errors::Error as EngineError;
+use bollard::models::{ContainerCreateBody, ContainerCreateResponse};
 use bollard::query_parameters::{
-    KillContainerOptionsBuilder, RemoveContainerOptionsBuilder, WaitContainerOptionsBuilder,
+    CreateContainerOptionsBuilder, KillContainerOptionsBuilder, RemoveContainerOptionsBuilder,
+    WaitContainerOptionsBuilder,
 };
 use futures_util::{Stream, StreamExt};
 use tokio::io::{AsyncWrite, AsyncWriteExt, DuplexStream};
@@ -26,12 +28,36 @@ const REMOVE_RETRY: std::time::Duration = std::time::Duration::from_millis(100);
 /// Bytes of the plugin's output buffered between the engine and the host.
 pub(super) const OUTPUT_BUFFER: usize = 64 * 1024;
 
+/// Creates the container `name` from `body`. The request runs on a task of
+/// its own: when the start is cancelled meanwhile, that task removes the
+/// container once the engine has made it (a removal racing the creation
+/// leaves Podman with a container its store does not know).
+pub(super) async fn create(
+    engine: &Engine,
+    name: &str,
+    body: ContainerCreateBody,
+) -> Result<ContainerCreateResponse, EngineError> {
+    let (answer, answered) = tokio::sync::oneshot::channel();
+    let creator = engine.clone();
+    let options = CreateContainerOptionsBuilder::new().name(name).build();
+    tokio::spawn(async move {
+        let created = creator.docker.create_container(Some(options), body).await;
+        if let Err(Ok(orphan)) = answer.send(created) {
+            remove(&creator, &orphan.id, None).await;
+        }
+    });
+    answered.await.unwrap_or_else(|_| {
+        Err(EngineError::IOError {
+            err: std::io::Error::other("the container creation task ended without an answer"),
+        })
+    })
+}
+
 /// A created container, removed (force) when this is dropped unless it was
 /// handed over: a start that fails or is cancelled leaves no container.
 #[derive(Debug)]
 pub(super) struct Created {
     pub(super) engine: Engine,
-    /// Its name until the engine answered with its id.
     pub(super) id: String,
     armed: bool,
 }
