@@ -402,6 +402,20 @@ pub enum Error {
         error: std::io::Error,
     },
 
+    /// The container engine (Docker Engine API: Docker, Podman) refused or
+    /// failed a step of a container runner: the engine not reachable, the
+    /// image not in its store, a container that could not be created.
+    #[error("container engine at {endpoint}: {reason}")]
+    Container {
+        /// The engine's endpoint (its Unix socket).
+        endpoint: String,
+        /// What went wrong and what to do about it.
+        reason: String,
+        /// The engine client's error (in the message, so not also a
+        /// `source()`).
+        error: Option<BoxError>,
+    },
+
     /// An I/O error, with what was being done.
     #[error("{context}: {error}")]
     Io {
@@ -475,7 +489,8 @@ impl Error {
             | Self::Ping { error, .. }
             | Self::Listen { error, .. }
             | Self::Reload { error, .. }
-            | Self::PluginVersionCall { error, .. } => error.as_deref(),
+            | Self::PluginVersionCall { error, .. }
+            | Self::Container { error, .. } => error.as_deref(),
             Self::Serve(error) => Some(error),
             _ => None,
         }

@@ -103,6 +103,7 @@
 //! | `plugin` | yes | [`plugin`]: serving to a go-plugin host; reflection; [`log::init`] and the hclog `tracing` layer |
 //! | `otel` | no | one OpenTelemetry trace across the boundary: W3C `traceparent`/`tracestate` on every gRPC call both ways (broker callbacks included), client and server spans named as grpc-go's otelgrpc names them, and `TRACEPARENT` in a launched plugin's environment |
 //! | `metrics` | no | supervised plugins' calls, call latencies, restarts and resource usage (RSS, CPU time, fds) through the `metrics` crate facade, labelled `plugin`, for whatever exporter the program installs |
+//! | `container` | no | `host::ContainerRunner`: plugins as OCI containers through the Docker Engine API (Docker, Podman), over a local Unix socket, with bollard; implies `host` |
 //!
 //! With `otel`, spans are `tracing` spans (target `goplug::rpc`, level
 //! info): install `tracing-opentelemetry`'s layer to export them. Without

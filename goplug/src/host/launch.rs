@@ -150,6 +150,11 @@ pub(super) async fn launch(plan: LaunchPlan) -> Result<Client> {
     }
     #[cfg(feature = "otel")]
     plugin_vars.extend(super::trace::plugin_env());
+    let own_env = process::assemble_env(
+        process::caller_env(&command),
+        None::<Vec<_>>,
+        plugin_vars.clone(),
+    );
     let environment = process::assemble_env(
         process::caller_env(&command),
         (!skip_host_env).then(std::env::vars_os),
@@ -200,9 +205,13 @@ pub(super) async fn launch(plan: LaunchPlan) -> Result<Client> {
         command,
         program: program.clone(),
         socket_dir: socket_dir.path().to_path_buf(),
+        env: own_env,
     };
     let launched = match tokio::time::timeout_at(deadline, runner.start(launch)).await {
         Ok(Ok(launched)) => launched,
+        Ok(Err(source)) if source.get_ref().is_some_and(|e| e.is::<Error>()) => {
+            return Err(runner_error(source));
+        }
         Ok(Err(source)) => {
             if let Some(refusal) = confinement.and_then(Confinement::refusal) {
                 return Err(refusal);
@@ -400,10 +409,26 @@ pub(super) fn mutual_tls(
     Ok((connect, broker))
 }
 
+/// The goplug error a runner wrapped in an `io::Error`.
+fn runner_error(source: std::io::Error) -> Error {
+    match source.into_inner().map(|inner| inner.downcast::<Error>()) {
+        Some(Ok(error)) => *error,
+        Some(Err(other)) => Error::Io {
+            context: "starting the plugin",
+            error: std::io::Error::other(other),
+        },
+        None => Error::Io {
+            context: "starting the plugin",
+            error: std::io::Error::other("the runner failed"),
+        },
+    }
+}
+
 /// Kills the plugin after a failed start and adds what it wrote to stderr
 /// to the errors that are about the plugin itself.
 async fn abort(mut process: PluginProcess, error: Error) -> Error {
     process.kill().await;
+    process.release().await;
     process.finish_readers(Duration::from_millis(500)).await;
     match error {
         Error::StartTimeout { timeout, .. } => Error::StartTimeout {

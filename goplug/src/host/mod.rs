@@ -30,6 +30,8 @@ mod builder;
 mod checksum;
 mod client;
 mod connected;
+#[cfg(feature = "container")]
+pub mod container;
 pub mod discover;
 mod exit;
 mod handle;
@@ -63,6 +65,8 @@ pub use crate::protocol::VersionConstraint;
 pub use crate::transport::Channel;
 pub use builder::ClientBuilder;
 pub use client::Client;
+#[cfg(feature = "container")]
+pub use container::ContainerRunner;
 pub use exit::ExitCause;
 pub use handle::{DispenseFuture, GrpcPlugin, NetRpcPlugin, PluginHandle};
 pub use plugin_set::{GrpcClient, PluginSet};

@@ -220,6 +220,20 @@ impl PluginProcess {
         self.wait_gone(REAP_TIMEOUT).await
     }
 
+    /// Stops what the plugin left behind and waits (bounded) until that is
+    /// done.
+    pub(crate) async fn release(&self) {
+        if tokio::time::timeout(REAP_TIMEOUT, self.plugin.release())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                id = self.plugin.id(),
+                "releasing what the plugin left behind did not finish within {REAP_TIMEOUT:?}"
+            );
+        }
+    }
+
     /// Waits (bounded) for the stdout and stderr readers to reach EOF, so
     /// that every stderr line reached the sink and the tail.
     pub(crate) async fn finish_readers(&mut self, timeout: Duration) {

@@ -7,6 +7,7 @@
 //! return, logs the stderr, and translates addresses through the
 //! [`RunningPlugin`] you return.
 
+use std::ffi::OsString;
 use std::fmt;
 use std::future::Future;
 use std::io;
@@ -38,6 +39,10 @@ pub struct Launch {
     /// The private directory the plugin was told to put its sockets in
     /// (`PLUGIN_UNIX_SOCKET_DIR`); a container runner mounts it.
     pub socket_dir: PathBuf,
+    /// The plugin's own variables: the caller's (set on the command) and
+    /// go-plugin's, without the host's environment. A runner that starts
+    /// the plugin elsewhere passes these.
+    pub env: Vec<(OsString, OsString)>,
 }
 
 /// A started plugin: its output pipes and the handle that watches and stops it.
@@ -73,7 +78,10 @@ impl fmt::Debug for Started {
 /// Starts plugin processes (go-plugin's `runner.Runner`).
 pub trait Runner: Send + 'static {
     /// Starts the plugin described by `launch`. The host bounds this call
-    /// with its start timeout.
+    /// with its start timeout (the future is dropped when it runs out: undo
+    /// what was started). An error is reported as a failed spawn of the
+    /// program, unless it wraps a goplug [`Error`](crate::Error)
+    /// (`io::Error::other(error)`): that one is reported as it is.
     fn start(self: Box<Self>, launch: Launch) -> BoxFuture<'static, io::Result<Started>>;
 }
 
@@ -107,8 +115,16 @@ pub trait RunningPlugin: Send + Sync + fmt::Debug + 'static {
     fn kill(&self);
 
     /// Called once the plugin is gone (exited or killed): stops whatever it
-    /// left behind. Must not block.
+    /// left behind. Must not block; called from `Drop` too.
     fn cleanup(&self) {}
+
+    /// What [`cleanup`](Self::cleanup) does, awaited: a shutdown or a failed
+    /// start waits for it (bounded), so that what the plugin left behind
+    /// (a container) is gone when they return. Defaults to `cleanup`.
+    fn release(&self) -> BoxFuture<'_, ()> {
+        self.cleanup();
+        Box::pin(std::future::ready(()))
+    }
 
     /// Extra text for start-up failures (go-plugin's `Diagnose`).
     fn diagnose(&self) -> Option<String> {

@@ -119,7 +119,7 @@ impl Client {
         } else {
             tracing::debug!(id = process.running().id(), "plugin exited");
         }
-        process.running().cleanup();
+        process.release().await;
         process.finish_readers(Duration::from_secs(1)).await;
         // Synced output the plugin sent before it exited still arrives.
         stdio_task.finish(Duration::from_secs(1)).await;
