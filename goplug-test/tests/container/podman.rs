@@ -226,6 +226,8 @@ pub(crate) fn static_go_plugin(name: &'static str) -> PathBuf {
     static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     let dir = BUILT.get_or_init(|| {
         let out = repo_root().join("target/interop-go-static");
+        // `go build -o` writes several programs only into a directory that exists.
+        std::fs::create_dir_all(&out).map_err(|e| format!("creating {}: {e}", out.display()))?;
         let output = Command::new("go")
             .args(["build", "-o"])
             .arg(&out)

@@ -7,7 +7,7 @@ use std::process::Command;
 
 use goplug::Error;
 use goplug::host::Checksum;
-use goplug_test::{FAKE, Harness};
+use goplug_test::{FAKE, Harness, step};
 
 /// A private copy of the fake plugin in the scratch area.
 fn plugin_copy(s: &Harness) -> PathBuf {
@@ -35,6 +35,9 @@ async fn a_matching_checksum_starts_the_plugin() {
     let client = s
         .kv_host(command(&s, &plugin))
         .checksum(sum)
+        // A graceful exit is asserted, not its speed: a loaded machine
+        // may take longer than go-plugin's 2 s.
+        .shutdown_grace(step())
         .start()
         .await
         .unwrap();
