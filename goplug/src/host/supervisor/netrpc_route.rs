@@ -52,20 +52,22 @@ impl NetRpcRoute {
 
     async fn call(&self, service_method: &str, ty: &Type, body: &Value) -> Result<Body> {
         let started = Instant::now();
-        let routed = self.shared.route(None, |serving| serving.netrpc).await;
+        let routed = self
+            .shared
+            .route(
+                None,
+                |serving| serving.netrpc,
+                |name, reason| Error::PluginDown {
+                    name: name.to_owned(),
+                    reason,
+                },
+            )
+            .await;
         let (dispenser, generation) = match routed {
             Ok(routed) => routed,
-            Err(status) => {
+            Err(error) => {
                 self.shared.finished(None, false, started.elapsed());
-                let name = &self.shared.name;
-                let message = status.message();
-                let reason = message
-                    .strip_prefix(&format!("plugin {name:?} is down: "))
-                    .unwrap_or(message);
-                return Err(Error::PluginDown {
-                    name: name.clone(),
-                    reason: reason.to_owned(),
-                });
+                return Err(error);
             }
         };
         let result = match self.client(generation, dispenser).await {

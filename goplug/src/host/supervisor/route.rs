@@ -110,7 +110,8 @@ impl Shared {
         let _ = self.events.send(event);
     }
 
-    fn unavailable(&self, current: &Current) -> tonic::Status {
+    /// Why calls cannot reach the plugin now: its state and last failure.
+    fn down_reason(&self, current: &Current) -> String {
         let record = self.record();
         let why = match current {
             Current::CircuitOpen => format!(
@@ -130,25 +131,28 @@ impl Shared {
             .as_deref()
             .map(|error| format!("; last failure: {error}"))
             .unwrap_or_default();
-        tonic::Status::unavailable(format!("plugin {:?} is down: {why}{last}", self.name))
+        format!("{why}{last}")
     }
 }
 
 /// A call's way to the serving process, with its generation.
-pub(super) type Routed<'a, T> = std::pin::Pin<
-    Box<dyn std::future::Future<Output = Result<(T, u64), tonic::Status>> + Send + 'a>,
->;
+pub(super) type Routed<'a, T, E> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(T, u64), E>> + Send + 'a>>;
+
+/// How a route reports that the plugin is down, from its name and why.
+pub(super) type DownError<E> = fn(&str, String) -> E;
 
 impl Shared {
     /// Counts a call in and finds it the serving process, waiting for one
     /// (within `deadline`, or the policy's bound) or failing fast as the
     /// policy says; `take` picks what the call needs from it. Every call
     /// counted in is counted out by [`Route::finished`].
-    pub(super) fn route<T: Send + 'static>(
+    pub(super) fn route<T: Send + 'static, E: Send + 'static>(
         &self,
         deadline: Option<Duration>,
         take: fn(Serving) -> T,
-    ) -> Routed<'_, T> {
+        down: DownError<E>,
+    ) -> Routed<'_, T, E> {
         #[cfg(feature = "metrics")]
         self.facade.call_started();
         let now = self.current.borrow().clone();
@@ -179,8 +183,8 @@ impl Shared {
             };
             match (now, self.policy.when_down) {
                 (Current::Up(serving), _) => Ok(routed(serving)),
-                (down @ (Current::CircuitOpen | Current::Stopped), _)
-                | (down, WhenDown::FailFast) => Err(self.unavailable(&down)),
+                (now @ (Current::CircuitOpen | Current::Stopped), _)
+                | (now, WhenDown::FailFast) => Err(down(&self.name, self.down_reason(&now))),
                 (Current::Down, WhenDown::Wait(bound)) => {
                     let wait = deadline.unwrap_or(bound);
                     let up = tokio::time::timeout(
@@ -192,16 +196,13 @@ impl Shared {
                         Ok(Ok(now)) => now.clone(),
                         Ok(Err(_)) => Current::Stopped,
                         Err(_) => {
-                            let status = self.unavailable(&Current::Down);
-                            return Err(tonic::Status::unavailable(format!(
-                                "{} (waited {wait:?})",
-                                status.message()
-                            )));
+                            let why = self.down_reason(&Current::Down);
+                            return Err(down(&self.name, format!("{why} (waited {wait:?})")));
                         }
                     };
                     match now {
                         Current::Up(serving) => Ok(routed(serving)),
-                        other => Err(self.unavailable(&other)),
+                        other => Err(down(&self.name, self.down_reason(&other))),
                     }
                 }
             }
@@ -211,7 +212,11 @@ impl Shared {
 
 impl Route for Shared {
     fn current(&self, deadline: Option<Duration>) -> RouteFuture<'_> {
-        self.route(deadline, |serving| serving.channel)
+        self.route(
+            deadline,
+            |serving| serving.channel,
+            |name, why| tonic::Status::unavailable(format!("plugin {name:?} is down: {why}")),
+        )
     }
 
     fn finished(&self, ticket: Option<u64>, ok: bool, elapsed: Duration) {
