@@ -80,6 +80,17 @@ pub(crate) struct Core {
 /// for no value) and the diagnostics.
 pub(crate) type Outcome = (Option<Vec<u8>>, Diagnostics);
 
+/// The outcome of a value the provider returned: encoded, after checking
+/// that it is wholly known when `known_after` names the step that needs it.
+fn returned(value: &Value, ty: &Type, known_after: Option<&str>) -> Outcome {
+    let mut diags = Diagnostics::new();
+    if let Some(step) = known_after {
+        check_known(value, step, &mut diags);
+    }
+    let bytes = encode(value, ty, &mut diags);
+    (bytes, diags)
+}
+
 fn encode(value: &Value, ty: &Type, diags: &mut Diagnostics) -> Option<Vec<u8>> {
     match cty::msgpack::encode(value, ty) {
         Ok(bytes) => Some(bytes),
@@ -236,11 +247,7 @@ impl Core {
             entry.imp.upgrade(version, json).await
         };
         match result {
-            Ok(value) => {
-                let mut diags = Diagnostics::new();
-                let bytes = encode(&value, &entry.ty, &mut diags);
-                (bytes, diags)
-            }
+            Ok(value) => returned(&value, &entry.ty, None),
             Err(diags) => (None, diags),
         }
     }
@@ -258,12 +265,7 @@ impl Core {
             return (Some(NULL.to_vec()), Diagnostics::new());
         }
         match entry.imp.read(&current).await {
-            Ok(Some(value)) => {
-                let mut diags = Diagnostics::new();
-                check_known(&value, "read", &mut diags);
-                let bytes = encode(&value, &entry.ty, &mut diags);
-                (bytes, diags)
-            }
+            Ok(Some(value)) => returned(&value, &entry.ty, Some("read")),
             Ok(None) => (Some(NULL.to_vec()), Diagnostics::new()),
             // The object is as it was: keep the state.
             Err(diags) => (Some(state.msgpack.clone()).filter(|b| !b.is_empty()), diags),
@@ -359,12 +361,7 @@ impl Core {
             entry.imp.update(request).await
         };
         match result {
-            Ok(value) => {
-                let mut diags = Diagnostics::new();
-                check_known(&value, "apply", &mut diags);
-                let bytes = encode(&value, &entry.ty, &mut diags);
-                (bytes, diags)
-            }
+            Ok(value) => returned(&value, &entry.ty, Some("apply")),
             // A failed create leaves nothing; a failed update the prior state.
             Err(diags) if creating => (Some(NULL.to_vec()), diags),
             Err(diags) => (prior_bytes, diags),
@@ -377,11 +374,7 @@ impl Core {
             Err(diags) => return (None, diags),
         };
         match entry.imp.import(id).await {
-            Ok(value) => {
-                let mut diags = Diagnostics::new();
-                let bytes = encode(&value, &entry.ty, &mut diags);
-                (bytes, diags)
-            }
+            Ok(value) => returned(&value, &entry.ty, None),
             Err(diags) => (None, diags),
         }
     }
@@ -396,12 +389,7 @@ impl Core {
             Err(diags) => return (None, diags),
         };
         match entry.imp.read(&config).await {
-            Ok(value) => {
-                let mut diags = Diagnostics::new();
-                check_known(&value, "reading the data source", &mut diags);
-                let bytes = encode(&value, &entry.ty, &mut diags);
-                (bytes, diags)
-            }
+            Ok(value) => returned(&value, &entry.ty, Some("reading the data source")),
             Err(diags) => (None, diags),
         }
     }
