@@ -366,20 +366,24 @@ async fn socket_group_gets_access_like_go_plugin() {
             0o660,
             "{group}: socket mode"
         );
-        // The host's per-plugin directory and the plugin's own directory.
-        for dir in [
-            socket.parent().unwrap(),
-            socket.parent().unwrap().parent().unwrap(),
-        ] {
-            let meta = std::fs::metadata(dir).unwrap();
-            assert_eq!(meta.gid(), 1, "{group}: {}", dir.display());
-            assert_eq!(
-                meta.permissions().mode() & 0o777,
-                0o770,
-                "{group}: {}",
-                dir.display()
-            );
-        }
+        // The socket sits in the host's per-plugin directory, as go-plugin's do.
+        let dir = socket.parent().unwrap();
+        assert!(
+            dir.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("goplug-"),
+            "{}",
+            socket.display()
+        );
+        let meta = std::fs::metadata(dir).unwrap();
+        assert_eq!(meta.gid(), 1, "{group}: {}", dir.display());
+        assert_eq!(
+            meta.permissions().mode() & 0o777,
+            0o770,
+            "{group}: {}",
+            dir.display()
+        );
         assert!(client.shutdown().await.graceful);
         s.assert_clean().await;
     }
@@ -393,14 +397,18 @@ async fn sockets_are_private_without_a_group() {
     let goplug::handshake::PluginAddress::Unix(socket) = client.address().clone() else {
         panic!("expected a unix socket");
     };
-    // Both directories on the way to the socket are owner-only.
-    for dir in [
-        socket.parent().unwrap(),
-        socket.parent().unwrap().parent().unwrap(),
-    ] {
-        let mode = std::fs::metadata(dir).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o700, "{}", dir.display());
-    }
+    // The socket sits in the host's per-plugin directory, owner-only.
+    let dir = socket.parent().unwrap();
+    assert!(
+        dir.file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("goplug-"),
+        "{}",
+        socket.display()
+    );
+    let mode = std::fs::metadata(dir).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700, "{}", dir.display());
     assert!(client.shutdown().await.graceful);
     s.assert_clean().await;
 }

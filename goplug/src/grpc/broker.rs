@@ -30,7 +30,7 @@ use crate::protocol::handshake::PluginAddress;
 use crate::sync::lock;
 use crate::transport::AddrTranslator;
 use crate::transport::dial::{self as connect, TlsConnect};
-use crate::transport::listen::bind_unix_in;
+use crate::transport::listen::{SocketBase, bind_unix_in};
 use crate::transport::mux::Muxer;
 
 /// go-plugin's broker timeouts: waiting for a connection's address, and
@@ -56,8 +56,7 @@ struct Inner {
     /// Announcements and dials, under one lock so an announcement that
     /// races a dial is never parked where the dial already looked.
     rendezvous: Mutex<Rendezvous>,
-    socket_base: PathBuf,
-    socket_group: Option<nix::unistd::Gid>,
+    socket_base: SocketBase,
     tls: Option<BrokerTls>,
     closed: CancellationToken,
     /// Host side: the runner's address translation.
@@ -110,8 +109,7 @@ impl GrpcBroker {
     /// A broker whose announcements go out on `outgoing`.
     pub(crate) fn new(
         outgoing: mpsc::Sender<pb::ConnInfo>,
-        socket_base: PathBuf,
-        socket_group: Option<nix::unistd::Gid>,
+        socket_base: SocketBase,
         tls: Option<BrokerTls>,
         closed: CancellationToken,
     ) -> Self {
@@ -121,7 +119,6 @@ impl GrpcBroker {
                 outgoing,
                 rendezvous: Mutex::new(Rendezvous::default()),
                 socket_base,
-                socket_group,
                 tls,
                 closed,
                 translator: None,
@@ -186,7 +183,7 @@ impl GrpcBroker {
         if let Some(mux) = self.muxer(id).await? {
             return Ok(self.accept_and_serve_mux(mux, id, service));
         }
-        let listener = bind_unix_in(&self.inner.socket_base, self.inner.socket_group)?;
+        let listener = bind_unix_in(&self.inner.socket_base)?;
         let local = listener.address()?;
         let address = match &self.inner.translator {
             Some(translator) => translator.host_to_plugin(local),
@@ -433,8 +430,11 @@ mod tests {
         let (outgoing, _) = mpsc::channel(1);
         GrpcBroker::new(
             outgoing,
-            std::env::temp_dir(),
-            None,
+            SocketBase {
+                dir: std::env::temp_dir(),
+                group: None,
+                private: false,
+            },
             None,
             CancellationToken::new(),
         )

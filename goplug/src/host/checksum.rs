@@ -52,12 +52,31 @@ fn hash(reader: &mut impl Read) -> std::io::Result<Checksum> {
 pub(crate) struct Verified {
     file: File,
     command: std::process::Command,
+    /// The program's own name, `argv[0]` of `/proc/self/fd/N`.
+    arg0: std::ffi::OsString,
+    /// The descriptor stays open across exec (a script), through a
+    /// `pre_exec` hook on `command`.
+    keeps_descriptor_open: bool,
+}
+
+/// A verified command, ready to spawn.
+#[derive(Debug)]
+pub(crate) struct VerifiedParts {
+    pub(crate) command: std::process::Command,
+    /// Must stay open until the plugin is spawned.
+    pub(crate) file: File,
+    pub(crate) arg0: std::ffi::OsString,
+    pub(crate) needs_fork: bool,
 }
 
 impl Verified {
-    /// The command, and the file that must stay open until it is spawned.
-    pub(crate) fn into_parts(self) -> (std::process::Command, File) {
-        (self.command, self.file)
+    pub(crate) fn into_parts(self) -> VerifiedParts {
+        VerifiedParts {
+            command: self.command,
+            file: self.file,
+            arg0: self.arg0,
+            needs_fork: self.keeps_descriptor_open,
+        }
     }
 }
 
@@ -103,12 +122,15 @@ pub(crate) fn verify(command: &std::process::Command, expected: &Checksum) -> Re
     if let Some(dir) = command.get_current_dir() {
         verified.current_dir(dir);
     }
-    if is_script(&file) {
+    let keeps_descriptor_open = is_script(&file);
+    if keeps_descriptor_open {
         keep_open_across_exec(&mut verified, fd);
     }
     Ok(Verified {
         file,
         command: verified,
+        arg0: command.get_program().to_owned(),
+        keeps_descriptor_open,
     })
 }
 

@@ -96,8 +96,11 @@ impl Connected {
         let (broker_tx, broker_rx) = tokio::sync::mpsc::channel(16);
         let broker = GrpcBroker::new(
             broker_tx,
-            socket_dir.path().to_path_buf(),
-            socket_group,
+            crate::transport::listen::SocketBase {
+                dir: socket_dir.path().to_path_buf(),
+                group: socket_group,
+                private: true,
+            },
             broker_tls,
             broker_closed.clone(),
         )

@@ -94,7 +94,7 @@ pub(super) async fn launch(plan: LaunchPlan) -> Result<Client> {
         .transpose()?;
     let program = process::program_of(&command);
     // Before anything else: a binary that fails its check never runs.
-    let (command, _verified_file) = match checksum {
+    let (command, _verified_file, arg0, mut needs_fork) = match checksum {
         Some(expected) => {
             if let Some(shell) = program::shell_of(&command) {
                 tracing::warn!(
@@ -105,10 +105,15 @@ pub(super) async fn launch(plan: LaunchPlan) -> Result<Client> {
             if let Some(hook) = checksum_verified_hook {
                 hook(&program);
             }
-            let (command, file) = verified.into_parts();
-            (command, Some(file))
+            let parts = verified.into_parts();
+            (
+                parts.command,
+                Some(parts.file),
+                Some(parts.arg0),
+                parts.needs_fork,
+            )
         }
-        None => (command, None),
+        None => (command, None, None, false),
     };
     let offered: Vec<u32> = versions.keys().copied().collect();
 
@@ -197,6 +202,7 @@ pub(super) async fn launch(plan: LaunchPlan) -> Result<Client> {
                 socket_dir: socket_dir.path().to_path_buf(),
                 temp_dir,
             };
+            needs_fork = true;
             Some(sandbox.confine(&mut command, &paths)?)
         }
         None => None,
@@ -206,6 +212,8 @@ pub(super) async fn launch(plan: LaunchPlan) -> Result<Client> {
         program: program.clone(),
         socket_dir: socket_dir.path().to_path_buf(),
         env: own_env,
+        arg0,
+        needs_fork,
     };
     let launched = match tokio::time::timeout_at(deadline, runner.start(launch)).await {
         Ok(Ok(launched)) => launched,

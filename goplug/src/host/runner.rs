@@ -18,8 +18,9 @@ use std::process::{ExitStatus, Stdio};
 use tokio::io::AsyncRead;
 
 use crate::protocol::handshake::PluginAddress;
-use crate::sys::launcher::{detach_on_exec, die_with_host, spawn_on_launcher_thread};
+use crate::sys::launcher::{detach_on_exec, die_with_host, on_launcher_thread};
 use crate::sys::proc::kill_descendants;
+use crate::sys::spawn::{SpawnRequest, SpawnedChild};
 
 /// A boxed, sendable future, as the runner traits return.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -43,6 +44,12 @@ pub struct Launch {
     /// go-plugin's, without the host's environment. A runner that starts
     /// the plugin elsewhere passes these.
     pub env: Vec<(OsString, OsString)>,
+    /// `argv[0]` when it is not the command's program (a checksummed
+    /// plugin runs as `/proc/self/fd/N` under its own name).
+    pub(crate) arg0: Option<OsString>,
+    /// goplug added `pre_exec` hooks to `command` (the sandbox, a
+    /// checksummed script's descriptor): only a fork runs them.
+    pub(crate) needs_fork: bool,
 }
 
 /// A started plugin: its output pipes and the handle that watches and stops it.
@@ -155,10 +162,18 @@ pub trait RunningPlugin: Send + Sync + fmt::Debug + 'static {
 ///
 /// [`keep_running`](Self::keep_running) turns both off and puts the plugin
 /// in its own session, so it can outlive its host and be reattached.
+///
+/// The plugin is started the way `posix_spawn` and Go's `os/exec` start
+/// processes (`clone(CLONE_VM | CLONE_VFORK)`): the host's memory is not
+/// copied, so a host with a large heap or many plugins starts them as fast
+/// as a small one. This uses the command's program, arguments, environment
+/// and working directory; for its other `CommandExt` settings (uid, gid,
+/// `pre_exec` hooks, `arg0`), see [`fork_exec`](Self::fork_exec).
 #[derive(Clone, Debug, Default)]
 pub struct LocalRunner {
     keep_running: bool,
     process_group: Option<bool>,
+    fork_exec: bool,
 }
 
 impl LocalRunner {
@@ -183,6 +198,18 @@ impl LocalRunner {
         self
     }
 
+    /// Starts the plugin with std's `Command::spawn` (fork, then exec), so
+    /// that every `CommandExt` setting of the command applies: uid, gid,
+    /// groups, `pre_exec` hooks, `arg0`. Slower for a large host: fork
+    /// copies its page tables and each page it writes afterwards takes a
+    /// copy-on-write fault. Plugins that keep running are always started
+    /// this way.
+    #[must_use]
+    pub fn fork_exec(mut self, fork: bool) -> Self {
+        self.fork_exec = fork;
+        self
+    }
+
     fn wants_own_group(&self) -> bool {
         self.process_group
             .unwrap_or_else(|| !std::io::IsTerminal::is_terminal(&std::io::stdin()))
@@ -196,9 +223,82 @@ impl Runner for LocalRunner {
 }
 
 async fn spawn_local(runner: LocalRunner, launch: Launch) -> io::Result<Started> {
+    if !runner.keep_running && !runner.fork_exec && !launch.needs_fork {
+        match spawn_without_fork(&runner, &launch).await {
+            Err(e) if e.kind() == io::ErrorKind::Unsupported => {
+                tracing::debug!("starting the plugin with fork: {e}");
+            }
+            started => return started,
+        }
+    }
+    spawn_with_fork(runner, launch).await
+}
+
+/// The plugin started by `sys::spawn` on the launcher thread.
+async fn spawn_without_fork(runner: &LocalRunner, launch: &Launch) -> io::Result<Started> {
+    let command = &launch.command;
+    let program = super::program::resolve_program(command.get_program()).ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("{:?} is in no PATH directory", command.get_program()),
+        )
+    })?;
+    let arg0 = launch
+        .arg0
+        .clone()
+        .unwrap_or_else(|| command.get_program().to_owned());
+    let args: Vec<OsString> = command.get_args().map(ToOwned::to_owned).collect();
+    let env: Vec<(OsString, OsString)> = command
+        .get_envs()
+        .filter_map(|(key, value)| Some((key.to_owned(), value?.to_owned())))
+        .collect();
+    let current_dir = command.get_current_dir().map(ToOwned::to_owned);
+    let own_group = runner.wants_own_group();
+    let child: SpawnedChild = on_launcher_thread(move || {
+        crate::sys::spawn::spawn(&SpawnRequest {
+            program: &program,
+            arg0: &arg0,
+            args: args.iter().map(OsString::as_os_str).collect(),
+            env: &env,
+            current_dir: current_dir.as_deref(),
+            own_process_group: own_group,
+            die_with_host: true,
+        })
+    })
+    .await?;
+    let SpawnedChild {
+        pid,
+        pidfd,
+        stdout,
+        stderr,
+    } = child;
+    let plugin = LocalPlugin {
+        pid: pid.as_raw_nonzero().get().unsigned_abs(),
+        pidfd: Some(pidfd),
+        own_group,
+        keep_running: false,
+        child: Child::Cloned {
+            pid,
+            reaped: std::sync::atomic::AtomicBool::new(false),
+        },
+    };
+    let stdout = tokio::net::unix::pipe::Receiver::from_owned_fd(stdout)?;
+    let stderr = tokio::net::unix::pipe::Receiver::from_owned_fd(stderr)?;
+    Ok(Started::new(
+        Box::new(stdout),
+        Box::new(stderr),
+        Box::new(plugin),
+    ))
+}
+
+/// The plugin started by std's fork and exec, with `pre_exec` hooks.
+async fn spawn_with_fork(runner: LocalRunner, launch: Launch) -> io::Result<Started> {
     use std::os::unix::process::CommandExt;
     let own_group = runner.wants_own_group();
     let mut command = launch.command;
+    if let Some(arg0) = &launch.arg0 {
+        command.arg0(arg0);
+    }
     command
         .stdin(Stdio::inherit())
         .stdout(Stdio::piped())
@@ -216,7 +316,7 @@ async fn spawn_local(runner: LocalRunner, launch: Launch) -> io::Result<Started>
     let mut child = if runner.keep_running {
         command.spawn()?
     } else {
-        spawn_on_launcher_thread(command).await?
+        on_launcher_thread(move || command.spawn()).await?
     };
     let pid = child.id().unwrap_or_default();
     // Opened before anyone can reap the child, so it names this process.
@@ -235,9 +335,21 @@ async fn spawn_local(runner: LocalRunner, launch: Launch) -> io::Result<Started>
             pidfd,
             own_group: own_group && !runner.keep_running,
             keep_running: runner.keep_running,
-            child: tokio::sync::Mutex::new(Some(child)),
+            child: Child::Forked(Box::new(tokio::sync::Mutex::new(Some(child)))),
         }),
     ))
+}
+
+/// How the host waits for its child.
+#[derive(Debug)]
+enum Child {
+    /// Forked by tokio, which reaps it.
+    Forked(Box<tokio::sync::Mutex<Option<tokio::process::Child>>>),
+    /// Started by `sys::spawn`: reaped here, after its pidfd reports the exit.
+    Cloned {
+        pid: rustix::process::Pid,
+        reaped: std::sync::atomic::AtomicBool,
+    },
 }
 
 /// A child process of the host.
@@ -248,7 +360,7 @@ struct LocalPlugin {
     pidfd: Option<std::os::fd::OwnedFd>,
     own_group: bool,
     keep_running: bool,
-    child: tokio::sync::Mutex<Option<tokio::process::Child>>,
+    child: Child,
 }
 
 impl RunningPlugin for LocalPlugin {
@@ -262,15 +374,38 @@ impl RunningPlugin for LocalPlugin {
 
     fn wait(&self) -> BoxFuture<'_, PluginExit> {
         Box::pin(async move {
-            let mut child = self.child.lock().await;
-            let Some(child) = child.as_mut() else {
-                return PluginExit::Gone;
-            };
-            match child.wait().await {
-                Ok(status) => PluginExit::Exited(status),
-                Err(e) => {
-                    tracing::warn!("waiting for the plugin process failed: {e}");
-                    PluginExit::Gone
+            match &self.child {
+                Child::Forked(child) => {
+                    let mut child = child.lock().await;
+                    let Some(child) = child.as_mut() else {
+                        return PluginExit::Gone;
+                    };
+                    match child.wait().await {
+                        Ok(status) => PluginExit::Exited(status),
+                        Err(e) => {
+                            tracing::warn!("waiting for the plugin process failed: {e}");
+                            PluginExit::Gone
+                        }
+                    }
+                }
+                Child::Cloned { pid, reaped } => {
+                    let exited = match self.pidfd.as_ref().map(|fd| fd.try_clone()) {
+                        Some(Ok(pidfd)) => crate::sys::pidfd::pidfd_exited(pidfd).await,
+                        Some(Err(e)) => Err(e),
+                        None => Err(io::Error::other("no pidfd")),
+                    };
+                    if let Err(e) = &exited {
+                        tracing::debug!("watching the plugin's pidfd failed, polling instead: {e}");
+                    }
+                    loop {
+                        match reap(*pid, reaped) {
+                            Reaped::Exited(status) => return PluginExit::Exited(status),
+                            Reaped::Gone => return PluginExit::Gone,
+                            Reaped::Running => {
+                                tokio::time::sleep(crate::sys::pidfd::POLL_INTERVAL).await;
+                            }
+                        }
+                    }
                 }
             }
         })
@@ -291,7 +426,8 @@ impl RunningPlugin for LocalPlugin {
             }
             // Without pidfds (old kernels) the watcher's tokio child kills it.
             None => {
-                if let Ok(mut child) = self.child.try_lock()
+                if let Child::Forked(child) = &self.child
+                    && let Ok(mut child) = child.try_lock()
                     && let Some(child) = child.as_mut()
                 {
                     let _ = child.start_kill();
@@ -316,6 +452,43 @@ impl RunningPlugin for LocalPlugin {
     fn diagnose(&self) -> Option<String> {
         self.keep_running
             .then(|| "the plugin was started to keep running after the host exits".to_owned())
+    }
+}
+
+impl Drop for LocalPlugin {
+    fn drop(&mut self) {
+        // tokio reaps the children it forked; a cloned child that has
+        // exited but was never waited for is reaped here, without blocking.
+        if let Child::Cloned { pid, reaped } = &self.child {
+            let _ = reap(*pid, reaped);
+        }
+    }
+}
+
+/// What waiting for a cloned child without blocking found.
+enum Reaped {
+    Exited(ExitStatus),
+    Running,
+    /// Reaped before, or waiting failed.
+    Gone,
+}
+
+/// Reaps the cloned child `pid` if it has exited, once.
+fn reap(pid: rustix::process::Pid, reaped: &std::sync::atomic::AtomicBool) -> Reaped {
+    use std::os::unix::process::ExitStatusExt;
+    if reaped.load(std::sync::atomic::Ordering::Acquire) {
+        return Reaped::Gone;
+    }
+    match rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::NOHANG) {
+        Ok(Some((_, status))) => {
+            reaped.store(true, std::sync::atomic::Ordering::Release);
+            Reaped::Exited(ExitStatus::from_raw(status.as_raw()))
+        }
+        Ok(None) => Reaped::Running,
+        Err(e) => {
+            tracing::warn!("reaping the plugin process failed: {e}");
+            Reaped::Gone
+        }
     }
 }
 

@@ -5,40 +5,30 @@
 use crate::error::{Error, Result};
 use crate::sys::group::GroupShareError;
 
-/// The host's private directory for the plugin's sockets.
+/// The host's private directory for the plugin's sockets: one this host
+/// made, or one it took over from the host that launched the plugin.
+/// Removed when dropped, unless kept.
 #[derive(Debug)]
-pub(super) struct SocketDir(Option<Owned>);
-
-/// A directory this host made, or one it took over from the host that
-/// launched the plugin.
-#[derive(Debug)]
-enum Owned {
-    Made(tempfile::TempDir),
-    Adopted(std::path::PathBuf),
-}
-
-impl Owned {
-    fn path(&self) -> &std::path::Path {
-        match self {
-            Self::Made(dir) => dir.path(),
-            Self::Adopted(dir) => dir,
-        }
-    }
-
-    fn close(self) -> std::io::Result<()> {
-        match self {
-            Self::Made(dir) => dir.close(),
-            Self::Adopted(dir) => std::fs::remove_dir_all(dir),
-        }
-    }
-}
+pub(super) struct SocketDir(Option<std::path::PathBuf>);
 
 impl Drop for SocketDir {
     fn drop(&mut self) {
-        // A made directory removes itself when dropped.
-        if let Some(Owned::Adopted(dir)) = self.0.take() {
-            let _ = std::fs::remove_dir_all(dir);
+        if let Some(dir) = self.0.take()
+            && let Err(e) = remove(&dir)
+        {
+            tracing::debug!("removing the plugin's socket directory: {e}");
         }
+    }
+}
+
+/// Removes `dir`. The plugin has usually removed its sockets already, so
+/// one `rmdir` does: it needs no descriptor, so it works even when the
+/// host ran out of them (which may be why the plugin failed to start).
+fn remove(dir: &std::path::Path) -> std::io::Result<()> {
+    match std::fs::remove_dir(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(_) => std::fs::remove_dir_all(dir),
     }
 }
 
@@ -53,34 +43,29 @@ impl SocketDir {
                 context: "creating the plugin's socket directory",
                 error: source,
             })?;
+        let dir = Self(Some(dir.keep()));
         if let Some(group) = group {
             share_with_group(dir.path(), group)?;
         }
-        Ok(Self(Some(Owned::Made(dir))))
+        Ok(dir)
     }
 
     /// Takes over the directory of a plugin another host launched.
     pub(super) fn adopt(dir: std::path::PathBuf) -> Self {
-        Self(Some(Owned::Adopted(dir)))
+        Self(Some(dir))
     }
 
     pub(super) fn path(&self) -> &std::path::Path {
-        self.0
-            .as_ref()
-            .map_or(std::path::Path::new(""), Owned::path)
+        self.0.as_deref().unwrap_or(std::path::Path::new(""))
     }
 
     /// Leaves the directory in place for a plugin that outlives the host.
     pub(super) fn keep(mut self) {
-        if let Some(Owned::Made(dir)) = self.0.take() {
-            let _ = dir.keep();
-        }
+        self.0.take();
     }
 
-    pub(super) fn remove(mut self) {
-        if let Some(Err(e)) = self.0.take().map(Owned::close) {
-            tracing::debug!("removing the plugin's socket directory: {e}");
-        }
+    pub(super) fn remove(self) {
+        drop(self);
     }
 }
 

@@ -199,7 +199,7 @@ async fn bind(
         }
         None => (None, None),
     };
-    let (socket_base, socket_group) = crate::transport::listen::socket_location()?;
+    let socket_base = crate::transport::listen::socket_location()?;
     let (broker_tx, broker_rx) = mpsc::channel(16);
     // go-plugin's asymmetry: any non-empty PLUGIN_MULTIPLEX_GRPC gets
     // `|true` in the handshake, only a Go boolean true turns muxing on.
@@ -207,14 +207,8 @@ async fn bind(
     let announce_multiplex = launched && !multiplex_env.is_empty();
     let multiplex = launched && parse_go_bool(&multiplex_env) == Some(true);
     let (mux_tx, mux_rx) = watch::channel(None);
-    let broker = GrpcBroker::new(
-        broker_tx,
-        socket_base,
-        socket_group,
-        broker_tls,
-        shutdown.clone(),
-    )
-    .with_mux((multiplex && protocol == Protocol::Grpc).then_some(mux_rx));
+    let broker = GrpcBroker::new(broker_tx, socket_base, broker_tls, shutdown.clone())
+        .with_mux((multiplex && protocol == Protocol::Grpc).then_some(mux_rx));
     let serving = match protocol {
         Protocol::NetRpc => Serving::NetRpc((
             Arc::new(plugins.netrpc.into_iter().collect()),

@@ -1,6 +1,6 @@
 //! Starting plugin processes so that they die with their host: the
 //! parent-death signal, a session of their own for plugins that outlive
-//! the host, and the one thread every plugin is forked from.
+//! the host, and the one thread every plugin is started from.
 
 use std::io;
 use std::sync::Mutex;
@@ -46,10 +46,10 @@ pub(crate) fn detach_on_exec(command: &mut std::process::Command) {
 
 type LaunchJob = Box<dyn FnOnce() + Send>;
 
-/// The thread every plugin with a parent-death signal is forked from.
+/// The thread every plugin with a parent-death signal is started from.
 ///
-/// Linux delivers the parent-death signal when the *thread* that forked
-/// the child exits, not the process. Forking from a tokio worker or a
+/// Linux delivers the parent-death signal when the *thread* that started
+/// the child exits, not the process. Starting it from a tokio worker or a
 /// blocking-pool thread would kill plugins whenever the pool retires that
 /// thread; one thread that lives as long as the process makes the signal
 /// mean "the host died". It is the one process-wide item in goplug, and
@@ -75,16 +75,17 @@ fn launcher() -> io::Result<std_mpsc::Sender<LaunchJob>> {
     Ok(sender)
 }
 
-pub(crate) async fn spawn_on_launcher_thread(
-    mut command: tokio::process::Command,
-) -> io::Result<tokio::process::Child> {
+/// Runs `job` (a spawn) on the launcher thread and returns what it
+/// returned; `tokio::process` children register with the caller's runtime.
+pub(crate) async fn on_launcher_thread<T: Send + 'static>(
+    job: impl FnOnce() -> io::Result<T> + Send + 'static,
+) -> io::Result<T> {
     let runtime = tokio::runtime::Handle::current();
     let (done, result) = tokio::sync::oneshot::channel();
     launcher()?
         .send(Box::new(move || {
-            // tokio registers the child with this runtime's reaper.
             let _entered = runtime.enter();
-            let _ = done.send(command.spawn());
+            let _ = done.send(job());
         }))
         .map_err(|_| io::Error::other("the plugin launcher thread is gone"))?;
     tokio::time::timeout(Duration::from_secs(30), result)

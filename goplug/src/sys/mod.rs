@@ -11,3 +11,5 @@ pub(crate) mod pidfd;
 pub(crate) mod proc;
 #[cfg(all(feature = "host", target_os = "linux"))]
 pub(crate) mod sandbox;
+#[cfg(all(feature = "host", target_os = "linux"))]
+pub(crate) mod spawn;

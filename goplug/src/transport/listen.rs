@@ -35,14 +35,14 @@ pub enum Transport {
     Tcp,
 }
 
-/// A bound listener. For Unix sockets it owns the private directory, which
-/// is removed (with the socket) when this is dropped.
+/// A bound listener. A Unix socket is removed (with its private directory,
+/// when it has one) when this is dropped.
 #[derive(Debug)]
 pub(crate) enum BoundListener {
     Unix {
         listener: UnixListener,
         path: PathBuf,
-        dir: tempfile::TempDir,
+        cleanup: SocketCleanup,
     },
     #[cfg_attr(
         not(feature = "plugin"),
@@ -76,60 +76,137 @@ impl BoundListener {
     }
 }
 
+/// What is removed once a Unix listener is done.
+#[derive(Debug)]
+pub(crate) enum SocketCleanup {
+    /// The socket, in a directory private to this host and plugin.
+    Socket(tempfile::TempPath),
+    /// The private directory made for the socket in a shared one.
+    Directory(tempfile::TempDir),
+}
+
+impl SocketCleanup {
+    pub(crate) fn close(self) -> std::io::Result<()> {
+        match self {
+            Self::Socket(path) => path.close(),
+            Self::Directory(dir) => dir.close(),
+        }
+    }
+}
+
+/// The directory sockets go in, the group they are shared with, and
+/// whether the directory is private to this host and plugin.
+#[derive(Clone, Debug)]
+pub(crate) struct SocketBase {
+    pub(crate) dir: PathBuf,
+    pub(crate) group: Option<Gid>,
+    /// A host's directory for this plugin (`PLUGIN_UNIX_SOCKET_DIR`):
+    /// sockets go straight in it, as go-plugin's do. The shared temp dir
+    /// gets a private directory per socket instead.
+    pub(crate) private: bool,
+}
+
 #[cfg(feature = "plugin")]
 /// Where a plugin puts its sockets: `PLUGIN_UNIX_SOCKET_DIR` (or the temp
 /// dir), shared with `PLUGIN_UNIX_SOCKET_GROUP` when that is set.
-pub(crate) fn socket_location() -> Result<(PathBuf, Option<Gid>)> {
-    let base = std::env::var_os(env::PLUGIN_UNIX_SOCKET_DIR)
-        .filter(|dir| !dir.is_empty())
-        .map_or_else(std::env::temp_dir, PathBuf::from);
+pub(crate) fn socket_location() -> Result<SocketBase> {
+    let given = std::env::var_os(env::PLUGIN_UNIX_SOCKET_DIR).filter(|dir| !dir.is_empty());
+    let private = given.is_some();
+    let dir = given.map_or_else(std::env::temp_dir, PathBuf::from);
     let group = std::env::var(env::PLUGIN_UNIX_SOCKET_GROUP)
         .ok()
         .filter(|g| !g.is_empty())
         .map(|g| resolve_group(&g))
         .transpose()?;
-    Ok((base, group))
+    Ok(SocketBase {
+        dir,
+        group,
+        private,
+    })
 }
 
 #[cfg(feature = "plugin")]
 fn bind_unix() -> Result<BoundListener> {
-    let (base, group) = socket_location()?;
-    bind_unix_in(&base, group)
+    bind_unix_in(&socket_location()?)
 }
 
-/// A Unix socket in a new private directory under `base`.
-pub(crate) fn bind_unix_in(base: &Path, group: Option<Gid>) -> Result<BoundListener> {
+/// A Unix socket named `plugin*` in `base`: straight in it when it is
+/// private, else in a new private directory under it.
+pub(crate) fn bind_unix_in(base: &SocketBase) -> Result<BoundListener> {
+    if base.private {
+        return bind_in_private_dir(base);
+    }
     // Owner only, unless PLUGIN_UNIX_SOCKET_GROUP opens it below.
     let dir = tempfile::Builder::new()
         .prefix("plugin")
         .permissions(std::fs::Permissions::from_mode(0o700))
-        .tempdir_in(base)
+        .tempdir_in(&base.dir)
         .map_err(|e| {
             Error::listen(
-                format!("creating a socket directory in {}", base.display()),
+                format!("creating a socket directory in {}", base.dir.display()),
                 Some(e.into()),
             )
         })?;
     let path = dir.path().join("plugin.sock");
-    let len = path.as_os_str().len();
-    if len > MAX_SOCKET_PATH {
-        return Err(Error::SocketPathTooLong {
-            path,
-            len,
-            limit: MAX_SOCKET_PATH,
-        });
-    }
+    check_length(&path)?;
     let listener = UnixListener::bind(&path)
         .map_err(|e| Error::listen(format!("binding {}", path.display()), Some(e.into())))?;
-    if let Some(gid) = group {
+    if let Some(gid) = base.group {
         share(dir.path(), 0o770, gid)?;
         share(&path, 0o660, gid)?;
     }
     Ok(BoundListener::Unix {
         listener,
         path,
-        dir,
+        cleanup: SocketCleanup::Directory(dir),
     })
+}
+
+/// Binds a new, randomly named socket in a private directory: bind
+/// creates the file, so a name taken meanwhile is just tried again.
+fn bind_in_private_dir(base: &SocketBase) -> Result<BoundListener> {
+    // The longest name tempfile makes: prefix and six random characters.
+    check_length(&base.dir.join("plugin000000"))?;
+    let socket = tempfile::Builder::new()
+        .prefix("plugin")
+        .rand_bytes(6)
+        .make_in(&base.dir, |path| {
+            UnixListener::bind(path).map_err(|e| match e.kind() {
+                // Another socket by that name: tempfile tries another name.
+                std::io::ErrorKind::AddrInUse => {
+                    std::io::Error::new(std::io::ErrorKind::AlreadyExists, e)
+                }
+                _ => e,
+            })
+        })
+        .map_err(|e| {
+            Error::listen(
+                format!("binding a socket in {}", base.dir.display()),
+                Some(e.into()),
+            )
+        })?;
+    let (listener, temp_path) = socket.into_parts();
+    let path = temp_path.to_path_buf();
+    if let Some(gid) = base.group {
+        share(&path, 0o660, gid)?;
+    }
+    Ok(BoundListener::Unix {
+        listener,
+        path,
+        cleanup: SocketCleanup::Socket(temp_path),
+    })
+}
+
+fn check_length(path: &Path) -> Result<()> {
+    let len = path.as_os_str().len();
+    if len > MAX_SOCKET_PATH {
+        return Err(Error::SocketPathTooLong {
+            path: path.to_path_buf(),
+            len,
+            limit: MAX_SOCKET_PATH,
+        });
+    }
+    Ok(())
 }
 
 #[cfg(feature = "plugin")]

@@ -79,13 +79,13 @@ pub(crate) async fn serve_listener(
         BoundListener::Unix {
             listener,
             path,
-            dir,
+            cleanup,
         } => {
             let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
             let result = serve_on(server, incoming, tls, shutdown).await;
             drop(path);
-            if let Err(e) = dir.close() {
-                tracing::debug!("removing the socket directory: {e}");
+            if let Err(e) = cleanup.close() {
+                tracing::debug!("removing the socket: {e}");
             }
             result
         }
