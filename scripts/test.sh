@@ -44,9 +44,10 @@ export GOPLUG_TOFU
 
 # Nothing the tests start may leave a socket or a socket directory behind.
 # go-plugin names a plugin's socket `plugin<digits>` in the temp dir, goplug
-# a directory `plugin<random>` holding `plugin.sock`. The tests run with a
-# TMPDIR of their own, so whatever is left there is this run's, whatever
-# else runs on the machine.
+# a plugin's directory `plugin<random>` (holding `plugin.sock`) and a host's
+# `goplug-<random>` (the harness's are `goplug-test<random>`). The tests run
+# with a TMPDIR of their own, so whatever is left there is this run's,
+# whatever else runs on the machine.
 suite_tmp=$(mktemp -d "${TMPDIR:-/tmp}/goplug-suite.XXXXXX")
 trap 'rm -rf "$suite_tmp"' EXIT
 system_tmp_before=$(find /tmp -maxdepth 1 -name 'plugin*' | sort)
@@ -55,12 +56,12 @@ echo "==> cargo test (TMPDIR=$suite_tmp)"
 status=0
 TMPDIR="$suite_tmp" cargo test --workspace --locked "$@" || status=$?
 
-leaked=$(find "$suite_tmp" -maxdepth 1 -name 'plugin*' | sort)
+leaked=$(find "$suite_tmp" -mindepth 1 -maxdepth 1 \( -name 'plugin*' -o -name 'goplug-*' \) | sort)
 if [ -n "$leaked" ]; then
-    echo "scripts/test.sh: the tests left go-plugin/goplug sockets in their temp dir" \
-        "(a plugin killed, or one that never removes its socket; give the" \
-        "host that started it a TMPDIR the test removes):" >&2
-    find "$suite_tmp" -maxdepth 2 -name 'plugin*' -printf '  %p\n' >&2
+    echo "scripts/test.sh: the tests left go-plugin/goplug sockets or socket directories" \
+        "in their TMPDIR (a killed plugin or host, or a multiplexed Go plugin, which never" \
+        "removes its socket: start the host with a TMPDIR the test removes):" >&2
+    echo "$leaked" | sed 's/^/  /' >&2
     [ "$status" -ne 0 ] || status=1
 fi
 # A process that ignores TMPDIR would write to /tmp itself. What appeared
