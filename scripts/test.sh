@@ -7,6 +7,7 @@
 #   - OpenTofu v1.6.3, built once into ~/.cache/goplug (scripts/tofu.sh)
 # Needs: cargo, go (>= 1.25; >= 1.26.8 for tests/tf_host's time provider),
 # python3 (>= 3.10).
+# Fails too when the tests leave a plugin's socket in their temp dir.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -41,5 +42,35 @@ echo "==> OpenTofu v1.6.3 (scripts/tofu.sh)"
 GOPLUG_TOFU=$(bash scripts/tofu.sh)
 export GOPLUG_TOFU
 
-echo "==> cargo test"
-cargo test --workspace --locked "$@"
+# Nothing the tests start may leave a socket or a socket directory behind.
+# go-plugin names a plugin's socket `plugin<digits>` in the temp dir, goplug
+# a plugin's directory `plugin<random>` (holding `plugin.sock`) and a host's
+# `goplug-<random>` (the harness's are `goplug-test<random>`). The tests run
+# with a TMPDIR of their own, so whatever is left there is this run's,
+# whatever else runs on the machine.
+suite_tmp=$(mktemp -d "${TMPDIR:-/tmp}/goplug-suite.XXXXXX")
+trap 'rm -rf "$suite_tmp"' EXIT
+system_tmp_before=$(find /tmp -maxdepth 1 -name 'plugin*' | sort)
+
+echo "==> cargo test (TMPDIR=$suite_tmp)"
+status=0
+TMPDIR="$suite_tmp" cargo test --workspace --locked "$@" || status=$?
+
+leaked=$(find "$suite_tmp" -mindepth 1 -maxdepth 1 \( -name 'plugin*' -o -name 'goplug-*' \) | sort)
+if [ -n "$leaked" ]; then
+    echo "scripts/test.sh: the tests left go-plugin/goplug sockets or socket directories" \
+        "in their TMPDIR (a killed plugin or host, or a multiplexed Go plugin, which never" \
+        "removes its socket: start the host with a TMPDIR the test removes):" >&2
+    echo "$leaked" | sed 's/^/  /' >&2
+    [ "$status" -ne 0 ] || status=1
+fi
+# A process that ignores TMPDIR would write to /tmp itself. What appeared
+# there may be another program's, so it is named, not failed on.
+system_tmp_new=$(comm -13 <(echo "$system_tmp_before") \
+    <(find /tmp -maxdepth 1 -name 'plugin*' | sort) | sed '/^$/d')
+if [ -n "$system_tmp_new" ]; then
+    echo "scripts/test.sh: note: new /tmp/plugin* entries during the run (this suite's" \
+        "or another program's):" >&2
+    echo "$system_tmp_new" | sed 's/^/  /' >&2
+fi
+exit "$status"

@@ -399,13 +399,20 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for PluginLogs {
 
 /// Runs go-plugin's host (`interop/go`'s `probe-host`) against the plugin
 /// command `plugin` (run with `sh -c`) in `dir`, and returns its JSON report.
+///
+/// `dir` is its `TMPDIR` too: go-plugin's host gives a plugin no socket
+/// directory, so the plugin's socket lands there, and stays there when the
+/// host kills the plugin (a refused handshake) or the plugin is a Go one
+/// with a multiplexed broker (go-plugin never removes that socket). The
+/// caller removes `dir`.
 pub fn probe_host(plugin: &str, flags: &[&str], dir: &Path) -> serde_json::Value {
     let output = run_with_timeout(
         Command::new(go_bin("probe-host"))
             .arg("-cmd")
             .arg(plugin)
             .args(flags)
-            .current_dir(dir),
+            .current_dir(dir)
+            .env("TMPDIR", dir),
         Duration::from_secs(60),
     );
     assert!(output.status.success(), "probe-host failed: {output:?}");

@@ -33,6 +33,9 @@ fn run(host: &Path, plugin: &Path, multiplex: bool) -> Run {
         Command::new(host)
             .args(["a", "5"])
             .current_dir(dir.path())
+            // go-plugin's host sets no socket directory, and a multiplexed
+            // Go plugin never removes its socket: it goes with `dir`.
+            .env("TMPDIR", dir.path())
             .env("TRACE_PLUGIN", format!("exec '{}'", plugin.display()))
             .env("TRACE_OUT_HOST", &host_out)
             .env("TRACE_OUT_PLUGIN", &plugin_out)
