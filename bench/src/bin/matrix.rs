@@ -1,11 +1,12 @@
 //! The benchmark matrix: every host/plugin pairing of goplug and go-plugin
 //! v1.8 (Go/Go, Go host/Rust plugin, Rust host/Go plugin, Rust/Rust) under
 //! every workload of the `bench-host` programs, over gRPC and net/rpc, plus
-//! the floor of the machine (raw Unix-socket ping-pong, spawn+wait of a
-//! trivial binary). Writes a Markdown section with ratios to Go/Go.
+//! the floor of the machine (raw Unix-socket ping-pong, blocking and
+//! spinning; spawn+wait of a trivial binary). Writes a Markdown section with
+//! ratios to Go/Go and the issue's targets.
 //!
 //! Run through `scripts/bench.sh`:
-//! `matrix --go-bin-dir DIR --rust-bin-dir target/release [--quick] [--only LABEL]... [--startup FILE] --out FILE`
+//! `matrix --go-bin-dir DIR --rust-bin-dir target/release [--quick] [--only LABEL]... [--protocol grpc|netrpc] [--startup FILE] --out FILE`
 #![allow(clippy::print_stdout)] // a command-line tool's report
 
 use std::collections::BTreeMap;
@@ -30,6 +31,8 @@ struct Args {
     /// Only the workloads with these labels (`--only "concurrent 64"`,
     /// repeatable), to compare builds on a few rows; empty: all.
     only: Vec<String>,
+    /// Only this protocol's tables (`--protocol grpc`); none: both.
+    protocol: Option<String>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -37,6 +40,7 @@ fn parse_args() -> Result<Args, String> {
     let (mut go, mut rust, mut quick, mut startup, mut out) = (None, None, false, None, None);
     let mut rust_plugins = None;
     let mut only = Vec::new();
+    let mut protocol = None;
     while let Some(flag) = args.next() {
         let mut value = || args.next().ok_or(format!("{flag} needs a value"));
         match flag.as_str() {
@@ -47,6 +51,10 @@ fn parse_args() -> Result<Args, String> {
             "--startup" => startup = Some(PathBuf::from(value()?)),
             "--out" => out = Some(PathBuf::from(value()?)),
             "--only" => only.push(value()?),
+            "--protocol" => match value()?.as_str() {
+                p @ ("grpc" | "netrpc") => protocol = Some(p.to_owned()),
+                other => return Err(format!("--protocol: {other:?} is not grpc or netrpc")),
+            },
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -58,6 +66,7 @@ fn parse_args() -> Result<Args, String> {
         startup,
         out: out.ok_or("--out is required")?,
         only,
+        protocol,
     })
 }
 
@@ -135,14 +144,22 @@ fn run_host(
     } else {
         "current"
     };
-    let cmd = format!(
-        "BENCH_PROTOCOL={protocol} BENCH_RUNTIME={runtime} exec '{}'",
-        plugin.display()
-    );
     let mut command = Command::new(host_dir.join("bench-host"));
-    command
-        .args(["-cmd", &cmd, "-protocol", protocol])
-        .args(flags);
+    if flags.iter().any(|f| f == "-direct") {
+        // The plugin is run without a shell and inherits the host's
+        // environment (both hosts pass theirs on, as go-plugin does).
+        command
+            .arg("-cmd")
+            .arg(&plugin)
+            .env("BENCH_PROTOCOL", protocol)
+            .env("BENCH_RUNTIME", runtime);
+    } else {
+        command.arg("-cmd").arg(format!(
+            "BENCH_PROTOCOL={protocol} BENCH_RUNTIME={runtime} exec '{}'",
+            plugin.display()
+        ));
+    }
+    command.args(["-protocol", protocol]).args(flags);
     if !pairing.go_host {
         command.args(["-runtime", runtime]);
     }
@@ -178,6 +195,10 @@ fn medians(samples: Samples) -> BTreeMap<String, f64> {
         })
         .collect()
 }
+
+/// The row of the `session` workload: what Terraform does with a provider
+/// in one command, the plugin run directly as Terraform runs providers.
+const SESSION_ROW: &str = "Terraform-like session (launch, 20 calls, shutdown)";
 
 /// A workload of the matrix and the figures shown from it.
 struct Workload {
@@ -258,6 +279,29 @@ fn workloads(quick: bool) -> Vec<Workload> {
             )],
         },
         Workload {
+            label: "session",
+            flags: flags(&[
+                "-workload",
+                "session",
+                "-direct",
+                "-sessions",
+                &n(50, 5),
+                "-iterations",
+                "20",
+            ]),
+            grpc_only: false,
+            rows: &[
+                (SESSION_ROW, "session_p50_ms", "ms", false),
+                ("  session p90", "session_p90_ms", "ms", false),
+                (
+                    "  sessions with an error",
+                    "session_errors",
+                    "sessions",
+                    false,
+                ),
+            ],
+        },
+        Workload {
             label: "scale",
             flags: flags(&["-workload", "scale", "-plugins", &n(100, 10)]),
             grpc_only: false,
@@ -300,30 +344,109 @@ fn fmt_value(value: f64) -> String {
     }
 }
 
+/// How the two ends of the socket floor wait for a message.
+#[derive(Clone, Copy, PartialEq)]
+enum Wait {
+    /// Blocking reads: each message wakes a sleeping process, so an idle
+    /// vCPU's wake-up latency is in every round trip.
+    Block,
+    /// Non-blocking reads polled in a loop: both ends stay on a CPU.
+    Spin,
+}
+
+impl Wait {
+    fn flag(self) -> &'static str {
+        match self {
+            Self::Block => "--pong",
+            Self::Spin => "--pong-spin",
+        }
+    }
+}
+
+/// One empty poll: spin, and now and then let the other end have the CPU
+/// when both share one (the machine is shared).
+fn idle(polls: u32) -> u32 {
+    if polls % 4096 == 4095 {
+        std::thread::yield_now();
+    } else {
+        std::hint::spin_loop();
+    }
+    polls.wrapping_add(1)
+}
+
+/// Writes all of `buf`, polling while the socket is full.
+fn spin_write(stream: &mut UnixStream, mut buf: &[u8]) -> std::io::Result<()> {
+    let mut polls = 0u32;
+    while !buf.is_empty() {
+        match stream.write(buf) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => buf = &buf[n..],
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => polls = idle(polls),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Fills `buf`, polling while nothing has arrived.
+fn spin_read(stream: &mut UnixStream, buf: &mut [u8]) -> std::io::Result<()> {
+    let mut filled = 0;
+    let mut polls = 0u32;
+    while filled < buf.len() {
+        match stream.read(&mut buf[filled..]) {
+            Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => polls = idle(polls),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 /// The floor: a 16-byte ping-pong over a Unix socket between two processes.
-fn unix_floor(round_trips: usize) -> Result<(Duration, Duration), String> {
+fn unix_floor(round_trips: usize, wait: Wait) -> Result<(Duration, Duration), String> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let path = dir.path().join("pong.sock");
     let listener = UnixListener::bind(&path).map_err(|e| e.to_string())?;
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let mut child = Command::new(exe)
-        .arg("--pong")
+        .arg(wait.flag())
         .arg(&path)
         .spawn()
         .map_err(|e| e.to_string())?;
+    let measured = ping(&listener, round_trips, wait);
+    // The child exits when its end of the socket closes (dropped above).
+    let _ = child.wait();
+    measured
+}
+
+fn ping(
+    listener: &UnixListener,
+    round_trips: usize,
+    wait: Wait,
+) -> Result<(Duration, Duration), String> {
     let (mut stream, _) = listener.accept().map_err(|e| e.to_string())?;
+    stream
+        .set_nonblocking(wait == Wait::Spin)
+        .map_err(|e| e.to_string())?;
     let mut buf = [0u8; 16];
     let mut latencies = Vec::with_capacity(round_trips);
     for i in 0..round_trips + round_trips / 10 {
         let started = Instant::now();
-        stream.write_all(TINY).map_err(|e| e.to_string())?;
-        stream.read_exact(&mut buf).map_err(|e| e.to_string())?;
+        match wait {
+            Wait::Block => {
+                stream.write_all(TINY).map_err(|e| e.to_string())?;
+                stream.read_exact(&mut buf).map_err(|e| e.to_string())?;
+            }
+            Wait::Spin => {
+                spin_write(&mut stream, TINY).map_err(|e| e.to_string())?;
+                spin_read(&mut stream, &mut buf).map_err(|e| e.to_string())?;
+            }
+        }
         if i >= round_trips / 10 {
             latencies.push(started.elapsed());
         }
     }
-    drop(stream);
-    let _ = child.wait();
     Ok((percentile(&latencies, 0.5), percentile(&latencies, 0.99)))
 }
 
@@ -352,11 +475,21 @@ fn median_floor(
     Ok((p50s[p50s.len() / 2], p99s[p99s.len() / 2]))
 }
 
-fn pong(path: &Path) -> std::io::Result<()> {
+fn pong(path: &Path, wait: Wait) -> std::io::Result<()> {
     let mut stream = UnixStream::connect(path)?;
     let mut buf = [0u8; 16];
-    while stream.read_exact(&mut buf).is_ok() {
-        stream.write_all(&buf)?;
+    match wait {
+        Wait::Block => {
+            while stream.read_exact(&mut buf).is_ok() {
+                stream.write_all(&buf)?;
+            }
+        }
+        Wait::Spin => {
+            stream.set_nonblocking(true)?;
+            while spin_read(&mut stream, &mut buf).is_ok() {
+                spin_write(&mut stream, &buf)?;
+            }
+        }
     }
     Ok(())
 }
@@ -374,44 +507,65 @@ fn spawn_floor(runs: usize) -> Result<Duration, String> {
     Ok(percentile(&times, 0.5))
 }
 
-/// A target of the issue: a ratio and its bound (an upper one when `at_most`).
+/// The bound of a target.
+#[derive(Clone, Copy)]
+enum Bound {
+    AtMost(f64),
+    AtLeast(f64),
+}
+
+/// A target of the issue: a figure of this run and its bound.
 struct Target {
     what: String,
-    ratio: Option<f64>,
-    bound: f64,
-    at_most: bool,
+    value: Option<f64>,
+    bound: Bound,
+    /// `×` for a ratio, ` ms` for a difference of times.
+    unit: &'static str,
 }
 
 impl Target {
-    fn line(&self) -> String {
-        let (op, verdict) = match self.ratio {
-            None => (
-                if self.at_most { "≤" } else { "≥" },
-                "not measured".to_owned(),
-            ),
-            Some(r) => {
-                let met = if self.at_most {
-                    r <= self.bound
-                } else {
-                    r >= self.bound
-                };
-                (
-                    if self.at_most { "≤" } else { "≥" },
-                    format!("{:.2}× — {}", r, if met { "met" } else { "**missed**" }),
-                )
-            }
-        };
-        format!("| {} | {op} {}× | {verdict} |", self.what, self.bound)
+    fn ratio(what: &str, value: Option<f64>, bound: Bound) -> Self {
+        Self {
+            what: what.to_owned(),
+            value,
+            bound,
+            unit: "×",
+        }
     }
+
+    fn line(&self) -> String {
+        let (op, bound, met) = match self.bound {
+            Bound::AtMost(b) => ("≤", b, self.value.map(|v| v <= b)),
+            Bound::AtLeast(b) => ("≥", b, self.value.map(|v| v >= b)),
+        };
+        let unit = self.unit;
+        let verdict = match (self.value, met) {
+            (Some(v), Some(met)) => {
+                format!("{v:.2}{unit} — {}", if met { "met" } else { "**missed**" })
+            }
+            _ => "not measured".to_owned(),
+        };
+        format!("| {} | {op} {bound}{unit} | {verdict} |", self.what)
+    }
+}
+
+/// One cell of the results, if it was measured.
+fn get_result(results: &Results, protocol: &str, label: &str, pairing: &str) -> Option<f64> {
+    results
+        .get(&(protocol.to_owned(), label.to_owned()))
+        .and_then(|cells| cells.get(pairing))
+        .copied()
 }
 
 fn main() -> ExitCode {
     let raw: Vec<String> = std::env::args().collect();
-    if raw.get(1).map(String::as_str) == Some("--pong") {
-        return match raw.get(2).map(|p| pong(Path::new(p))) {
-            Some(Ok(())) => ExitCode::SUCCESS,
-            _ => ExitCode::FAILURE,
-        };
+    for wait in [Wait::Block, Wait::Spin] {
+        if raw.get(1).map(String::as_str) == Some(wait.flag()) {
+            return match raw.get(2).map(|p| pong(Path::new(p), wait)) {
+                Some(Ok(())) => ExitCode::SUCCESS,
+                _ => ExitCode::FAILURE,
+            };
+        }
     }
     let args = match parse_args() {
         Ok(args) => args,
@@ -438,8 +592,13 @@ fn main() -> ExitCode {
     // The floor is measured three times through the run and its median
     // reported: one measurement can land in a burst of the machine's noise.
     let floor_trips = if args.quick { 2_000 } else { 20_000 };
-    let mut floors = vec![unix_floor(floor_trips)];
-    for protocol in ["grpc", "netrpc"] {
+    let measure_floors = || [Wait::Block, Wait::Spin].map(|wait| unix_floor(floor_trips, wait));
+    let mut floors = vec![measure_floors()];
+    let protocols: Vec<&str> = ["grpc", "netrpc"]
+        .into_iter()
+        .filter(|p| args.protocol.as_deref().is_none_or(|only| only == *p))
+        .collect();
+    for protocol in protocols.iter().copied() {
         for workload in &all_workloads {
             if workload.grpc_only && protocol != "grpc" {
                 continue;
@@ -462,7 +621,18 @@ fn main() -> ExitCode {
                         round + 1
                     );
                     match run_host(&bins, *pairing, protocol, &workload.flags) {
-                        Ok(figures) => add_run(collected, &figures),
+                        Ok(figures) => {
+                            if figures["session_errors"].as_f64().is_some_and(|n| n > 0.0) {
+                                errors.push(format!(
+                                    "{protocol} {} {}: {} session(s) failed, the first: {}",
+                                    workload.label,
+                                    pairing.name,
+                                    figures["session_errors"],
+                                    figures["first_error"].as_str().unwrap_or("?"),
+                                ));
+                            }
+                            add_run(collected, &figures);
+                        }
                         Err(e) => {
                             errors.push(format!(
                                 "{protocol} {} {}: {e}",
@@ -486,10 +656,26 @@ fn main() -> ExitCode {
                 }
             }
         }
-        floors.push(unix_floor(floor_trips));
+        floors.push(measure_floors());
     }
-    let floor = median_floor(floors);
-    let spawn = spawn_floor(if args.quick { 20 } else { 200 });
+    let (blocking, spinning): (Vec<_>, Vec<_>) = floors
+        .into_iter()
+        .map(|[block, spin]| (block, spin))
+        .unzip();
+    let floor = median_floor(blocking);
+    let spin_floor = median_floor(spinning);
+    let startup = match &args.startup {
+        Some(path) => {
+            let read = std::fs::read_to_string(path)
+                .ok()
+                .and_then(|text| serde_json::from_str::<Value>(&text).ok());
+            if read.is_none() {
+                errors.push(format!("no start-up figures in {}", path.display()));
+            }
+            read
+        }
+        None => None,
+    };
 
     // Tables.
     let mut out = String::new();
@@ -505,7 +691,7 @@ fn main() -> ExitCode {
         if args.quick { "quick run" } else { "full run" },
         if args.quick { " --quick" } else { "" },
     ));
-    for protocol in ["grpc", "netrpc"] {
+    for protocol in protocols.iter().copied() {
         out.push_str(&format!(
             "\n### {}\n\n| figure | unit | Go/Go | Go host/Rust plugin | Rust host/Go plugin | Rust/Rust | Rust/Rust, multi-thread runtimes |\n|---|---|---|---|---|---|---|\n",
             if protocol == "grpc" { "gRPC" } else { "net/rpc" }
@@ -535,35 +721,48 @@ fn main() -> ExitCode {
         }
     }
     out.push_str("\n### Floor of this machine\n\n");
-    let floor_p50 = match &floor {
+    let unary_p50 = get_result(&results, "grpc", "unary round trip p50", "Rust/Rust");
+    let mut floor_line = |what: &str, floor: &Result<(Duration, Duration), String>| match floor {
         Ok((p50, p99)) => {
+            let p50 = p50.as_secs_f64() * 1e6;
             out.push_str(&format!(
-                "- Raw Unix-socket ping-pong between two processes (16 bytes, blocking I/O, {floor_trips} round trips; the median of three measurements spread through the run): p50 {:.1} µs, p99 {:.1} µs.\n",
-                p50.as_secs_f64() * 1e6,
-                p99.as_secs_f64() * 1e6
-            ));
-            Some(p50.as_secs_f64() * 1e6)
+                    "- Raw Unix-socket ping-pong between two processes, {what} (16 bytes, {floor_trips} round trips; the median of three measurements spread through the run): p50 {p50:.1} µs, p99 {:.1} µs{}.\n",
+                    p99.as_secs_f64() * 1e6,
+                    unary_p50.map_or(String::new(), |unary| format!(
+                        "; gRPC unary p50 Rust/Rust is {:.2}× this p50",
+                        unary / p50
+                    )),
+                ));
+            Some(p50)
         }
         Err(e) => {
-            out.push_str(&format!("- Unix-socket ping-pong failed: {e}\n"));
+            out.push_str(&format!("- Unix-socket ping-pong, {what}, failed: {e}\n"));
             None
         }
     };
+    floor_line(
+        "blocking reads (each message wakes a sleeping process: an idle vCPU's wake-up is in every round trip, so goplug's unary call can beat it)",
+        &floor,
+    );
+    let spin_p50 = floor_line(
+        "spinning (both ends poll a non-blocking socket and stay on a CPU)",
+        &spin_floor,
+    );
+    let spawn = match startup.as_ref().map(|s| s["spawn_floor_ms"].as_f64()) {
+        Some(Some(ms)) => Ok((ms, "measured by `startup` between its rounds")),
+        _ => spawn_floor(if args.quick { 20 } else { 200 })
+            .map(|median| (median.as_secs_f64() * 1e3, "measured by `matrix`")),
+    };
     match &spawn {
-        Ok(median) => out.push_str(&format!(
-            "- Spawn and wait for `/bin/true` (Rust's `Command::status`, fork/exec or posix_spawn): median {:.2} ms.\n",
-            median.as_secs_f64() * 1e3
+        Ok((median, by)) => out.push_str(&format!(
+            "- Spawn and wait for `/bin/true` (Rust's `Command::status`; {by}): median {median:.2} ms.\n",
         )),
         Err(e) => out.push_str(&format!("- Spawning /bin/true failed: {e}\n")),
     }
 
     // Targets.
-    let get = |protocol: &str, label: &str, pairing: &str| {
-        results
-            .get(&(protocol.to_owned(), label.to_owned()))
-            .and_then(|cells| cells.get(pairing))
-            .copied()
-    };
+    let get =
+        |protocol: &str, label: &str, pairing: &str| get_result(&results, protocol, label, pairing);
     let ratio = |protocol: &str, label: &str, pairing: &str| match (
         get(protocol, label, pairing),
         get(protocol, label, "Go/Go"),
@@ -572,61 +771,63 @@ fn main() -> ExitCode {
         _ => None,
     };
     let mut targets = vec![
-        Target {
-            what: "gRPC unary p50, Rust/Rust ÷ Go/Go".into(),
-            ratio: ratio("grpc", "unary round trip p50", "Rust/Rust"),
-            bound: 0.5,
-            at_most: true,
-        },
-        Target {
-            what: "gRPC idle plugin RSS, Rust/Rust ÷ Go/Go".into(),
-            ratio: ratio("grpc", "idle plugin RSS", "Rust/Rust"),
-            bound: 0.25,
-            at_most: true,
-        },
-        Target {
-            what: "gRPC 64 callers calls/s, Rust/Rust ÷ Go/Go".into(),
-            ratio: ratio("grpc", "64 callers, tiny calls", "Rust/Rust"),
-            bound: 2.0,
-            at_most: false,
-        },
-        Target {
-            what: "gRPC 1 MiB echo MiB/s, Rust/Rust ÷ Go/Go".into(),
-            ratio: ratio("grpc", "1 MiB echo", "Rust/Rust"),
-            bound: 1.5,
-            at_most: false,
-        },
-        Target {
-            what: "gRPC unary p50, Rust/Rust ÷ raw Unix-socket p50".into(),
-            ratio: get("grpc", "unary round trip p50", "Rust/Rust")
-                .zip(floor_p50)
-                .map(|(v, f)| v / f),
-            bound: 4.0,
-            at_most: true,
-        },
+        Target::ratio(
+            "gRPC unary p50, Rust/Rust ÷ Go/Go",
+            ratio("grpc", "unary round trip p50", "Rust/Rust"),
+            Bound::AtMost(0.5),
+        ),
+        Target::ratio(
+            "gRPC idle plugin RSS, Rust/Rust ÷ Go/Go",
+            ratio("grpc", "idle plugin RSS", "Rust/Rust"),
+            Bound::AtMost(0.25),
+        ),
+        Target::ratio(
+            "gRPC 64 callers calls/s, Rust/Rust ÷ Go/Go",
+            ratio("grpc", "64 callers, tiny calls", "Rust/Rust"),
+            Bound::AtLeast(2.0),
+        ),
+        Target::ratio(
+            "gRPC 1 MiB echo MiB/s, Rust/Rust ÷ Go/Go",
+            ratio("grpc", "1 MiB echo", "Rust/Rust"),
+            Bound::AtLeast(1.5),
+        ),
+        Target::ratio(
+            "gRPC unary p50, Rust/Rust ÷ spinning Unix-socket p50",
+            unary_p50.zip(spin_p50).map(|(v, f)| v / f),
+            Bound::AtMost(3.0),
+        ),
     ];
-    if let Some(startup) = &args.startup {
-        match std::fs::read_to_string(startup)
-            .ok()
-            .and_then(|text| serde_json::from_str::<Value>(&text).ok())
-        {
-            Some(startup) => {
-                for (mode, bound) in [("plain", 0.5), ("AutoMTLS", 0.25)] {
-                    let median = |pairing: &str| startup[mode][pairing].as_f64();
-                    targets.push(Target {
-                        what: format!("cold start {mode}, Rust/Rust ÷ Go/Go"),
-                        ratio: median("Rust host / Rust plugin")
-                            .zip(median("Go host / Go plugin"))
-                            .map(|(v, r)| v / r),
-                        bound,
-                        at_most: true,
-                    });
-                }
-            }
-            None => errors.push(format!("no start-up figures in {}", startup.display())),
+    if let Some(startup) = &startup {
+        let median = |mode: &str, pairing: &str| startup[mode][pairing].as_f64();
+        let rust = "Rust host / Rust plugin";
+        for (mode, bound) in [("plain", 0.5), ("AutoMTLS", 0.25)] {
+            targets.push(Target::ratio(
+                &format!("cold start {mode} (sh), Rust/Rust ÷ Go/Go"),
+                median(mode, rust)
+                    .zip(median(mode, "Go host / Go plugin"))
+                    .map(|(v, r)| v / r),
+                Bound::AtMost(bound),
+            ));
         }
+        targets.push(Target::ratio(
+            "Rust/Rust start→ping (direct, plain) ÷ spawn-and-wait floor",
+            median("direct plain", rust)
+                .zip(spawn.as_ref().ok().map(|(ms, _)| *ms))
+                .map(|(v, f)| v / f),
+            Bound::AtMost(3.0),
+        ));
+        targets.push(Target {
+            what: "Rust/Rust AutoMTLS − plain start→ping (direct)".to_owned(),
+            value: median("direct AutoMTLS", rust)
+                .zip(median("direct plain", rust))
+                .map(|(tls, plain)| tls - plain),
+            bound: Bound::AtMost(1.0),
+            unit: " ms",
+        });
     }
-    out.push_str("\n### Targets (Rust/Rust against Go/Go, same run)\n\n| target | bound | this run |\n|---|---|---|\n");
+    out.push_str(
+        "\n### Targets (ratios within this run)\n\n| target | bound | this run |\n|---|---|---|\n",
+    );
     for target in &targets {
         out.push_str(&target.line());
         out.push('\n');
@@ -636,7 +837,7 @@ fn main() -> ExitCode {
     for protocol in ["grpc", "netrpc"] {
         for workload in &all_workloads {
             for (label, _, _, higher_better) in workload.rows {
-                if label.contains("RSS") || label.contains("p99") {
+                if label.contains("RSS") || label.contains("p99") || label.contains("error") {
                     continue;
                 }
                 for pairing in ["Go host/Rust plugin", "Rust host/Go plugin"] {
