@@ -10,13 +10,12 @@
 #![allow(clippy::print_stdout)] // a command-line tool's report
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, ExitCode};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use goplug_bench::{TINY, percentile};
+use goplug_bench::floor::{self, Wait, median_floor, spawn_floor, unix_floor};
+use goplug_bench::percentile;
 use serde_json::Value;
 
 struct Args {
@@ -344,169 +343,6 @@ fn fmt_value(value: f64) -> String {
     }
 }
 
-/// How the two ends of the socket floor wait for a message.
-#[derive(Clone, Copy, PartialEq)]
-enum Wait {
-    /// Blocking reads: each message wakes a sleeping process, so an idle
-    /// vCPU's wake-up latency is in every round trip.
-    Block,
-    /// Non-blocking reads polled in a loop: both ends stay on a CPU.
-    Spin,
-}
-
-impl Wait {
-    fn flag(self) -> &'static str {
-        match self {
-            Self::Block => "--pong",
-            Self::Spin => "--pong-spin",
-        }
-    }
-}
-
-/// One empty poll: spin, and now and then let the other end have the CPU
-/// when both share one (the machine is shared).
-fn idle(polls: u32) -> u32 {
-    if polls % 4096 == 4095 {
-        std::thread::yield_now();
-    } else {
-        std::hint::spin_loop();
-    }
-    polls.wrapping_add(1)
-}
-
-/// Writes all of `buf`, polling while the socket is full.
-fn spin_write(stream: &mut UnixStream, mut buf: &[u8]) -> std::io::Result<()> {
-    let mut polls = 0u32;
-    while !buf.is_empty() {
-        match stream.write(buf) {
-            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
-            Ok(n) => buf = &buf[n..],
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => polls = idle(polls),
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
-}
-
-/// Fills `buf`, polling while nothing has arrived.
-fn spin_read(stream: &mut UnixStream, buf: &mut [u8]) -> std::io::Result<()> {
-    let mut filled = 0;
-    let mut polls = 0u32;
-    while filled < buf.len() {
-        match stream.read(&mut buf[filled..]) {
-            Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => polls = idle(polls),
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
-}
-
-/// The floor: a 16-byte ping-pong over a Unix socket between two processes.
-fn unix_floor(round_trips: usize, wait: Wait) -> Result<(Duration, Duration), String> {
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let path = dir.path().join("pong.sock");
-    let listener = UnixListener::bind(&path).map_err(|e| e.to_string())?;
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let mut child = Command::new(exe)
-        .arg(wait.flag())
-        .arg(&path)
-        .spawn()
-        .map_err(|e| e.to_string())?;
-    let measured = ping(&listener, round_trips, wait);
-    // The child exits when its end of the socket closes (dropped above).
-    let _ = child.wait();
-    measured
-}
-
-fn ping(
-    listener: &UnixListener,
-    round_trips: usize,
-    wait: Wait,
-) -> Result<(Duration, Duration), String> {
-    let (mut stream, _) = listener.accept().map_err(|e| e.to_string())?;
-    stream
-        .set_nonblocking(wait == Wait::Spin)
-        .map_err(|e| e.to_string())?;
-    let mut buf = [0u8; 16];
-    let mut latencies = Vec::with_capacity(round_trips);
-    for i in 0..round_trips + round_trips / 10 {
-        let started = Instant::now();
-        match wait {
-            Wait::Block => {
-                stream.write_all(TINY).map_err(|e| e.to_string())?;
-                stream.read_exact(&mut buf).map_err(|e| e.to_string())?;
-            }
-            Wait::Spin => {
-                spin_write(&mut stream, TINY).map_err(|e| e.to_string())?;
-                spin_read(&mut stream, &mut buf).map_err(|e| e.to_string())?;
-            }
-        }
-        if i >= round_trips / 10 {
-            latencies.push(started.elapsed());
-        }
-    }
-    Ok((percentile(&latencies, 0.5), percentile(&latencies, 0.99)))
-}
-
-/// The median p50 and the median p99 of several floor measurements; an
-/// error if none succeeded.
-fn median_floor(
-    floors: Vec<Result<(Duration, Duration), String>>,
-) -> Result<(Duration, Duration), String> {
-    let mut p50s = Vec::new();
-    let mut p99s = Vec::new();
-    let mut last_error = None;
-    for floor in floors {
-        match floor {
-            Ok((p50, p99)) => {
-                p50s.push(p50);
-                p99s.push(p99);
-            }
-            Err(e) => last_error = Some(e),
-        }
-    }
-    if p50s.is_empty() {
-        return Err(last_error.unwrap_or_else(|| "no floor measurement".to_owned()));
-    }
-    p50s.sort();
-    p99s.sort();
-    Ok((p50s[p50s.len() / 2], p99s[p99s.len() / 2]))
-}
-
-fn pong(path: &Path, wait: Wait) -> std::io::Result<()> {
-    let mut stream = UnixStream::connect(path)?;
-    let mut buf = [0u8; 16];
-    match wait {
-        Wait::Block => {
-            while stream.read_exact(&mut buf).is_ok() {
-                stream.write_all(&buf)?;
-            }
-        }
-        Wait::Spin => {
-            stream.set_nonblocking(true)?;
-            while spin_read(&mut stream, &mut buf).is_ok() {
-                spin_write(&mut stream, &buf)?;
-            }
-        }
-    }
-    Ok(())
-}
-
-/// The floor of a plugin launch: spawn `/bin/true` and wait for it.
-fn spawn_floor(runs: usize) -> Result<Duration, String> {
-    let mut times = Vec::with_capacity(runs);
-    for _ in 0..runs {
-        let started = Instant::now();
-        Command::new("/bin/true")
-            .status()
-            .map_err(|e| e.to_string())?;
-        times.push(started.elapsed());
-    }
-    Ok(percentile(&times, 0.5))
-}
-
 /// The bound of a target.
 #[derive(Clone, Copy)]
 enum Bound {
@@ -559,13 +395,8 @@ fn get_result(results: &Results, protocol: &str, label: &str, pairing: &str) -> 
 
 fn main() -> ExitCode {
     let raw: Vec<String> = std::env::args().collect();
-    for wait in [Wait::Block, Wait::Spin] {
-        if raw.get(1).map(String::as_str) == Some(wait.flag()) {
-            return match raw.get(2).map(|p| pong(Path::new(p), wait)) {
-                Some(Ok(())) => ExitCode::SUCCESS,
-                _ => ExitCode::FAILURE,
-            };
-        }
+    if let Some(code) = floor::pong_main(&raw) {
+        return code;
     }
     let args = match parse_args() {
         Ok(args) => args,
@@ -585,6 +416,8 @@ fn main() -> ExitCode {
     let repeats = if args.quick { 1 } else { 5 };
     let mut results: Results = BTreeMap::new();
     let mut errors = Vec::new();
+    // Sessions that failed are a measured result, not a failure of the run.
+    let mut failed_sessions = Vec::new();
     let all_workloads: Vec<_> = workloads(args.quick)
         .into_iter()
         .filter(|workload| args.only.is_empty() || args.only.iter().any(|l| l == workload.label))
@@ -623,7 +456,7 @@ fn main() -> ExitCode {
                     match run_host(&bins, *pairing, protocol, &workload.flags) {
                         Ok(figures) => {
                             if figures["session_errors"].as_f64().is_some_and(|n| n > 0.0) {
-                                errors.push(format!(
+                                failed_sessions.push(format!(
                                     "{protocol} {} {}: {} session(s) failed, the first: {}",
                                     workload.label,
                                     pairing.name,
@@ -658,6 +491,7 @@ fn main() -> ExitCode {
         }
         floors.push(measure_floors());
     }
+    let floor_count = floors.len();
     let (blocking, spinning): (Vec<_>, Vec<_>) = floors
         .into_iter()
         .map(|[block, spin]| (block, spin))
@@ -702,8 +536,11 @@ fn main() -> ExitCode {
                     continue;
                 };
                 let reference = cells.get("Go/Go").copied();
+                // A count (of failed sessions) has no ratio.
+                let count = *unit == "sessions";
                 let cell = |name: &str| match (cells.get(name), reference) {
                     (None, _) => "–".to_owned(),
+                    (Some(v), _) if count => format!("{v:.0}"),
                     (Some(v), Some(r)) if name != "Go/Go" && r > 0.0 => {
                         format!("{} ({:.2}×)", fmt_value(*v), v / r)
                     }
@@ -722,36 +559,50 @@ fn main() -> ExitCode {
     }
     out.push_str("\n### Floor of this machine\n\n");
     let unary_p50 = get_result(&results, "grpc", "unary round trip p50", "Rust/Rust");
-    let mut floor_line = |what: &str, floor: &Result<(Duration, Duration), String>| match floor {
-        Ok((p50, p99)) => {
-            let p50 = p50.as_secs_f64() * 1e6;
-            out.push_str(&format!(
-                    "- Raw Unix-socket ping-pong between two processes, {what} (16 bytes, {floor_trips} round trips; the median of three measurements spread through the run): p50 {p50:.1} µs, p99 {:.1} µs{}.\n",
+    out.push_str(&format!(
+        "- Raw Unix-socket ping-pong between two processes (16 bytes, {floor_trips} round trips; \
+         the median of {floor_count} measurements spread through the run):\n"
+    ));
+    let mut floor_line =
+        |what: &str, why: &str, floor: &Result<(Duration, Duration), String>| match floor {
+            Ok((p50, p99)) => {
+                let p50 = p50.as_secs_f64() * 1e6;
+                out.push_str(&format!(
+                    "  - {what}: p50 {p50:.1} µs, p99 {:.1} µs{}. {why}\n",
                     p99.as_secs_f64() * 1e6,
                     unary_p50.map_or(String::new(), |unary| format!(
-                        "; gRPC unary p50 Rust/Rust is {:.2}× this p50",
+                        " (gRPC unary p50 Rust/Rust: {:.2}× this p50)",
                         unary / p50
                     )),
                 ));
-            Some(p50)
-        }
-        Err(e) => {
-            out.push_str(&format!("- Unix-socket ping-pong, {what}, failed: {e}\n"));
-            None
-        }
-    };
+                Some(p50)
+            }
+            Err(e) => {
+                out.push_str(&format!("  - {what}: failed: {e}\n"));
+                None
+            }
+        };
     floor_line(
-        "blocking reads (each message wakes a sleeping process: an idle vCPU's wake-up is in every round trip, so goplug's unary call can beat it)",
+        "blocking reads",
+        "Each message wakes a sleeping process, so an idle vCPU's wake-up is in every round trip: not a floor for a busy connection.",
         &floor,
     );
     let spin_p50 = floor_line(
-        "spinning (both ends poll a non-blocking socket and stay on a CPU)",
+        "spinning",
+        "Both ends poll a non-blocking socket and stay on a CPU: the floor of a round trip between two processes.",
         &spin_floor,
     );
     let spawn = match startup.as_ref().map(|s| s["spawn_floor_ms"].as_f64()) {
         Some(Some(ms)) => Ok((ms, "measured by `startup` between its rounds")),
-        _ => spawn_floor(if args.quick { 20 } else { 200 })
-            .map(|median| (median.as_secs_f64() * 1e3, "measured by `matrix`")),
+        _ => {
+            let mut times = Vec::new();
+            spawn_floor(if args.quick { 20 } else { 200 }, &mut times).map(|()| {
+                (
+                    percentile(&times, 0.5).as_secs_f64() * 1e3,
+                    "measured by `matrix`",
+                )
+            })
+        }
     };
     match &spawn {
         Ok((median, by)) => out.push_str(&format!(
@@ -859,6 +710,14 @@ fn main() -> ExitCode {
             format!("**missed** on {}.", slower.join("; "))
         }
     ));
+    if !failed_sessions.is_empty() {
+        out.push_str(
+            "\nFailed sessions of this run (a session whose plugin had to be killed fails):\n\n",
+        );
+        for e in &failed_sessions {
+            out.push_str(&format!("- {}\n", e.replace('\n', " ")));
+        }
+    }
     if !errors.is_empty() {
         out.push_str("\nErrors of this run:\n\n");
         for e in &errors {

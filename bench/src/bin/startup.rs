@@ -14,6 +14,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use goplug::host::{Channel, Client, PluginSet, shell_command};
+use goplug_bench::floor::spawn_floor;
 use goplug_bench::{percentile, rss_kib};
 use goplug_example_kv::{HANDSHAKE, pb::kv_client::KvClient};
 
@@ -185,22 +186,6 @@ fn go_host(
         plugin_rss_kib: Vec::new(),
         errors: report["errors"].as_array().map_or(0, Vec::len),
     })
-}
-
-/// The floor of a plugin launch: `runs` spawns of `/bin/true`, each waited
-/// for (Rust's `Command::status`).
-fn spawn_floor(runs: usize, times: &mut Vec<Duration>) -> Result<(), String> {
-    for _ in 0..runs {
-        let started = Instant::now();
-        let status = Command::new("/bin/true")
-            .status()
-            .map_err(|e| format!("spawning /bin/true: {e}"))?;
-        if !status.success() {
-            return Err(format!("/bin/true exited with {status}"));
-        }
-        times.push(started.elapsed());
-    }
-    Ok(())
 }
 
 fn ms(d: Duration) -> String {
