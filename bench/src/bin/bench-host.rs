@@ -304,14 +304,16 @@ async fn sessions(o: Options) -> Result<Map<String, Value>, String> {
     }
     let mut figures = Map::new();
     figures.insert("workload".into(), json!("session"));
-    figures.insert(
-        "session_p50_ms".into(),
-        json!(millis(percentile(&times, 0.5))),
-    );
-    figures.insert(
-        "session_p90_ms".into(),
-        json!(millis(percentile(&times, 0.9))),
-    );
+    if !times.is_empty() {
+        figures.insert(
+            "session_p50_ms".into(),
+            json!(millis(percentile(&times, 0.5))),
+        );
+        figures.insert(
+            "session_p90_ms".into(),
+            json!(millis(percentile(&times, 0.9))),
+        );
+    }
     figures.insert("session_errors".into(), json!(errors.len()));
     if let Some(first) = errors.first() {
         figures.insert("first_error".into(), json!(first));
@@ -330,10 +332,11 @@ async fn session(o: &Options) -> Result<(), String> {
     }
     let report = loaded.client.shutdown().await;
     called?;
-    if !report.graceful {
+    let failed = report.status.is_some_and(|status| !status.success());
+    if !report.graceful || failed {
         return Err(format!(
-            "the plugin did not exit gracefully (status {:?})",
-            report.status
+            "the plugin did not exit gracefully (graceful: {}, status {:?})",
+            report.graceful, report.status
         ));
     }
     Ok(())

@@ -323,9 +323,11 @@ func sessions(o options) map[string]any {
 	ms := func(p float64) float64 { return percentileUs(times, p) / 1000 }
 	figures := map[string]any{
 		"workload":       "session",
-		"session_p50_ms": ms(0.5),
-		"session_p90_ms": ms(0.9),
 		"session_errors": len(errs),
+	}
+	if len(times) > 0 {
+		figures["session_p50_ms"] = ms(0.5)
+		figures["session_p90_ms"] = ms(0.9)
 	}
 	if len(errs) > 0 {
 		figures["first_error"] = errs[0].Error()
