@@ -1,18 +1,30 @@
 #!/usr/bin/env bash
 # Benchmarks, not part of the test run: criterion figures for the in-process
-# costs, the side-by-side start-up run against go-plugin v1.8.0, and the
-# matrix of every host/plugin pairing under every workload (bench/src/bin/
-# matrix.rs). Writes BENCHMARKS.md.
-# Usage: scripts/bench.sh [--quick] [start-up iterations]
-# --quick: few iterations everywhere, to check that it all runs (a minute or two).
+# costs, the side-by-side start-up run against go-plugin v1.8.0, callgrind's
+# instructions per call, and the matrix of every host/plugin pairing under
+# every workload (bench/src/bin/matrix.rs). Writes BENCHMARKS.md, every
+# figure in it from this run.
+# Usage: scripts/bench.sh [--quick] [--only LABEL]... [--protocol grpc|netrpc] [start-up iterations]
+# --quick: few iterations everywhere, to check that it all runs.
+# --only LABEL: only the matrix workloads with these labels (matrix.rs's
+#   `workloads`: unary, echo, "concurrent 64", "concurrent 1000", broker,
+#   session, scale), e.g. `--only "concurrent 64" --protocol grpc` for the
+#   gRPC 64-caller row; the tables go to stdout and BENCHMARKS.md is left
+#   alone.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 quick=()
-if [[ ${1:-} == --quick ]]; then
-    quick=(--quick)
-    shift
-fi
+only=()
+while [[ $# -gt 0 ]]; do
+    case $1 in
+        --quick) quick=(--quick); shift ;;
+        --only) only+=(--only "$2"); shift 2 ;;
+        --protocol) only+=(--protocol "$2"); shift 2 ;;
+        --*) echo "scripts/bench.sh: unknown argument $1" >&2; exit 2 ;;
+        *) break ;;
+    esac
+done
 iterations=${1:-$([[ ${#quick[@]} -gt 0 ]] && echo 5 || echo 30)}
 
 command -v valgrind >/dev/null || {
@@ -50,6 +62,14 @@ scripts/plugin-order.sh --package goplug-bench --bin bench-plugin -- sh -c '
     done
     "$0/bench-host" -cmd "exec $GOPLUG_ORDER_PLUGIN" -workload broker -iterations 100 >/dev/null' \
     "$release"
+if [[ ${#only[@]} -gt 0 ]]; then
+    # Some matrix rows alone: the tables go to stdout (matrix prints them).
+    status=0
+    "$release/matrix" "${quick[@]}" "${only[@]}" --go-bin-dir "$go_bin" \
+        --rust-bin-dir "$release" --rust-plugin-dir "$rust_plugins" \
+        --out "$scratch/matrix.md" || status=$?
+    exit "$status"
+fi
 # The KV plugin: go-plugin's example session, then the start-up run itself
 # (both hosts, plain and AutoMTLS) for a couple of launches.
 scripts/plugin-order.sh --package goplug-example-kv --bin kv-rust-grpc -- sh -c '
@@ -90,6 +110,39 @@ idle_rss() {
 rss_go=$(idle_rss "$go_bin/bench-plugin")
 rss_packed=$(idle_rss "$rust_plugins/bench-plugin")
 rss_unpacked=$(idle_rss "$scratch/unordered/bench-plugin")
+# Instructions per tiny unary call (callgrind), Rust host and Rust plugin:
+# both run under callgrind for two call counts, and the difference of their
+# totals over the difference of calls leaves start-up and shutdown out.
+# Prints "host plugin" (rounded to 100 instructions).
+per_call() {
+    local plugin=$1 dir n
+    dir=$(mktemp -d -p "$scratch")
+    local counts=(1000 3000)
+    [[ ${#quick[@]} -gt 0 ]] && counts=(200 600)
+    for n in "${counts[@]}"; do
+        valgrind --quiet --tool=callgrind --log-file="$dir/valgrind-host.%p" \
+            --callgrind-out-file="$dir/host.$n" "$release/bench-host" \
+            -cmd "exec valgrind --quiet --tool=callgrind --log-file='$dir/valgrind-plugin.%p' --callgrind-out-file='$dir/plugin.$n' '$plugin'" \
+            -workload unary -iterations "$n" >/dev/null
+    done
+    python3 - "$dir" "${counts[@]}" <<'PY'
+import sys
+folder, low, high = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+def total(name):
+    with open(f"{folder}/{name}") as f:
+        return next(int(l.split()[1]) for l in f if l.startswith("summary:"))
+# bench-host's unary workload: one first call, a warm-up of a tenth (at
+# most 1,000), then the measured calls.
+calls = lambda n: n + min(n // 10, 1000) + 1
+per = lambda side: (total(f"{side}.{high}") - total(f"{side}.{low}")) / (calls(high) - calls(low))
+print(*(f"{round(per(side), -2):,.0f}" for side in ("host", "plugin")))
+PY
+}
+packed_calls=$(per_call "$rust_plugins/bench-plugin")
+release_calls=$(per_call "$release/bench-plugin")
+read -r ins_host ins_plugin <<<"$packed_calls"
+read -r _ ins_release <<<"$release_calls"
+order_functions=$(wc -l <"$rust_plugins/bench-plugin.order")
 status=0
 "$root/target/release/matrix" "${quick[@]}" --go-bin-dir "$go_bin" \
     --rust-bin-dir "$root/target/release" --rust-plugin-dir "$rust_plugins" \
@@ -103,66 +156,64 @@ status=0
     echo "call, median of 3 launches by the Rust host, this run: Go plugin ${rss_go} KiB; Rust"
     echo "plugin packed ${rss_packed} KiB ($(python3 -c "print(f'{$rss_packed/$rss_go:.2f}')")×), without the packing ${rss_unpacked} KiB"
     echo "($(python3 -c "print(f'{$rss_unpacked/$rss_go:.2f}')")×)."
-    cat <<'NOTES'
+    # Every figure in these notes is a shell variable of this run.
+    sed -e "s/@INS_HOST@/$ins_host/; s/@INS_PLUGIN@/$ins_plugin/" \
+        -e "s/@INS_RELEASE@/$ins_release/; s/@ORDER_FUNCTIONS@/$order_functions/" <<'NOTES'
 
 ### What bounds the figures
 
-- The machine: a 2-core VM whose speed drifts with its neighbours. Within one
-  run, the Go/Go column is the reference for every ratio, each cell is the median
-  of 5 host runs taken in turns with the other pairings of its row, and the
-  socket floor is the median of three measurements; between runs, single figures
-  (the floor, 1 MiB echo) moved by up to 2× in this session.
+- The machine: a small VM shared with other work, whose speed drifts with its
+  neighbours. Within one run, the Go/Go column is the reference for every
+  ratio and the pairings of a row are measured in turns; between runs, single
+  figures (the socket floor, 1 MiB echo) move much more than the ratios, so
+  compare figures of one run only.
 - Builds: hosts are `cargo build --release`; the Rust plugins are built as README
   recommends for plugins (`--profile plugin`: fat LTO, one codegen unit,
   panic=abort, stripped; statically linked, non-PIE), then with the code they run
   packed at the front of the binary (`scripts/plugin-order.sh`, profiled on the
   bench host's workloads under callgrind); Go's with plain `go build` (static
-  too). The plugin profile alone takes a unary call from 66.7k to 50.7k
-  instructions in the plugin (callgrind).
+  too).
+- Per-call cost, callgrind in this run (one tiny unary call over gRPC, the
+  difference between two runs of different lengths divided by the difference
+  of calls, so start-up and shutdown are left out): Rust host @INS_HOST@
+  instructions per call; Rust plugin @INS_PLUGIN@ as built for the matrix,
+  @INS_RELEASE@ as a plain `--release` build. valgrind does not know
+  `pidfd_open`, so under it the host takes its fallback path for the plugin's
+  exit; the calls themselves are the same. Most of a call is hyper's
+  per-stream task and body pipe, tonic's server stack and h2 (HPACK, frame
+  codec, stream store); writes are coalesced on both sides, so a request is one
+  `writev` and many concurrent calls share writes.
 - Idle RSS: what stays resident of a plugin is mostly its binary's code, which the
   kernel maps in blocks (fault-around, large page-cache folios) around each page
-  the plugin runs: unpacked, nearly every 64 KiB block of the Rust code and all of
-  static glibc's ended up resident (3.1 MiB of code, 0.6 MiB of read-only data,
-  0.3 MiB anonymous). Packed, the 2,000 functions that run sit together and the
-  resident code fell to 1.3 MiB (`/proc/<pid>/pagemap`); the rest of the binary
-  is never mapped. The line above these notes gives both RSS figures from this run.
-- Per-call cost: callgrind counts per tiny unary call, Rust host: 53.9k
-  instructions; Rust plugin: 50.7k, about 40 % of it in hyper's per-stream task and
-  body pipe and tonic's server stack, the rest h2 (HPACK, frame codec, stream
-  store) and the socket. Writes are coalesced on both sides, so a request is one
-  `writev` and many concurrent calls share writes.
-- 64 callers over gRPC: with current-thread runtimes on both sides, host and
-  plugin each used about half a core (`/proc/<pid>/stat` over 3 s): the host's
-  64 requests leave in one write, the plugin answers all 64 in one write, and each
-  side waits while the other works. This lockstep, not per-call cost, bounds the
-  figure. Tried and measured slower in this session: multi-thread runtimes on
-  either or both sides (55.7k, 55.1k, 51.8k calls/s against 60.6k; cross-thread
-  wake-ups cost more than the overlap gains), and reading in small chunks so that
-  each side answers part of a batch early (42-45k against 51k).
+  the plugin runs: unpacked, nearly every block of the Rust code and of static
+  glibc ends up resident. Packed, the @ORDER_FUNCTIONS@ functions that ran under
+  the profile sit together at the front and the rest of the binary is never
+  mapped. The line above these notes gives both RSS figures from this run.
+- 64 callers over gRPC: with current-thread runtimes on both sides, the host's
+  requests leave in one write, the plugin answers them in one write, and each
+  side waits while the other works: this lockstep, not per-call cost, bounds
+  the figure. The multi-thread column of the same row measures, in this run,
+  what spreading each side's work over more threads gives instead (overlap
+  against cross-thread wake-ups).
 - Runtime flavour: `goplug::plugin::run` builds tokio's multi-thread runtime unless
   the plugin asks for `ServeConfig::runtime(Runtime::CurrentThread)`; `bench-plugin`
   runs on a current-thread runtime (`BENCH_RUNTIME=multi` selects the multi-thread
   one). A host runs on the application's runtime.
-- Start-up and the N-plugin rows: the goplug host forks the plugin (`fork`, then
-  `exec`) because it sets the parent-death signal in the child (`pre_exec`), which
-  `posix_spawn` cannot do; Go's `os/exec` uses `clone(CLONE_VFORK)`. After a fork
-  every page the host writes takes a copy-on-write fault: 24 % of the host's CPU
-  when it started 100 plugins at once (perf). It also makes a private socket
-  directory per plugin (so that nothing is left behind after a kill), and on
-  ext4 `mkdir` plus the removal were 17 % of the host's CPU. Both are why a Rust
-  host starting 100 Go plugins at once is slower than a Go host, while one
-  start on its own is not. Both hosts start the plugin through `sh -c 'exec …'`,
-  as go-plugin's examples do.
+- Start-up and the N-plugin rows: the start-up table launches each plugin
+  through `sh -c 'exec …'`, as go-plugin's examples do, and directly, as
+  Terraform runs providers; the Terraform-like session row and the N-plugin
+  rows use the direct and the shell launch respectively. What bounds these
+  figures is written up with the host's spawn path.
 - 1,000 in-flight callers over gRPC: goplug's servers allow 1,024 concurrent
-  HTTP/2 streams per connection (grpc-go: unbounded); at 128 a Go host queued on
-  its stream quota.
+  HTTP/2 streams per connection (grpc-go: unbounded); with a lower limit a Go
+  host queues on its stream quota.
 - 1 MiB echo: goplug's servers announce 2 MiB stream / 5 MiB connection windows,
   so a message does not wait for a window update, and the Rust side decodes
   `bytes` fields as `bytes::Bytes` (no copy out of the receive buffer); what
-  remains is h2 framing copies and glibc malloc growing and trimming its heap for
-  every MiB message (`brk` about 7 times per message, with the page faults that
-  follow). Over net/rpc, yamux's 256 KiB windows (go-plugin's) add window-update
-  round trips on both sides.
+  remains is h2 framing copies and glibc malloc growing and trimming its heap
+  around every MiB message, with the page faults that follow. Over net/rpc,
+  yamux's 256 KiB windows (go-plugin's) add window-update round trips on both
+  sides.
 NOTES
     echo
     echo "In-process costs (criterion, \`cargo bench -p goplug-bench\`; low, estimate, high). \`grpc_unary\`:"

@@ -8,6 +8,8 @@ use goplug::broker::GrpcBroker;
 use goplug::netrpc::rpc::NetRpcServer;
 use tonic::{Request, Response, Status};
 
+pub mod floor;
+
 /// Generated code of `proto/bench.proto`.
 #[allow(
     missing_docs,

@@ -1,7 +1,8 @@
 //! The benchmark host in Rust: runs one workload against a plugin command
 //! and prints one JSON object of figures. Same flags and keys as interop/go's
-//! `bench-host` (see its doc comment for the workloads), plus `--runtime
-//! current|multi` for the host's tokio runtime (default current-thread).
+//! `bench-host` (see its doc comment for the workloads and `-direct`), plus
+//! `--runtime current|multi` for the host's tokio runtime (default
+//! current-thread).
 #![allow(clippy::print_stdout)] // a command-line tool's report
 
 use std::process::ExitCode;
@@ -26,6 +27,9 @@ struct Options {
     plugins: usize,
     protocol: Protocol,
     auto_mtls: bool,
+    /// Run `cmd` as the plugin binary itself, without a shell.
+    direct: bool,
+    sessions: usize,
     runtime: String,
 }
 
@@ -39,14 +43,23 @@ fn parse_args() -> Result<Options, String> {
         plugins: 100,
         protocol: Protocol::Grpc,
         auto_mtls: false,
+        direct: false,
+        sessions: 50,
         runtime: "current".to_owned(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let flag = flag.trim_start_matches('-').to_owned();
-        if flag == "automtls" {
-            o.auto_mtls = true;
-            continue;
+        match flag.as_str() {
+            "automtls" => {
+                o.auto_mtls = true;
+                continue;
+            }
+            "direct" => {
+                o.direct = true;
+                continue;
+            }
+            _ => {}
         }
         let value = args.next().ok_or(format!("-{flag} needs a value"))?;
         let number = || value.parse::<usize>().map_err(|e| format!("-{flag}: {e}"));
@@ -57,6 +70,7 @@ fn parse_args() -> Result<Options, String> {
             "concurrency" => o.concurrency = number()?.max(1),
             "size" => o.size = number()?,
             "plugins" => o.plugins = number()?,
+            "sessions" => o.sessions = number()?,
             "protocol" if value == "netrpc" => o.protocol = Protocol::NetRpc,
             "protocol" => o.protocol = Protocol::Grpc,
             "runtime" => o.runtime = value.clone(),
@@ -119,7 +133,11 @@ async fn load(o: &Options) -> Result<Loaded, String> {
     };
     let client = Client::builder(HANDSHAKE)
         .plugins(plugins)
-        .command(shell_command(&o.cmd))
+        .command(if o.direct {
+            std::process::Command::new(&o.cmd)
+        } else {
+            shell_command(&o.cmd)
+        })
         .allowed_protocols([o.protocol])
         .auto_mtls(o.auto_mtls)
         .start()
@@ -154,8 +172,10 @@ fn millis(d: Duration) -> f64 {
 }
 
 async fn run(o: Options) -> Result<Map<String, Value>, String> {
-    if o.workload == "scale" {
-        return scale(o).await;
+    match o.workload.as_str() {
+        "scale" => return scale(o).await,
+        "session" => return sessions(o).await,
+        _ => {}
     }
     let loaded = load(&o).await?;
     let result = workload(&o, &loaded).await;
@@ -266,6 +286,60 @@ async fn workload(o: &Options, loaded: &Loaded) -> Result<Map<String, Value>, St
     }
     figures.insert("host_rss_kib".into(), json!(own_rss()));
     Ok(figures)
+}
+
+/// What Terraform does with a provider in one command, `sessions` times:
+/// launch the plugin, make `iterations` tiny calls, shut it down gracefully
+/// and wait until it is reaped. A session that fails anywhere, or whose
+/// plugin had to be killed, counts as an error and not in the times.
+async fn sessions(o: Options) -> Result<Map<String, Value>, String> {
+    let mut times = Vec::with_capacity(o.sessions);
+    let mut errors = Vec::new();
+    for _ in 0..o.sessions {
+        let started = Instant::now();
+        match session(&o).await {
+            Ok(()) => times.push(started.elapsed()),
+            Err(e) => errors.push(e),
+        }
+    }
+    let mut figures = Map::new();
+    figures.insert("workload".into(), json!("session"));
+    if !times.is_empty() {
+        figures.insert(
+            "session_p50_ms".into(),
+            json!(millis(percentile(&times, 0.5))),
+        );
+        figures.insert(
+            "session_p90_ms".into(),
+            json!(millis(percentile(&times, 0.9))),
+        );
+    }
+    figures.insert("session_errors".into(), json!(errors.len()));
+    if let Some(first) = errors.first() {
+        figures.insert("first_error".into(), json!(first));
+    }
+    Ok(figures)
+}
+
+async fn session(o: &Options) -> Result<(), String> {
+    let loaded = load(o).await?;
+    let mut called = Ok(());
+    for _ in 0..o.iterations {
+        called = loaded.echoer.echo_tiny().await;
+        if called.is_err() {
+            break;
+        }
+    }
+    let report = loaded.client.shutdown().await;
+    called?;
+    let failed = report.status.is_some_and(|status| !status.success());
+    if !report.graceful || failed {
+        return Err(format!(
+            "the plugin did not exit gracefully (graceful: {}, status {:?})",
+            report.graceful, report.status
+        ));
+    }
+    Ok(())
 }
 
 /// Starts `plugins` plugins at once, calls each once, then stops them all

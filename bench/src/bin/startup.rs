@@ -1,6 +1,9 @@
 //! Side-by-side start-up benchmark: launch to first successful call, and
 //! shutdown, for the four host/plugin pairings of goplug and go-plugin,
-//! with and without AutoMTLS. Writes a Markdown report.
+//! with and without AutoMTLS, the plugin launched through
+//! `sh -c 'exec plugin'` (as go-plugin's examples do) and directly (as
+//! Terraform runs providers); and the floor, a spawn-and-wait of
+//! `/bin/true`, taken in the same rounds. Writes a Markdown report.
 //!
 //! Run through `scripts/bench.sh`, which builds everything in release mode:
 //! `startup --rust-plugin target/release/kv-rust-grpc --go-bin-dir DIR --iterations 30 --out BENCHMARKS.md`
@@ -11,6 +14,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use goplug::host::{Channel, Client, PluginSet, shell_command};
+use goplug_bench::floor::spawn_floor;
 use goplug_bench::{percentile, rss_kib};
 use goplug_example_kv::{HANDSHAKE, pb::kv_client::KvClient};
 
@@ -73,9 +77,23 @@ fn median_u64(values: &[u64]) -> Option<u64> {
     sorted.get(sorted.len() / 2).copied()
 }
 
-/// The plugin's own pid: the host runs `sh -c 'exec plugin'`, so it is
-/// the shell's pid.
-async fn rust_host(plugin: &str, auto_mtls: bool, iterations: usize, work: &Path) -> Figures {
+/// How the host launches the plugin.
+#[derive(Clone, Copy, PartialEq)]
+enum Launch {
+    /// `sh -c 'exec plugin'`: the shell execs the plugin, so the pid the
+    /// host knows is the plugin's.
+    Shell,
+    /// The plugin binary itself, no shell.
+    Direct,
+}
+
+async fn rust_host(
+    plugin: &Path,
+    launch: Launch,
+    auto_mtls: bool,
+    iterations: usize,
+    work: &Path,
+) -> Figures {
     let mut figures = Figures {
         start_ping: Vec::new(),
         shutdown: Vec::new(),
@@ -87,7 +105,10 @@ async fn rust_host(plugin: &str, auto_mtls: bool, iterations: usize, work: &Path
         let client = Client::builder(HANDSHAKE)
             .plugins(PluginSet::new().grpc::<KvClient<Channel>>("kv"))
             .command({
-                let mut command = shell_command(format!("exec {plugin}"));
+                let mut command = match launch {
+                    Launch::Shell => shell_command(format!("exec '{}'", plugin.display())),
+                    Launch::Direct => Command::new(plugin),
+                };
                 command.current_dir(work);
                 command
             })
@@ -118,15 +139,20 @@ async fn rust_host(plugin: &str, auto_mtls: bool, iterations: usize, work: &Path
 
 fn go_host(
     probe_host: &Path,
-    plugin: &str,
+    plugin: &Path,
+    launch: Launch,
     auto_mtls: bool,
     iterations: usize,
     work: &Path,
 ) -> Result<Figures, String> {
     let mut command = Command::new(probe_host);
+    match launch {
+        Launch::Shell => command
+            .arg("-cmd")
+            .arg(format!("exec '{}'", plugin.display())),
+        Launch::Direct => command.arg("-cmd").arg(plugin).arg("-direct"),
+    };
     command
-        .arg("-cmd")
-        .arg(format!("exec {plugin}"))
         .arg("-bench")
         .arg(iterations.to_string())
         .current_dir(work);
@@ -193,6 +219,48 @@ fn machine() -> String {
     )
 }
 
+/// One mode of the table: how the plugin is launched, with or without
+/// AutoMTLS, and its key in the `--summary` JSON.
+struct Mode {
+    launch: Launch,
+    auto_mtls: bool,
+    key: &'static str,
+}
+
+const MODES: [Mode; 4] = [
+    Mode {
+        launch: Launch::Shell,
+        auto_mtls: false,
+        key: "plain",
+    },
+    Mode {
+        launch: Launch::Shell,
+        auto_mtls: true,
+        key: "AutoMTLS",
+    },
+    Mode {
+        launch: Launch::Direct,
+        auto_mtls: false,
+        key: "direct plain",
+    },
+    Mode {
+        launch: Launch::Direct,
+        auto_mtls: true,
+        key: "direct AutoMTLS",
+    },
+];
+
+const PAIRINGS: [&str; 4] = [
+    "Go host / Go plugin",
+    "Go host / Rust plugin",
+    "Rust host / Go plugin",
+    "Rust host / Rust plugin",
+];
+
+/// Spawns of `/bin/true` per pairing and round: the floor's samples are
+/// spread through the whole run like the launches.
+const FLOOR_SPAWNS: usize = 10;
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let args = match parse_args() {
@@ -203,39 +271,37 @@ async fn main() -> std::process::ExitCode {
         }
     };
     let work = tempfile::tempdir().expect("a scratch directory");
-    let rust_plugin = format!("'{}'", args.rust_plugin.display());
-    let go_plugin = format!("'{}'", args.go_bin_dir.join("kv-plugin-go-grpc").display());
+    let rust_plugin = args.rust_plugin.as_path();
+    let go_plugin = args.go_bin_dir.join("kv-plugin-go-grpc");
     let probe_host = args.go_bin_dir.join("probe-host");
 
-    let mut rows = Vec::new();
-    let mut medians = serde_json::Map::new();
-    for auto_mtls in [false, true] {
-        let mode = if auto_mtls { "AutoMTLS" } else { "plain" };
+    let mut floor = Vec::new();
+    let mut measured = Vec::new();
+    for mode in &MODES {
         // The launches are taken in rounds, every pairing in each round, so
         // that a burst of noise on this shared machine touches all pairings
         // alike rather than all the launches of one.
         const ROUNDS: usize = 5;
         let per_round = args.iterations.div_ceil(ROUNDS).max(1);
-        let names = [
-            "Go host / Go plugin",
-            "Go host / Rust plugin",
-            "Rust host / Go plugin",
-            "Rust host / Rust plugin",
-        ];
         let mut collected: Vec<Result<Figures, String>> =
-            names.iter().map(|_| Ok(Figures::default())).collect();
+            PAIRINGS.iter().map(|_| Ok(Figures::default())).collect();
         for round in 0..ROUNDS {
             let count = per_round.min(args.iterations.saturating_sub(round * per_round));
             if count == 0 {
                 break;
             }
             for (index, slot) in collected.iter_mut().enumerate() {
+                if let Err(e) = spawn_floor(FLOOR_SPAWNS, &mut floor) {
+                    eprintln!("startup: {e}");
+                    return std::process::ExitCode::FAILURE;
+                }
                 let Ok(figures) = slot else { continue };
+                let (launch, tls) = (mode.launch, mode.auto_mtls);
                 let launched = match index {
-                    0 => go_host(&probe_host, &go_plugin, auto_mtls, count, work.path()),
-                    1 => go_host(&probe_host, &rust_plugin, auto_mtls, count, work.path()),
-                    2 => Ok(rust_host(&go_plugin, auto_mtls, count, work.path()).await),
-                    _ => Ok(rust_host(&rust_plugin, auto_mtls, count, work.path()).await),
+                    0 => go_host(&probe_host, &go_plugin, launch, tls, count, work.path()),
+                    1 => go_host(&probe_host, rust_plugin, launch, tls, count, work.path()),
+                    2 => Ok(rust_host(&go_plugin, launch, tls, count, work.path()).await),
+                    _ => Ok(rust_host(rust_plugin, launch, tls, count, work.path()).await),
                 };
                 match launched {
                     Ok(more) => figures.merge(more),
@@ -243,59 +309,82 @@ async fn main() -> std::process::ExitCode {
                 }
             }
         }
-        let pairings = names.into_iter().zip(collected);
-        let mut reference = None;
-        for (name, figures) in pairings {
-            let figures = match figures {
-                Ok(figures) => figures,
+        for (name, figures) in PAIRINGS.into_iter().zip(collected) {
+            match figures {
+                Ok(figures) => measured.push((mode, name, figures)),
                 Err(e) => {
-                    eprintln!("startup: {name} ({mode}): {e}");
+                    eprintln!("startup: {name} ({}): {e}", mode.key);
                     return std::process::ExitCode::FAILURE;
                 }
-            };
-            let median = percentile(&figures.start_ping, 0.5);
-            let reference = *reference.get_or_insert(median);
-            medians
-                .entry(mode)
-                .or_insert_with(|| serde_json::json!({}))
-                .as_object_mut()
-                .map(|m| m.insert(name.to_owned(), (median.as_secs_f64() * 1e3).into()));
-            rows.push(format!(
-                "| {name} | {mode} | {} | {} | {:.2}× | {} | {} | {} |",
-                ms(median),
-                ms(percentile(&figures.start_ping, 0.9)),
-                median.as_secs_f64() / reference.as_secs_f64().max(f64::MIN_POSITIVE),
-                ms(percentile(&figures.shutdown, 0.5)),
-                median_u64(&figures.plugin_rss_kib).map_or("–".to_owned(), |kib| format!(
-                    "{:.1}",
-                    kib as f64 / 1024.0
-                )),
-                figures.errors,
-            ));
-            println!("{}", rows.last().map_or("", String::as_str));
+            }
         }
+    }
+    let floor_spawns = floor.len();
+    let floor = percentile(&floor, 0.5);
+
+    let mut rows = Vec::new();
+    let mut medians = serde_json::Map::new();
+    medians.insert(
+        "spawn_floor_ms".to_owned(),
+        (floor.as_secs_f64() * 1e3).into(),
+    );
+    let mut reference = None;
+    for (mode, name, figures) in &measured {
+        let median = percentile(&figures.start_ping, 0.5);
+        if *name == PAIRINGS[0] {
+            reference = Some(median);
+        }
+        let reference = reference.unwrap_or(median);
+        medians
+            .entry(mode.key)
+            .or_insert_with(|| serde_json::json!({}))
+            .as_object_mut()
+            .map(|m| m.insert((*name).to_owned(), (median.as_secs_f64() * 1e3).into()));
+        rows.push(format!(
+            "| {name} | {} | {} | {} | {} | {:.2}× | {:.2}× | {} | {} | {} |",
+            match mode.launch {
+                Launch::Shell => "`sh -c 'exec …'`",
+                Launch::Direct => "direct",
+            },
+            if mode.auto_mtls { "AutoMTLS" } else { "plain" },
+            ms(median),
+            ms(percentile(&figures.start_ping, 0.9)),
+            median.as_secs_f64() / reference.as_secs_f64().max(f64::MIN_POSITIVE),
+            median.as_secs_f64() / floor.as_secs_f64().max(f64::MIN_POSITIVE),
+            ms(percentile(&figures.shutdown, 0.5)),
+            median_u64(&figures.plugin_rss_kib).map_or("–".to_owned(), |kib| format!(
+                "{:.1}",
+                kib as f64 / 1024.0
+            )),
+            figures.errors,
+        ));
+        println!("{}", rows.last().map_or("", String::as_str));
     }
 
     let report = format!(
         "# Benchmarks\n\n\
          Generated by `scripts/bench.sh` ({} iterations per row in 5 rounds that take the pairings in turn, release builds). Machine: {}.\n\n\
          Start→ping: from launching the plugin to the first successful health check (go-plugin's \
-         `Client()` + `Ping()`; goplug's `start()` + `ping()`), including the process launch. \
-         Ratio: median against Go host / Go plugin in the same mode, same run. Shutdown: \
-         graceful shutdown until the process is reaped. Plugin RSS: resident memory of the plugin \
-         process right after its first call (measured by the Rust host only).\n\n\
-         | pairing | mode | start→ping median (ms) | p90 (ms) | ratio to Go/Go | shutdown median (ms) | plugin RSS (MiB) | errors |\n\
-         |---|---|---|---|---|---|---|---|\n{}\n\n\
+         `Client()` + `Ping()`; goplug's `start()` + `ping()`), including the process launch: \
+         through `sh -c 'exec plugin'` as go-plugin's examples do, or the plugin binary run \
+         directly as Terraform runs providers. Ratio to Go/Go: median against Go host / Go plugin \
+         with the same launch and mode, same run. Floor: a spawn-and-wait of `/bin/true` (Rust's \
+         `Command::status`), median of {} spawns taken between the launches of this run: \
+         {} ms. Shutdown: graceful shutdown until the process is reaped. Plugin RSS: resident \
+         memory of the plugin process right after its first call (measured by the Rust host \
+         only).\n\n\
+         | pairing | launch | mode | start→ping median (ms) | p90 (ms) | ratio to Go/Go | ÷ floor | shutdown median (ms) | plugin RSS (MiB) | errors |\n\
+         |---|---|---|---|---|---|---|---|---|---|\n{}\n\n\
          Notes:\n\n\
-         - goplug's AutoMTLS certificates use P-256, go-plugin's P-521 (see the certificate \
-         figures below); Go peers accept either, and P-521 signatures from Go peers are verified \
-         as before.\n\
+         - goplug's AutoMTLS certificates use P-256, go-plugin's P-521; Go peers accept either, \
+         and P-521 signatures from Go peers are verified as before.\n\
          - These builds set `AWS_LC_SYS_NO_JITTER_ENTROPY=1` (`.cargo/config.toml`). aws-lc's \
-         CPU-jitter entropy source otherwise costs about 60 ms on the first random number of every \
-         process, which every AutoMTLS plugin launch pays: Rust/Rust AutoMTLS start-up measured \
-         70.6 ms with it and 8.5 ms without on this machine.\n",
+         CPU-jitter entropy source otherwise costs tens of milliseconds on the first random \
+         number of every process, which every AutoMTLS plugin launch would pay.\n",
         args.iterations,
         machine(),
+        floor_spawns,
+        ms(floor),
         rows.join("\n")
     );
     if let Some(summary) = &args.summary

@@ -9,9 +9,13 @@
 // -iterations tiny calls: calls_per_s), broker (the plugin calls the host's
 // Echo -iterations times through the gRPC broker: calls_per_s), scale
 // (-plugins plugins started, called once and stopped, all at once: start_ms,
-// call_ms, stop_ms, total_ms, host_rss_per_plugin_kib). Every single-plugin
-// workload also gives plugin_rss_kib, the plugin's resident memory after
-// its first call.
+// call_ms, stop_ms, total_ms, host_rss_per_plugin_kib), session (-sessions
+// times: launch the plugin, -iterations tiny calls, Kill() until reaped:
+// session_p50_ms, session_p90_ms, session_errors and first_error; a plugin
+// that did not exit gracefully is an error). Every single-plugin workload
+// also gives plugin_rss_kib, the plugin's resident memory after its first
+// call. -direct runs -cmd as the plugin binary itself, without a shell, as
+// Terraform runs providers.
 package main
 
 import (
@@ -43,18 +47,22 @@ type options struct {
 	plugins     int
 	protocol    string
 	autoMTLS    bool
+	direct      bool
+	sessions    int
 }
 
 func main() {
 	var o options
 	flag.StringVar(&o.cmd, "cmd", "", "plugin command, run with sh -c")
-	flag.StringVar(&o.workload, "workload", "unary", "unary, echo, concurrent, broker or scale")
+	flag.StringVar(&o.workload, "workload", "unary", "unary, echo, concurrent, broker, scale or session")
 	flag.IntVar(&o.iterations, "iterations", 20000, "calls")
 	flag.IntVar(&o.concurrency, "concurrency", 64, "callers of the concurrent workload")
 	flag.IntVar(&o.size, "size", 1<<20, "message size of the echo workload")
 	flag.IntVar(&o.plugins, "plugins", 100, "plugins of the scale workload")
 	flag.StringVar(&o.protocol, "protocol", "grpc", "grpc or netrpc")
 	flag.BoolVar(&o.autoMTLS, "automtls", false, "AutoMTLS")
+	flag.BoolVar(&o.direct, "direct", false, "run -cmd as the plugin binary, without a shell")
+	flag.IntVar(&o.sessions, "sessions", 50, "sessions of the session workload")
 	flag.Parse()
 	if o.cmd == "" {
 		fmt.Fprintln(os.Stderr, "bench-host: -cmd is required")
@@ -74,7 +82,11 @@ type loaded struct {
 	pid    int
 }
 
-func load(o options) (*loaded, error) {
+func quiet() hclog.Logger {
+	return hclog.New(&hclog.LoggerOptions{Level: hclog.Error, Output: io.Discard})
+}
+
+func load(o options, logger hclog.Logger) (*loaded, error) {
 	protocol := plugin.ProtocolGRPC
 	if o.protocol == "netrpc" {
 		protocol = plugin.ProtocolNetRPC
@@ -82,10 +94,10 @@ func load(o options) (*loaded, error) {
 	client := plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  bench.Handshake,
 		Plugins:          map[string]plugin.Plugin{bench.PluginName: bench.Plugin{}},
-		Cmd:              exec.Command("sh", "-c", o.cmd),
+		Cmd:              command(o),
 		AllowedProtocols: []plugin.Protocol{protocol},
 		AutoMTLS:         o.autoMTLS,
-		Logger:           hclog.New(&hclog.LoggerOptions{Level: hclog.Error, Output: io.Discard}),
+		Logger:           logger,
 	})
 	rpcClient, err := client.Client()
 	if err != nil {
@@ -102,6 +114,13 @@ func load(o options) (*loaded, error) {
 		l.pid = rc.Pid
 	}
 	return l, nil
+}
+
+func command(o options) *exec.Cmd {
+	if o.direct {
+		return exec.Command(o.cmd)
+	}
+	return exec.Command("sh", "-c", o.cmd)
 }
 
 func rssKiB(pid string) float64 {
@@ -137,10 +156,13 @@ func echoTiny(e bench.Echoer) error {
 }
 
 func run(o options) (map[string]any, error) {
-	if o.workload == "scale" {
+	switch o.workload {
+	case "scale":
 		return scale(o)
+	case "session":
+		return sessions(o), nil
 	}
-	l, err := load(o)
+	l, err := load(o, quiet())
 	if err != nil {
 		return nil, err
 	}
@@ -240,7 +262,7 @@ func scale(o options) (map[string]any, error) {
 	var wg sync.WaitGroup
 	started := time.Now()
 	for i := range all {
-		wg.Go(func() { all[i], errs[i] = load(o) })
+		wg.Go(func() { all[i], errs[i] = load(o, quiet()) })
 	}
 	wg.Wait()
 	startMs := time.Since(started)
@@ -284,4 +306,74 @@ func scale(o options) (map[string]any, error) {
 		"host_rss_per_plugin_kib": (hostAfter - hostBefore) / float64(o.plugins),
 		"plugin_rss_kib":          pluginRss / float64(o.plugins),
 	}, nil
+}
+
+// sessions runs -sessions sessions one after the other (see session).
+func sessions(o options) map[string]any {
+	times := make([]time.Duration, 0, o.sessions)
+	var errs []error
+	for range o.sessions {
+		started := time.Now()
+		if err := session(o); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		times = append(times, time.Since(started))
+	}
+	ms := func(p float64) float64 { return percentileUs(times, p) / 1000 }
+	figures := map[string]any{
+		"workload":       "session",
+		"session_errors": len(errs),
+	}
+	if len(times) > 0 {
+		figures["session_p50_ms"] = ms(0.5)
+		figures["session_p90_ms"] = ms(0.9)
+	}
+	if len(errs) > 0 {
+		figures["first_error"] = errs[0].Error()
+	}
+	return figures
+}
+
+// session launches the plugin, makes -iterations tiny calls and Kill()s
+// it. Kill() reports nothing, so anything go-plugin logs at warn or above
+// (a plugin that had to be killed, an exit status that is not 0) makes the
+// session an error.
+func session(o options) error {
+	var warnings lockedBuffer
+	l, err := load(o, hclog.New(&hclog.LoggerOptions{Level: hclog.Warn, Output: &warnings}))
+	if err != nil {
+		return err
+	}
+	for range o.iterations {
+		if err = echoTiny(l.echoer); err != nil {
+			break
+		}
+	}
+	l.client.Kill()
+	if err != nil {
+		return err
+	}
+	if logged := strings.TrimSpace(warnings.String()); logged != "" {
+		return fmt.Errorf("shutdown: %s", logged)
+	}
+	return nil
+}
+
+// lockedBuffer is a log output that go-plugin's goroutines may share.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

@@ -3,7 +3,7 @@
 // Greeter Greet, or a raw net/rpc call), kills it, and prints exactly one
 // JSON object describing what happened on stdout.
 // With -bench N it instead times N start-up/Kill iterations and prints one
-// JSON object with the timings. See ../../README.md for the contract.
+// JSON object with the timings (-direct: the plugin run without a shell). See ../../README.md for the contract.
 package main
 
 import (
@@ -622,6 +622,8 @@ func main() {
 	tlsMax := flag.String("tls-max", "", "TLS MaxVersion: 1.2 or 1.3 (default: crypto/tls's)")
 	bench := flag.Int("bench", 0,
 		"benchmark: run N start (Client()+first Ping()) / Kill() iterations and print timings instead (0 = off)")
+	direct := flag.Bool("direct", false,
+		"with -bench: run -cmd as the plugin binary itself, without a shell (as Terraform runs providers)")
 	syncStdoutPath := flag.String("sync-stdout", "", "ClientConfig.SyncStdout: write the plugin's GRPCStdio stdout to this file")
 	syncStderrPath := flag.String("sync-stderr", "", "ClientConfig.SyncStderr: write the plugin's GRPCStdio stderr to this file")
 	stderrPath := flag.String("stderr", "", "ClientConfig.Stderr: write the plugin's raw stderr to this file")
@@ -675,6 +677,9 @@ func main() {
 	}
 	if *bench < 0 {
 		usageError("-bench wants N >= 0, got %d", *bench)
+	}
+	if *direct && *bench == 0 {
+		usageError("-direct needs -bench")
 	}
 	if *wait < 0 {
 		usageError("-wait wants a duration >= 0, got %v", *wait)
@@ -745,7 +750,11 @@ func main() {
 		var cmd *exec.Cmd
 		killGroup := func() {}
 		if reattach == nil {
-			cmd = exec.Command("sh", "-c", *cmdStr)
+			if *direct {
+				cmd = exec.Command(*cmdStr)
+			} else {
+				cmd = exec.Command("sh", "-c", *cmdStr)
+			}
 			cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 			killGroup = func() {
 				if cmd.Process != nil {
