@@ -378,6 +378,53 @@ async fn children_that_left_the_plugin_die_with_its_process_group() {
     }
 }
 
+/// The default runner uses the command's program, arguments, environment
+/// and working directory; `fork_exec(true)` forks so that the command's
+/// other `CommandExt` settings (here `arg0`, also a `pre_exec` hook) apply.
+#[tokio::test]
+async fn fork_exec_applies_the_commands_own_settings() {
+    use std::os::unix::process::CommandExt;
+    for fork in [false, true] {
+        let s = Harness::shared();
+        let hook_ran = s.path(&format!("pre-exec-{fork}"));
+        let mut command = s.fake("kv");
+        command.arg0("goplug-renamed-plugin");
+        let marker = std::ffi::CString::new(hook_ran.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: the hook only makes two system calls (open with O_CREAT,
+        // close) with a path prepared before the fork; nothing allocates.
+        #[expect(unsafe_code, reason = "a pre_exec hook, as a user would add")]
+        unsafe {
+            command.pre_exec(move || {
+                let created = nix::fcntl::open(
+                    marker.as_c_str(),
+                    nix::fcntl::OFlag::O_CREAT | nix::fcntl::OFlag::O_WRONLY,
+                    nix::sys::stat::Mode::S_IRUSR,
+                );
+                drop(created);
+                Ok(())
+            });
+        }
+        let client = s
+            .kv_host(command)
+            .runner(goplug::host::LocalRunner::new().fork_exec(fork))
+            .start()
+            .await
+            .unwrap();
+        let pid = client.pid().expect("a local plugin has a pid");
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+        let arg0 = String::from_utf8_lossy(cmdline.split(|b| *b == 0).next().unwrap()).into_owned();
+        if fork {
+            assert_eq!(arg0, "goplug-renamed-plugin");
+            assert!(hook_ran.exists(), "the pre_exec hook ran");
+        } else {
+            assert_ne!(arg0, "goplug-renamed-plugin");
+            assert!(!hook_ran.exists(), "the pre_exec hook did not run");
+        }
+        assert!(client.shutdown().await.graceful);
+        s.assert_clean().await;
+    }
+}
+
 /// A runner as a container runtime would be: it starts the plugin through
 /// the local runner but sees its socket under another path (`view`), which
 /// the host must translate to reach it.

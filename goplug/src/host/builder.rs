@@ -94,6 +94,11 @@ impl ClientBuilder {
     /// the variables set on `command`, then this process's environment
     /// (see [`skip_host_env`](Self::skip_host_env)), then go-plugin's
     /// variables; the last value of a name wins. Stdin is inherited.
+    ///
+    /// The default runner uses the command's program, arguments,
+    /// environment and working directory; for its other `CommandExt`
+    /// settings (uid, gid, `pre_exec` hooks), run it with
+    /// [`LocalRunner::fork_exec`](super::LocalRunner::fork_exec).
     pub fn command(mut self, command: std::process::Command) -> Self {
         self.command = Some(command);
         self
