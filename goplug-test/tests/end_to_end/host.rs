@@ -344,6 +344,15 @@ async fn a_stopped_plugin_is_killed_within_the_grace() {
     s.assert_clean().await;
 }
 
+/// The host's per-plugin directory: the socket sits straight in it, as
+/// go-plugin's do.
+fn host_socket_dir(socket: &std::path::Path) -> &std::path::Path {
+    let dir = socket.parent().unwrap();
+    let name = dir.file_name().unwrap().to_string_lossy();
+    assert!(name.starts_with("goplug-"), "{}", socket.display());
+    dir
+}
+
 #[tokio::test]
 async fn socket_group_gets_access_like_go_plugin() {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -366,16 +375,7 @@ async fn socket_group_gets_access_like_go_plugin() {
             0o660,
             "{group}: socket mode"
         );
-        // The socket sits in the host's per-plugin directory, as go-plugin's do.
-        let dir = socket.parent().unwrap();
-        assert!(
-            dir.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with("goplug-"),
-            "{}",
-            socket.display()
-        );
+        let dir = host_socket_dir(&socket);
         let meta = std::fs::metadata(dir).unwrap();
         assert_eq!(meta.gid(), 1, "{group}: {}", dir.display());
         assert_eq!(
@@ -397,16 +397,8 @@ async fn sockets_are_private_without_a_group() {
     let goplug::handshake::PluginAddress::Unix(socket) = client.address().clone() else {
         panic!("expected a unix socket");
     };
-    // The socket sits in the host's per-plugin directory, owner-only.
-    let dir = socket.parent().unwrap();
-    assert!(
-        dir.file_name()
-            .unwrap()
-            .to_string_lossy()
-            .starts_with("goplug-"),
-        "{}",
-        socket.display()
-    );
+    // Owner-only.
+    let dir = host_socket_dir(&socket);
     let mode = std::fs::metadata(dir).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o700, "{}", dir.display());
     assert!(client.shutdown().await.graceful);
