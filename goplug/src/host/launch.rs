@@ -178,9 +178,12 @@ pub(super) async fn launch(plan: LaunchPlan) -> Result<Client> {
     // "not found". Refuse it here, as Go's exec does.
     // Without a checksum as with one: a bare name that is in no PATH
     // directory is an error that says so.
-    if runner_is_local && program::resolve_program(program.as_os_str()).is_none() {
-        return Err(program::not_in_path(&program));
-    }
+    let executable = if runner_is_local {
+        let found = program::resolve_program(command.get_program());
+        Some(found.ok_or_else(|| program::not_in_path(&program))?)
+    } else {
+        None
+    };
     if runner_is_local && process::kernel_refuses(&program) {
         let source = std::io::Error::from_raw_os_error(rustix::io::Errno::NOEXEC.raw_os_error());
         let diagnosis = process::spawn_diagnosis(&program, &source);
@@ -214,6 +217,7 @@ pub(super) async fn launch(plan: LaunchPlan) -> Result<Client> {
         env: own_env,
         arg0,
         needs_fork,
+        executable,
     };
     let launched = match tokio::time::timeout_at(deadline, runner.start(launch)).await {
         Ok(Ok(launched)) => launched,

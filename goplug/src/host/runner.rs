@@ -50,6 +50,8 @@ pub struct Launch {
     /// goplug added `pre_exec` hooks to `command` (the sandbox, a
     /// checksummed script's descriptor): only a fork runs them.
     pub(crate) needs_fork: bool,
+    /// The command's program found in `PATH`, when the host looked it up.
+    pub(crate) executable: Option<PathBuf>,
 }
 
 /// A started plugin: its output pipes and the handle that watches and stops it.
@@ -237,12 +239,15 @@ async fn spawn_local(runner: LocalRunner, launch: Launch) -> io::Result<Started>
 /// The plugin started by `sys::spawn` on the launcher thread.
 async fn spawn_without_fork(runner: &LocalRunner, launch: &Launch) -> io::Result<Started> {
     let command = &launch.command;
-    let program = super::program::resolve_program(command.get_program()).ok_or_else(|| {
-        io::Error::new(
-            io::ErrorKind::NotFound,
-            format!("{:?} is in no PATH directory", command.get_program()),
-        )
-    })?;
+    let program = match &launch.executable {
+        Some(found) => found.clone(),
+        None => super::program::resolve_program(command.get_program()).ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("{:?} is in no PATH directory", command.get_program()),
+            )
+        })?,
+    };
     let arg0 = launch
         .arg0
         .clone()
@@ -295,10 +300,8 @@ async fn spawn_without_fork(runner: &LocalRunner, launch: &Launch) -> io::Result
 async fn spawn_with_fork(runner: LocalRunner, launch: Launch) -> io::Result<Started> {
     use std::os::unix::process::CommandExt;
     let own_group = runner.wants_own_group();
+    // A checksummed command already carries its arg0.
     let mut command = launch.command;
-    if let Some(arg0) = &launch.arg0 {
-        command.arg0(arg0);
-    }
     command
         .stdin(Stdio::inherit())
         .stdout(Stdio::piped())
@@ -389,22 +392,11 @@ impl RunningPlugin for LocalPlugin {
                     }
                 }
                 Child::Cloned { pid, reaped } => {
-                    let exited = match self.pidfd.as_ref().map(|fd| fd.try_clone()) {
-                        Some(Ok(pidfd)) => crate::sys::pidfd::pidfd_exited(pidfd).await,
-                        Some(Err(e)) => Err(e),
-                        None => Err(io::Error::other("no pidfd")),
-                    };
-                    if let Err(e) = &exited {
-                        tracing::debug!("watching the plugin's pidfd failed, polling instead: {e}");
-                    }
-                    loop {
-                        match reap(*pid, reaped) {
-                            Reaped::Exited(status) => return PluginExit::Exited(status),
-                            Reaped::Gone => return PluginExit::Gone,
-                            Reaped::Running => {
-                                tokio::time::sleep(crate::sys::pidfd::POLL_INTERVAL).await;
-                            }
-                        }
+                    let pidfd = self.pidfd.as_ref().and_then(|fd| fd.try_clone().ok());
+                    crate::sys::pidfd::process_gone(pidfd, || !has_exited(*pid)).await;
+                    match reap(*pid, reaped) {
+                        Some(status) => PluginExit::Exited(status),
+                        None => PluginExit::Gone,
                     }
                 }
             }
@@ -465,29 +457,29 @@ impl Drop for LocalPlugin {
     }
 }
 
-/// What waiting for a cloned child without blocking found.
-enum Reaped {
-    Exited(ExitStatus),
-    Running,
-    /// Reaped before, or waiting failed.
-    Gone,
+/// Whether the cloned child `pid` has exited (or cannot be waited for),
+/// without reaping it.
+fn has_exited(pid: rustix::process::Pid) -> bool {
+    use rustix::process::{WaitId, WaitIdOptions};
+    let peek = WaitIdOptions::EXITED | WaitIdOptions::NOHANG | WaitIdOptions::NOWAIT;
+    !matches!(rustix::process::waitid(WaitId::Pid(pid), peek), Ok(None))
 }
 
-/// Reaps the cloned child `pid` if it has exited, once.
-fn reap(pid: rustix::process::Pid, reaped: &std::sync::atomic::AtomicBool) -> Reaped {
+/// Reaps the cloned child `pid` once, if it has exited: its status.
+fn reap(pid: rustix::process::Pid, reaped: &std::sync::atomic::AtomicBool) -> Option<ExitStatus> {
     use std::os::unix::process::ExitStatusExt;
     if reaped.load(std::sync::atomic::Ordering::Acquire) {
-        return Reaped::Gone;
+        return None;
     }
     match rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::NOHANG) {
         Ok(Some((_, status))) => {
             reaped.store(true, std::sync::atomic::Ordering::Release);
-            Reaped::Exited(ExitStatus::from_raw(status.as_raw()))
+            Some(ExitStatus::from_raw(status.as_raw()))
         }
-        Ok(None) => Reaped::Running,
+        Ok(None) => None,
         Err(e) => {
             tracing::warn!("reaping the plugin process failed: {e}");
-            Reaped::Gone
+            None
         }
     }
 }
