@@ -204,6 +204,10 @@ impl PluginProcess {
 
     /// Waits until the process is gone, or `timeout`. Returns whether it is gone.
     pub(crate) async fn wait_gone(&self, timeout: Duration) -> bool {
+        // A zero timeout would still wait for the timer's next tick.
+        if timeout.is_zero() {
+            return self.state() != ProcessState::Running;
+        }
         let mut state = self.state.clone();
         matches!(
             tokio::time::timeout(timeout, state.wait_for(|s| *s != ProcessState::Running)).await,

@@ -86,10 +86,10 @@ impl Client {
         // killed at once, as go-plugin does.
         let mut quit_refused = false;
         if let Some(connection) = &netrpc {
-            if process.state() == ProcessState::Running {
+            if !process.wait_gone(Duration::ZERO).await {
                 quit_refused = !connection.quit(shutdown_grace).await;
             }
-        } else if process.state() == ProcessState::Running {
+        } else if !process.wait_gone(Duration::ZERO).await {
             let mut controller = pb::grpc_controller_client::GrpcControllerClient::new(channel);
             // The outcome is ignored, as go-plugin does: the plugin may stop
             // before its reply is sent.
@@ -101,13 +101,12 @@ impl Client {
         if let Some(mux) = mux {
             mux.close();
         }
-        // A zero timeout would still wait for the timer's next tick.
-        let graceful = if quit_refused {
-            process.state() != ProcessState::Running
+        let remaining = if quit_refused {
+            Duration::ZERO
         } else {
-            let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
-            process.wait_gone(remaining).await
+            deadline.saturating_duration_since(tokio::time::Instant::now())
         };
+        let graceful = process.wait_gone(remaining).await;
         if let Some(connection) = netrpc {
             connection.close(Duration::from_secs(1)).await;
         }
